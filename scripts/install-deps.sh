@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Installs the Debian packages dapx needs, only those missing. Idempotent; quiet when all is there.
+set -euo pipefail
+packages=(build-essential cmake pkg-config libtorch-dev nlohmann-json3-dev libpcre2-dev
+          libutf8proc-dev libcli11-dev libcpp-httplib-dev googletest libgtest-dev
+          libbenchmark-dev gnuplot-nox)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+echo "dapx: installing missing Debian packages: ${missing[*]}"
+SUDO=""
+[ "$(id -u)" -ne 0 ] && SUDO="sudo"
+$SUDO apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+echo "dapx: packages installed."

@@ -1,0 +1,89 @@
+#pragma once
+// safetensors reader (memory-mapped, validated header) and writer; sharded checkpoints via
+// model.safetensors.index.json. No LibTorch here: tensors are raw views into the mapping.
+#include <cstddef>
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace dapx {
+
+enum class DType { F32, F16, BF16 };
+size_t dtype_size(DType t);
+std::string dtype_name(DType t);  // "F32", "F16", "BF16" (safetensors spelling)
+
+struct TensorView {
+  std::string name;
+  DType dtype = DType::F32;
+  std::vector<int64_t> shape;
+  const std::byte* data = nullptr;  // points into the memory mapping
+  size_t nbytes = 0;
+  int64_t numel() const;
+};
+
+// One .safetensors file, mapped read-only for the object's lifetime. The header is validated
+// on open: JSON well-formed, dtypes known, offsets inside the file, sizes == shape x dtype,
+// no overlapping tensors. Errors name the file and the tensor.
+class SafetensorsFile {
+ public:
+  static std::unique_ptr<SafetensorsFile> open(const std::filesystem::path& path);
+  ~SafetensorsFile();
+  SafetensorsFile(const SafetensorsFile&) = delete;
+  SafetensorsFile& operator=(const SafetensorsFile&) = delete;
+
+  const std::map<std::string, TensorView>& tensors() const { return tensors_; }
+  const TensorView* find(const std::string& name) const;  // nullptr when absent
+  const std::filesystem::path& path() const { return path_; }
+  size_t file_size() const { return size_; }
+
+ private:
+  SafetensorsFile() = default;
+  std::filesystem::path path_;
+  void* map_ = nullptr;
+  size_t size_ = 0;
+  std::map<std::string, TensorView> tensors_;
+};
+
+// All weights of a model directory: model.safetensors, or the shards listed by
+// model.safetensors.index.json ("weight_map").
+class WeightStore {
+ public:
+  static WeightStore open(const std::filesystem::path& model_dir);
+  bool has(const std::string& name) const;
+  // Throws dapx::Error "missing tensor 'NAME' in DIR" when absent.
+  const TensorView& get(const std::string& name) const;
+  // get() plus a shape check: "tensor 'NAME' has shape [a, b], expected [c, d]".
+  const TensorView& get(const std::string& name, const std::vector<int64_t>& expected_shape) const;
+  std::vector<std::string> names() const;
+  size_t total_bytes() const;
+
+ private:
+  std::filesystem::path dir_;
+  std::vector<std::unique_ptr<SafetensorsFile>> files_;
+  std::map<std::string, const TensorView*> index_;
+};
+
+// A tensor to write: bytes already in the target dtype, row-major.
+struct TensorData {
+  std::string name;
+  DType dtype = DType::F32;
+  std::vector<int64_t> shape;
+  std::vector<std::byte> bytes;
+};
+
+// Writes one safetensors file (tensors sorted by name, 8-byte aligned header).
+void write_safetensors(const std::filesystem::path& path, const std::vector<TensorData>& tensors,
+                       const std::map<std::string, std::string>& metadata = {});
+
+// Conversions used by the writer, the reader's tests and the naive reference.
+uint16_t float_to_bf16(float f);  // round to nearest even
+float bf16_to_float(uint16_t h);
+uint16_t float_to_f16(float f);
+float f16_to_float(uint16_t h);
+// Reads any supported dtype into float32.
+std::vector<float> to_float_vector(const TensorView& t);
+
+}  // namespace dapx

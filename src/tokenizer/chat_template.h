@@ -1,0 +1,25 @@
+#pragma once
+// Chat formats: ChatML (Qwen), Llama-3 headers, and raw (messages joined, no markup).
+#include <filesystem>
+#include <string>
+#include <vector>
+
+namespace dapx {
+
+struct ChatMessage {
+  std::string role;  // "system", "user", "assistant"
+  std::string content;
+};
+
+enum class ChatFormat { Raw, ChatML, Llama3 };
+
+ChatFormat chat_format_from_name(const std::string& name);  // "raw", "chatml", "llama3"
+std::string chat_format_name(ChatFormat f);
+// Recognises the format from DIR/tokenizer_config.json's "chat_template" (and tokens);
+// Raw when absent or unrecognised.
+ChatFormat detect_chat_format(const std::filesystem::path& model_dir);
+// Renders the conversation and, when add_generation_prompt, opens the assistant turn.
+std::string apply_chat_format(ChatFormat f, const std::vector<ChatMessage>& messages,
+                              bool add_generation_prompt = true);
+
+}  // namespace dapx
