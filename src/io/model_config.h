@@ -1,11 +1,10 @@
 #pragma once
 // Hugging Face config.json (+ generation_config.json) -> ModelConfig for the Llama family.
 #include <filesystem>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 namespace dapx {
 
@@ -33,16 +32,16 @@ struct ModelConfig {
   int vocab_size = 0;
   int hidden_size = 0;
   int intermediate_size = 0;
-  int num_layers = 0;        // num_hidden_layers
-  int num_heads = 0;         // num_attention_heads
-  int num_kv_heads = 0;      // num_key_value_heads (defaults to num_heads)
-  int head_dim = 0;          // explicit head_dim, else hidden_size / num_heads
+  int num_layers = 0;    // num_hidden_layers
+  int num_heads = 0;     // num_attention_heads
+  int num_kv_heads = 0;  // num_key_value_heads (defaults to num_heads)
+  int head_dim = 0;      // explicit head_dim, else hidden_size / num_heads
   double rms_norm_eps = 1e-6;
   double rope_theta = 10000.0;
   int max_position_embeddings = 2048;
   bool tie_word_embeddings = false;
-  bool qkv_bias = false;     // Qwen2: bias on q/k/v projections
-  bool qk_norm = false;      // Qwen3: per-head RMSNorm on q and k
+  bool qkv_bias = false;  // Qwen2: bias on q/k/v projections
+  bool qk_norm = false;   // Qwen3: per-head RMSNorm on q and k
   std::optional<RopeScaling> rope_scaling;
   int bos_token_id = -1;
   std::vector<int> eos_token_ids;  // config.json and generation_config.json, deduplicated
@@ -57,5 +56,10 @@ struct ModelConfig {
   static ModelConfig load(const std::filesystem::path& model_dir);
   nlohmann::json to_json() const;  // HF-style config.json content
 };
+
+// Field-by-field equality (used by round-trip tests and config comparisons).
+bool operator==(const RopeScaling& a, const RopeScaling& b);
+bool operator==(const ModelConfig& a, const ModelConfig& b);
+inline bool operator!=(const ModelConfig& a, const ModelConfig& b) { return !(a == b); }
 
 }  // namespace dapx

@@ -4,6 +4,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -77,6 +78,21 @@ struct TensorData {
 // Writes one safetensors file (tensors sorted by name, 8-byte aligned header).
 void write_safetensors(const std::filesystem::path& path, const std::vector<TensorData>& tensors,
                        const std::map<std::string, std::string>& metadata = {});
+
+// Shape and dtype of a tensor to be written by the streaming writer.
+struct TensorSpec {
+  std::string name;
+  DType dtype = DType::F32;
+  std::vector<int64_t> shape;
+};
+
+// Streaming writer: the header is computed from `specs` first, then `produce` is called once
+// per tensor (in name order) to fill `out` with its bytes, which are written immediately, so
+// only one tensor's bytes are in memory at a time. Throws when a produced size is wrong.
+void write_safetensors_streamed(
+    const std::filesystem::path& path, const std::vector<TensorSpec>& specs,
+    const std::function<void(const TensorSpec& spec, std::vector<std::byte>& out)>& produce,
+    const std::map<std::string, std::string>& metadata = {});
 
 // Conversions used by the writer, the reader's tests and the naive reference.
 uint16_t float_to_bf16(float f);  // round to nearest even
