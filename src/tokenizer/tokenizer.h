@@ -20,6 +20,9 @@ class Tokenizer {
   Tokenizer& operator=(Tokenizer&&) noexcept;
 
   // Special/added tokens written in the text (e.g. "<|im_start|>") become their ids.
+  // Bytes that are not valid UTF-8 become their single-byte tokens, so decode(encode(x)) == x
+  // for any byte string (up to NFC where the tokenizer normalises). Safe to call from several
+  // threads (the pre-token cache is locked).
   std::vector<int> encode(const std::string& text) const;
   // Concatenated bytes of the tokens (may end inside a UTF-8 sequence).
   std::string decode(const std::vector<int>& ids) const;

@@ -1,0 +1,96 @@
+// Invalid or unsupported tokenizer.json files give a dapx::Error naming the file and problem.
+#include <gtest/gtest.h>
+
+#include <string>
+
+#include "tokenizer/tokenizer.h"
+#include "util/error.h"
+
+namespace dapx {
+namespace {
+
+// Message of the error that loading `json` raises ("" if it loads).
+std::string load_error(const std::string& json) {
+  try {
+    Tokenizer::from_json_string(json, "bad/tokenizer.json");
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
+}
+
+// A minimal valid byte-level tokenizer.json around the given model/pre_tokenizer.
+std::string with_model(
+    const std::string& model,
+    const std::string& pre = R"({"type": "ByteLevel", "add_prefix_space": false})",
+    const std::string& normalizer = "null") {
+  return R"({"normalizer": )" + normalizer + R"(, "pre_tokenizer": )" + pre + R"(, "model": )" +
+         model + "}";
+}
+
+void expect_error(const std::string& json, const std::string& needle) {
+  const std::string message = load_error(json);
+  EXPECT_NE(message.find("bad/tokenizer.json"), std::string::npos) << message;
+  EXPECT_NE(message.find(needle), std::string::npos)
+      << "wanted \"" << needle << "\" in: " << message;
+}
+
+TEST(TokenizerErrors, NotJson) { expect_error("{\"model\": [1, 2", "not valid JSON"); }
+
+TEST(TokenizerErrors, NotAnObject) { expect_error("[1, 2, 3]", "must be a JSON object"); }
+
+TEST(TokenizerErrors, MissingModel) {
+  expect_error(R"({"pre_tokenizer": {"type": "ByteLevel"}})", "no \"model\"");
+}
+
+TEST(TokenizerErrors, UnsupportedModelType) {
+  expect_error(with_model(R"({"type": "WordPiece", "vocab": {}})"),
+               "unsupported model type \"WordPiece\"");
+}
+
+TEST(TokenizerErrors, MissingVocabOrMerges) {
+  expect_error(with_model(R"({"type": "BPE", "merges": []})"), "no \"vocab\"");
+  expect_error(with_model(R"({"type": "BPE", "vocab": {}})"), "no \"merges\"");
+}
+
+TEST(TokenizerErrors, NotByteLevel) {
+  expect_error(with_model(R"({"type": "BPE", "vocab": {}, "merges": []})", "null"),
+               "no ByteLevel pre-tokenizer");
+  expect_error(with_model(R"({"type": "BPE", "vocab": {}, "merges": []})"),
+               "not a byte-level vocabulary");
+}
+
+TEST(TokenizerErrors, UnsupportedNormalizerAndPreTokenizer) {
+  const std::string model = R"({"type": "BPE", "vocab": {}, "merges": []})";
+  expect_error(with_model(model, R"({"type": "ByteLevel"})", R"({"type": "Lowercase"})"),
+               "unsupported normalizer type \"Lowercase\"");
+  expect_error(with_model(model, R"({"type": "Whitespace"})"),
+               "unsupported pre_tokenizer type \"Whitespace\"");
+  expect_error(with_model(model, R"({"type": "Split", "pattern": {"Regex": "(unclosed"},
+                                     "behavior": "Isolated", "invert": false})"),
+               "does not compile");
+}
+
+TEST(TokenizerErrors, MergeWithUnknownPiece) {
+  expect_error(with_model(R"({"type": "BPE", "vocab": {"a": 0}, "merges": ["a zz"]})"),
+               "\"zz\", which is not in the vocab");
+  expect_error(with_model(R"({"type": "BPE", "vocab": {"a": 0}, "merges": [42]})"),
+               "merge 0 is neither");
+}
+
+TEST(TokenizerErrors, WrongFieldTypes) {
+  expect_error(with_model(R"({"type": "BPE", "vocab": {"a": "zero"}, "merges": []})"),
+               "invalid id");
+}
+
+TEST(TokenizerErrors, MissingFile) {
+  try {
+    Tokenizer::load("/nonexistent/dir/tokenizer.json");
+    FAIL() << "expected dapx::Error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("/nonexistent/dir/tokenizer.json"), std::string::npos);
+  }
+}
+
+}  // namespace
+}  // namespace dapx
