@@ -10,6 +10,7 @@
 #include <cmath>
 #include <cstring>
 #include <fstream>
+#include <future>
 #include <limits>
 #include <nlohmann/json.hpp>
 #include <set>
@@ -254,9 +255,8 @@ std::unique_ptr<SafetensorsFile> SafetensorsFile::open(const std::filesystem::pa
   const size_t size = static_cast<size_t>(st.st_size);
   std::unique_ptr<SafetensorsFile> f(new SafetensorsFile());
   f->path_ = path;
-  if (size < 8) {
-    parse_header(path, nullptr, size);  // throws the "too short" error
-  }
+  // mmap of an empty file fails; parse_header reports every too-short file the same way.
+  if (size < 8) parse_header(path, nullptr, size);
   MapGuard map;
   map.size = size;
   void* addr = ::mmap(nullptr, size, PROT_READ, MAP_PRIVATE, fd.fd, 0);
@@ -423,8 +423,14 @@ void write_safetensors_streamed(
   if (!out) throw Error("cannot create " + quoted(path) + ": " + std::strerror(errno));
   write_le_u64(out, text.size());
   out.write(text.data(), static_cast<std::streamsize>(text.size()));
-  std::vector<std::byte> buf;
-  for (const TensorSpec* s : order) {
+  // Double buffering: tensor k+1 is produced while tensor k is written, so generation and
+  // disk I/O overlap. The pending write is always joined before its buffer is reused, and
+  // std::async's future joins in its destructor if produce() throws.
+  std::vector<std::byte> bufs[2];
+  std::future<void> pending;
+  for (size_t k = 0; k < order.size(); ++k) {
+    const TensorSpec* s = order[k];
+    std::vector<std::byte>& buf = bufs[k % 2];
     buf.clear();
     produce(*s, buf);
     uint64_t n = 0;
@@ -434,8 +440,13 @@ void write_safetensors_streamed(
                   std::to_string(buf.size()) + " bytes, shape " + shape_string(s->shape) + " x " +
                   dtype_name(s->dtype) + " needs " + std::to_string(n * dtype_size(s->dtype)));
     }
-    out.write(reinterpret_cast<const char*>(buf.data()), static_cast<std::streamsize>(buf.size()));
+    if (pending.valid()) pending.get();
+    pending = std::async(std::launch::async, [&out, &buf] {
+      out.write(reinterpret_cast<const char*>(buf.data()),
+                static_cast<std::streamsize>(buf.size()));
+    });
   }
+  if (pending.valid()) pending.get();
   out.flush();
   if (!out) throw Error("error writing " + quoted(path) + " (disk full?)");
 }
