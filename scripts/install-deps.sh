@@ -3,7 +3,8 @@
 set -euo pipefail
 packages=(build-essential cmake pkg-config libtorch-dev nlohmann-json3-dev libpcre2-dev
           libutf8proc-dev libcli11-dev libcpp-httplib-dev googletest libgtest-dev
-          libbenchmark-dev gnuplot-nox)
+          libbenchmark-dev gnuplot-nox
+          libopenblas0-openmp)  # LibTorch calls the system BLAS: OpenBLAS, not the reference one
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

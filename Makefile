@@ -1,0 +1,49 @@
+# dapx: two commands do all the set-up.
+#   make run   installs what is missing, builds (Release), runs the main job on the default models
+#   make test  installs what is missing, builds, runs every test (ctest)
+BUILD ?= build
+JOBS  ?= $(shell nproc)
+DAPX  := $(BUILD)/apps/dapx
+MODELS := models/generated
+TARGET := $(MODELS)/target-small
+DRAFT  := $(MODELS)/draft-tiny
+PROMPT ?= Summarise in one sentence: the river town woke slowly on winter mornings, and the market filled with carts.
+
+.PHONY: all deps build run test sanitize format clean models bench
+
+all: build
+
+deps:
+	@bash scripts/install-deps.sh
+
+$(BUILD)/CMakeCache.txt: | deps
+	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release
+
+build: deps $(BUILD)/CMakeCache.txt
+	cmake --build $(BUILD) -j $(JOBS)
+
+# The default pair until a trained pair ships: a random-weight target and draft that share
+# the Qwen2 vocabulary (generated once, a few seconds).
+$(TARGET)/config.json: | build
+	$(DAPX) make-model --arch qwen2 --shape small --seed 1 --out $(TARGET)
+$(DRAFT)/config.json: | build
+	$(DAPX) make-model --arch qwen2 --shape tiny --seed 2 --out $(DRAFT)
+models: $(TARGET)/config.json $(DRAFT)/config.json
+
+run: build models
+	$(DAPX) generate --model $(TARGET) --chat --prompt "$(PROMPT)" --max-new-tokens 32 --json
+
+test: build
+	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
+
+# ASan + UBSan over the torch-free libraries (safetensors, config, tokenizer) and their tests.
+sanitize: deps
+	cmake -S . -B $(BUILD)-asan -DCMAKE_BUILD_TYPE=Debug -DDAPX_WITH_TORCH=OFF -DDAPX_SANITIZE=ON
+	cmake --build $(BUILD)-asan -j $(JOBS)
+	cd $(BUILD)-asan && ctest --output-on-failure
+
+format:
+	clang-format -i $$(git ls-files '*.cpp' '*.h')
+
+clean:
+	rm -rf $(BUILD) $(BUILD)-asan $(MODELS)

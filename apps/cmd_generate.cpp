@@ -1,0 +1,96 @@
+// dapx generate: one prompt in, text out (streamed), optional JSON result with stats.
+#include <iostream>
+#include <memory>
+
+#include "common.h"
+#include "engine/generator.h"
+#include "util/error.h"
+
+namespace dapx::cli {
+namespace {
+
+struct GenerateFlags {
+  std::string model, prompt, prompt_file, system, chat_format = "auto", method = "full";
+  bool chat = false, json = false, quiet = false;
+  GenerationParams gen;
+  RuntimeFlags runtime;
+};
+
+std::unique_ptr<Method> make_method(const std::string& name) {
+  if (name == "full") return std::make_unique<FullKV>();
+  throw Error("unknown --method '" + name + "'; available: full");
+}
+
+std::vector<int> build_prompt(const GenerateFlags& f, const LoadedModel& m) {
+  if (!f.prompt.empty() && !f.prompt_file.empty())
+    throw Error("give either --prompt or --prompt-file, not both");
+  std::string text = f.prompt_file.empty() ? f.prompt : read_file(f.prompt_file);
+  if (text.empty()) throw Error("the prompt is empty: pass --prompt TEXT or --prompt-file FILE");
+  if (f.chat) {
+    ChatFormat fmt = f.chat_format == "auto" ? m.chat_format : chat_format_from_name(f.chat_format);
+    std::vector<ChatMessage> msgs;
+    if (!f.system.empty()) msgs.push_back({"system", f.system});
+    msgs.push_back({"user", text});
+    text = apply_chat_format(fmt, msgs, true);
+  }
+  return m.tokenizer.encode(text);
+}
+
+void run(const GenerateFlags& f) {
+  const ComputeOptions opts = apply_runtime_flags(f.runtime);
+  auto model = LoadedModel::load(f.model, opts);
+  const std::vector<int> prompt = build_prompt(f, *model);
+  auto method = make_method(f.method);
+  const bool stream = !f.quiet && !f.json;
+  GenerationResult r = generate(*model, *method, prompt, f.gen, [&](const std::string& s) {
+    if (stream) std::cout << s << std::flush;
+  });
+  if (stream) std::cout << "\n";
+  if (f.json) {
+    nlohmann::json j = {{"text", r.text},
+                        {"tokens", r.tokens},
+                        {"method", method->name()},
+                        {"model", f.model},
+                        {"dtype", f.runtime.dtype},
+                        {"threads", at::get_num_threads()},
+                        {"stats", r.stats.to_json()},
+                        {"method_info", r.method_info}};
+    std::cout << j.dump(2) << "\n";
+  } else if (!f.quiet) {
+    const auto& s = r.stats;
+    std::cerr << "[dapx] " << s.prompt_tokens << " prompt tokens, " << s.generated_tokens
+              << " generated (" << s.finish_reason << "); TTFT " << s.ttft_s << " s, "
+              << (s.tpot_s > 0 ? 1.0 / s.tpot_s : 0.0) << " tok/s decode, KV "
+              << s.kv_bytes / 1048576.0 << " MiB, peak RSS " << s.peak_rss_bytes / 1048576.0
+              << " MiB\n";
+  }
+}
+
+}  // namespace
+
+void register_generate(CLI::App& app) {
+  auto f = std::make_shared<GenerateFlags>();
+  CLI::App* cmd = app.add_subcommand("generate", "Generate text from a prompt with a chosen method");
+  cmd->add_option("--model,-m", f->model, "Target model: a Hugging Face directory")->required();
+  cmd->add_option("--prompt,-p", f->prompt, "Prompt text");
+  cmd->add_option("--prompt-file,-f", f->prompt_file, "Read the prompt from a file");
+  cmd->add_flag("--chat", f->chat, "Wrap the prompt as a user turn in the model's chat format");
+  cmd->add_option("--chat-format", f->chat_format, "auto (from tokenizer_config.json), chatml, llama3 or raw")
+      ->check(CLI::IsMember({"auto", "chatml", "llama3", "raw"}));
+  cmd->add_option("--system", f->system, "System message (with --chat)");
+  cmd->add_option("--method", f->method, "KV / prompt method: full");
+  cmd->add_option("--max-new-tokens,-n", f->gen.max_new_tokens, "Tokens to generate at most")
+      ->check(CLI::PositiveNumber);
+  cmd->add_option("--temperature", f->gen.sampling.temperature, "0 = greedy (default)");
+  cmd->add_option("--top-k", f->gen.sampling.top_k, "Sample among the k most likely tokens (0 = all)");
+  cmd->add_option("--top-p", f->gen.sampling.top_p, "Nucleus sampling mass (1 = all)");
+  cmd->add_option("--seed", f->gen.sampling.seed, "Sampling seed");
+  cmd->add_option("--stop", f->gen.stop, "Stop when this string appears (repeatable)");
+  cmd->add_flag("--ignore-eos", f->gen.ignore_eos, "Keep generating past end-of-sequence tokens");
+  cmd->add_flag("--json", f->json, "Print a JSON result (text, tokens, stats) instead of streaming");
+  cmd->add_flag("--quiet,-q", f->quiet, "Print nothing but errors (for timing runs)");
+  add_runtime_flags(*cmd, f->runtime);
+  cmd->callback([f] { run(*f); });
+}
+
+}  // namespace dapx::cli

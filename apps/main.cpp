@@ -1,0 +1,35 @@
+// dapx: draft-based approximate inference for long-context LLMs.
+#include <CLI/CLI.hpp>
+#include <iostream>
+
+#include "util/error.h"
+
+namespace dapx::cli {
+void register_generate(CLI::App& app);
+void register_make_model(CLI::App& app);
+void register_tokenize(CLI::App& app);
+}  // namespace dapx::cli
+
+int main(int argc, char** argv) {
+  CLI::App app{
+      "dapx: draft-based approximate inference of long-context LLMs.\n"
+      "A small draft model guides a large target so that the target keeps only the KV pairs\n"
+      "and prompt tokens that matter. Models are Hugging Face directories (config.json,\n"
+      "*.safetensors, tokenizer.json)."};
+  app.require_subcommand(1);
+  dapx::cli::register_generate(app);
+  dapx::cli::register_make_model(app);
+  dapx::cli::register_tokenize(app);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  } catch (const dapx::Error& e) {
+    std::cerr << "dapx: error: " << e.what() << "\n";
+    return 1;
+  } catch (const std::exception& e) {
+    std::cerr << "dapx: internal error: " << e.what() << "\n";
+    return 2;
+  }
+  return 0;
+}

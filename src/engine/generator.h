@@ -1,0 +1,52 @@
+#pragma once
+// The one generation loop: a method prefills, then tokens are sampled and fed back on the
+// (possibly compacted) cache until EOS, a stop string or max_new_tokens.
+#include <functional>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "engine/model.h"
+#include "engine/sampler.h"
+#include "methods/method.h"
+
+namespace dapx {
+
+struct GenerationParams {
+  int max_new_tokens = 128;
+  SamplingParams sampling;
+  std::vector<std::string> stop;  // stop strings (not included in the text)
+  bool ignore_eos = false;
+};
+
+struct GenerationStats {
+  int prompt_tokens = 0;
+  int generated_tokens = 0;
+  double prefill_s = 0;   // method prefill (incl. any draft work)
+  double ttft_s = 0;      // prompt in -> first token chosen
+  double decode_s = 0;    // after the first token
+  double tpot_s = 0;      // decode_s / (generated - 1)
+  double total_s = 0;
+  int64_t kv_bytes_full = 0;   // cache bytes a full-KV prefill holds
+  int64_t kv_bytes = 0;        // cache bytes after the method, at the end of generation
+  int64_t weight_bytes = 0;
+  int64_t peak_rss_bytes = 0;
+  std::string finish_reason;   // "eos", "stop", "length"
+  nlohmann::json to_json() const;
+};
+
+struct GenerationResult {
+  std::string text;
+  std::vector<int> tokens;
+  GenerationStats stats;
+  nlohmann::json method_info;
+};
+
+using TextCallback = std::function<void(const std::string&)>;
+
+// Throws dapx::Error for an empty prompt or one that, with max_new_tokens, exceeds the
+// model's context.
+GenerationResult generate(const LoadedModel& model, Method& method, const std::vector<int>& prompt,
+                          const GenerationParams& params, const TextCallback& on_text = nullptr);
+
+}  // namespace dapx

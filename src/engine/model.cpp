@@ -1,0 +1,42 @@
+#include "engine/model.h"
+
+#include "util/error.h"
+
+namespace dapx {
+namespace {
+
+Tokenizer load_tokenizer(const std::filesystem::path& dir) {
+  const auto path = dir / "tokenizer.json";
+  if (!std::filesystem::exists(path)) throw Error("no tokenizer.json in " + dir.string());
+  return Tokenizer::load(path);
+}
+
+std::shared_ptr<const WeightStore> open_weights(const std::filesystem::path& dir) {
+  return std::make_shared<const WeightStore>(WeightStore::open(dir));
+}
+
+}  // namespace
+
+std::unique_ptr<LoadedModel> LoadedModel::load(const std::filesystem::path& dir,
+                                               const ComputeOptions& opts) {
+  if (!std::filesystem::is_directory(dir))
+    throw Error("model directory '" + dir.string() + "' does not exist");
+  ModelConfig cfg = ModelConfig::load(dir);
+  Tokenizer tok = load_tokenizer(dir);
+  if (tok.vocab_size() > cfg.vocab_size)
+    throw Error("tokenizer.json in " + dir.string() + " has " + std::to_string(tok.vocab_size()) +
+                " tokens but the model's vocab_size is " + std::to_string(cfg.vocab_size));
+  auto weights = open_weights(dir);
+  Transformer transformer(cfg, weights, opts);
+  return std::unique_ptr<LoadedModel>(new LoadedModel{dir, cfg, std::move(tok),
+                                                      detect_chat_format(dir), weights,
+                                                      std::move(transformer)});
+}
+
+at::ScalarType parse_compute_dtype(const std::string& name) {
+  if (name == "bf16" || name == "bfloat16") return at::kBFloat16;
+  if (name == "f32" || name == "float32") return at::kFloat;
+  throw Error("unknown dtype '" + name + "'; use bf16 or f32");
+}
+
+}  // namespace dapx

@@ -1,0 +1,100 @@
+#include "kv/kv_cache.h"
+
+#include <algorithm>
+
+#include "util/error.h"
+
+namespace dapx {
+
+LayerKV::LayerKV(int64_t kv_heads, int64_t head_dim, at::ScalarType dtype)
+    : kv_heads_(kv_heads), head_dim_(head_dim), dtype_(dtype) {}
+
+void LayerKV::grow_to(int64_t capacity) {
+  auto opts = at::TensorOptions().dtype(dtype_);
+  at::Tensor k = at::empty({kv_heads_, capacity, head_dim_}, opts);
+  at::Tensor v = at::empty({kv_heads_, capacity, head_dim_}, opts);
+  if (length_ > 0) {
+    k.narrow(1, 0, length_).copy_(keys());
+    v.narrow(1, 0, length_).copy_(values());
+  }
+  k_ = std::move(k);
+  v_ = std::move(v);
+}
+
+void LayerKV::reserve(int64_t extra) {
+  if (length_ + extra > capacity()) grow_to(length_ + extra);
+}
+
+void LayerKV::append(const at::Tensor& k, const at::Tensor& v) {
+  const int64_t t = k.size(1);
+  if (k.size(0) != kv_heads_ || k.size(2) != head_dim_ || !v.sizes().equals(k.sizes()))
+    throw Error("KV append: expected [kv_heads, t, head_dim] keys and values of equal shape");
+  if (length_ + t > capacity()) grow_to(std::max(length_ + t, capacity() * 3 / 2 + 16));
+  k_.narrow(1, length_, t).copy_(k);
+  v_.narrow(1, length_, t).copy_(v);
+  length_ += t;
+}
+
+at::Tensor LayerKV::keys() const { return k_.narrow(1, 0, length_); }
+at::Tensor LayerKV::values() const { return v_.narrow(1, 0, length_); }
+
+void LayerKV::compact(const at::Tensor& idx, int64_t reserve_extra) {
+  if (idx.dim() != 2 || idx.size(0) != kv_heads_)
+    throw Error("KV compact: index must be [kv_heads, keep]");
+  const int64_t keep = idx.size(1);
+  if (keep > length_) throw Error("KV compact: more entries kept than the cache holds");
+  if (keep > 0 && (idx.min().item<int64_t>() < 0 || idx.max().item<int64_t>() >= length_))
+    throw Error("KV compact: index out of range");
+  // gather along the token axis: [kv, keep] -> [kv, keep, d]
+  const at::Tensor g = idx.to(at::kLong).unsqueeze(-1).expand({kv_heads_, keep, head_dim_});
+  auto opts = at::TensorOptions().dtype(dtype_);
+  at::Tensor k = at::empty({kv_heads_, keep + reserve_extra, head_dim_}, opts);
+  at::Tensor v = at::empty({kv_heads_, keep + reserve_extra, head_dim_}, opts);
+  k.narrow(1, 0, keep).copy_(at::gather(keys(), 1, g));
+  v.narrow(1, 0, keep).copy_(at::gather(values(), 1, g));
+  k_ = std::move(k);
+  v_ = std::move(v);
+  length_ = keep;
+}
+
+void LayerKV::truncate(int64_t new_length) {
+  if (new_length < 0 || new_length > length_) throw Error("KV truncate: length out of range");
+  length_ = new_length;
+}
+
+int64_t LayerKV::allocated_bytes() const {
+  return 2 * kv_heads_ * capacity() * head_dim_ * static_cast<int64_t>(c10::elementSize(dtype_));
+}
+
+int64_t LayerKV::live_bytes() const {
+  return 2 * kv_heads_ * length_ * head_dim_ * static_cast<int64_t>(c10::elementSize(dtype_));
+}
+
+KVCache::KVCache(int num_layers, int64_t kv_heads, int64_t head_dim, at::ScalarType dtype) {
+  layers_.reserve(num_layers);
+  for (int l = 0; l < num_layers; ++l) layers_.emplace_back(kv_heads, head_dim, dtype);
+}
+
+void KVCache::reserve(int64_t extra) {
+  for (auto& l : layers_) l.reserve(extra);
+}
+
+int64_t KVCache::allocated_bytes() const {
+  int64_t s = 0;
+  for (const auto& l : layers_) s += l.allocated_bytes();
+  return s;
+}
+
+int64_t KVCache::live_bytes() const {
+  int64_t s = 0;
+  for (const auto& l : layers_) s += l.live_bytes();
+  return s;
+}
+
+std::vector<int64_t> KVCache::lengths() const {
+  std::vector<int64_t> out;
+  for (const auto& l : layers_) out.push_back(l.length());
+  return out;
+}
+
+}  // namespace dapx

@@ -1,0 +1,59 @@
+#pragma once
+// KV cache built for per-head compaction. Per layer, K and V are [kv_heads, capacity, head_dim]
+// with `length` live entries in every head. Keys are stored after RoPE, so dropping entries
+// never re-rotates anything and later tokens keep their original positions.
+#include <ATen/ATen.h>
+
+#include <cstdint>
+#include <vector>
+
+namespace dapx {
+
+class LayerKV {
+ public:
+  LayerKV(int64_t kv_heads, int64_t head_dim, at::ScalarType dtype);
+
+  // Appends k/v of shape [kv_heads, t, head_dim]; grows the buffer when needed.
+  void append(const at::Tensor& k, const at::Tensor& v);
+  // Live views [kv_heads, length, head_dim].
+  at::Tensor keys() const;
+  at::Tensor values() const;
+  // Keeps, per head, the entries idx[h] (int64 [kv_heads, keep], ascending per head). The new
+  // buffer holds keep + reserve_extra slots, so the memory of dropped entries is released.
+  void compact(const at::Tensor& idx, int64_t reserve_extra = 0);
+  // Ensures room for `extra` more entries without reallocating during decode.
+  void reserve(int64_t extra);
+  // Drops entries past `new_length` (e.g. a lookahead that must not stay cached).
+  void truncate(int64_t new_length);
+
+  int64_t length() const { return length_; }
+  int64_t capacity() const { return k_.defined() ? k_.size(1) : 0; }
+  // Bytes held by the buffers (capacity) and by live entries.
+  int64_t allocated_bytes() const;
+  int64_t live_bytes() const;
+
+ private:
+  void grow_to(int64_t capacity);
+  int64_t kv_heads_, head_dim_;
+  at::ScalarType dtype_;
+  at::Tensor k_, v_;
+  int64_t length_ = 0;
+};
+
+class KVCache {
+ public:
+  KVCache(int num_layers, int64_t kv_heads, int64_t head_dim, at::ScalarType dtype);
+  LayerKV& layer(int l) { return layers_.at(l); }
+  const LayerKV& layer(int l) const { return layers_.at(l); }
+  int num_layers() const { return static_cast<int>(layers_.size()); }
+  void reserve(int64_t extra);
+  int64_t allocated_bytes() const;
+  int64_t live_bytes() const;
+  // Live entries per layer (every head of a layer holds the same count).
+  std::vector<int64_t> lengths() const;
+
+ private:
+  std::vector<LayerKV> layers_;
+};
+
+}  // namespace dapx

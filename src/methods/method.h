@@ -1,0 +1,43 @@
+#pragma once
+// A method decides what the target keeps: it runs the prompt through the target (and, for
+// draft-based methods, the draft first) and hands the engine a cache ready for decoding plus
+// the logits of the next token. The engine owns the decode loop; methods never copy it.
+#include <ATen/ATen.h>
+
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "kv/kv_cache.h"
+#include "model/transformer.h"
+
+namespace dapx {
+
+struct PrefillResult {
+  KVCache cache;
+  at::Tensor next_logits;   // [vocab] f32: logits of the first generated token
+  int64_t next_position = 0;   // position of the first generated token
+  int64_t kv_bytes_full = 0;   // cache bytes before compression (for the stats)
+  nlohmann::json info = nlohmann::json::object();  // method-specific stats
+};
+
+struct PrefillRequest {
+  const std::vector<int>& prompt;
+  int max_new_tokens = 0;
+};
+
+class Method {
+ public:
+  virtual ~Method() = default;
+  virtual std::string name() const = 0;
+  virtual PrefillResult prefill(const Transformer& target, const PrefillRequest& req) = 0;
+};
+
+// No compression: the reference point.
+class FullKV : public Method {
+ public:
+  std::string name() const override { return "full"; }
+  PrefillResult prefill(const Transformer& target, const PrefillRequest& req) override;
+};
+
+}  // namespace dapx

@@ -1,0 +1,15 @@
+#pragma once
+// Causal multi-head attention of new queries over a layer's cache, in f32, without ever
+// repeating K/V for GQA and with the score matrix bounded by query blocks.
+#include <ATen/ATen.h>
+
+namespace dapx {
+
+// q: [heads, t, d] (the t newest tokens), k/v: [kv_heads, len, d] where the last t entries
+// are the new tokens themselves and the first len - t are older (all visible). Query i sees
+// every older entry and new entries 0..i. Returns [heads, t, d].
+// max_score_floats bounds the [heads, block, len] score buffer.
+at::Tensor causal_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                               int64_t max_score_floats = int64_t{16} << 20);
+
+}  // namespace dapx

@@ -1,0 +1,101 @@
+#include "model/gemv.h"
+
+#include <immintrin.h>
+
+#include <cstring>
+
+namespace dapx {
+namespace {
+
+inline float bf16_to_f32(uint16_t h) {
+  const uint32_t bits = static_cast<uint32_t>(h) << 16;
+  float f;
+  std::memcpy(&f, &bits, sizeof f);
+  return f;
+}
+
+// Portable path: one output element at a time.
+template <typename W, typename Convert>
+void gemv_portable(const W* w, int64_t n, int64_t k, const float* x, int rows, float* y,
+                   Convert convert) {
+#pragma omp parallel for schedule(static)
+  for (int64_t i = 0; i < n; ++i) {
+    const W* wr = w + i * k;
+    for (int r = 0; r < rows; ++r) {
+      const float* xr = x + r * k;
+      float acc = 0.f;
+      for (int64_t j = 0; j < k; ++j) acc += convert(wr[j]) * xr[j];
+      y[r * n + i] = acc;
+    }
+  }
+}
+
+__attribute__((target("avx2,fma"))) inline float hsum(__m256 v) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
+
+__attribute__((target("avx2,fma"))) inline __m256 load8(const uint16_t* p) {
+  const __m128i h = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+  return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+}
+
+__attribute__((target("avx2,fma"))) inline __m256 load8(const float* p) {
+  return _mm256_loadu_ps(p);
+}
+
+// Four weight rows at a time share each load of x; every row of W is read once.
+template <typename W, typename Convert>
+__attribute__((target("avx2,fma"))) void gemv_avx2(const W* w, int64_t n, int64_t k,
+                                                   const float* x, int rows, float* y,
+                                                   Convert convert) {
+  const int64_t k8 = k / 8 * 8;
+  const int64_t blocks = (n + 3) / 4;
+#pragma omp parallel for schedule(static)
+  for (int64_t b = 0; b < blocks; ++b) {
+    const int64_t i0 = b * 4;
+    const int nr = static_cast<int>(n - i0 < 4 ? n - i0 : 4);
+    for (int r = 0; r < rows; ++r) {
+      const float* xr = x + r * k;
+      __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(),
+                       _mm256_setzero_ps()};
+      for (int64_t j = 0; j < k8; j += 8) {
+        const __m256 xv = _mm256_loadu_ps(xr + j);
+        for (int q = 0; q < nr; ++q) acc[q] = _mm256_fmadd_ps(load8(w + (i0 + q) * k + j), xv, acc[q]);
+      }
+      for (int q = 0; q < nr; ++q) {
+        float s = hsum(acc[q]);
+        for (int64_t j = k8; j < k; ++j) s += convert(w[(i0 + q) * k + j]) * xr[j];
+        y[r * n + i0 + q] = s;
+      }
+    }
+  }
+}
+
+bool cpu_has_avx2() {
+  static const bool has = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  return has;
+}
+
+}  // namespace
+
+bool gemv_uses_avx2() { return cpu_has_avx2(); }
+
+void gemv_bf16(const uint16_t* w, int64_t n, int64_t k, const float* x, int rows, float* y) {
+  if (cpu_has_avx2())
+    gemv_avx2(w, n, k, x, rows, y, bf16_to_f32);
+  else
+    gemv_portable(w, n, k, x, rows, y, bf16_to_f32);
+}
+
+void gemv_f32(const float* w, int64_t n, int64_t k, const float* x, int rows, float* y) {
+  const auto id = [](float v) { return v; };
+  if (cpu_has_avx2())
+    gemv_avx2(w, n, k, x, rows, y, id);
+  else
+    gemv_portable(w, n, k, x, rows, y, id);
+}
+
+}  // namespace dapx

@@ -1,0 +1,40 @@
+#include "model/rope.h"
+
+#include <cmath>
+
+namespace dapx {
+
+Rope::Rope(const ModelConfig& cfg) : head_dim_(cfg.head_dim) {
+  const int half = head_dim_ / 2;
+  for (int i = 0; i < half; ++i) {
+    double f = std::pow(cfg.rope_theta, -2.0 * i / head_dim_);
+    if (cfg.rope_scaling) {  // llama3: long wavelengths slowed by `factor`, smooth in between
+      const RopeScaling& s = *cfg.rope_scaling;
+      const double wavelen = 2 * M_PI / f;
+      const double low_wavelen = s.original_max_position_embeddings / s.low_freq_factor;
+      const double high_wavelen = s.original_max_position_embeddings / s.high_freq_factor;
+      if (wavelen > low_wavelen) {
+        f /= s.factor;
+      } else if (wavelen >= high_wavelen) {
+        const double smooth = (s.original_max_position_embeddings / wavelen - s.low_freq_factor) /
+                              (s.high_freq_factor - s.low_freq_factor);
+        f = (1 - smooth) * f / s.factor + smooth * f;
+      }
+    }
+    inv_freq_.push_back(f);
+  }
+  inv_freq_tensor_ = at::tensor(inv_freq_, at::kDouble);
+}
+
+at::Tensor Rope::apply(const at::Tensor& x, const at::Tensor& positions) const {
+  const int half = head_dim_ / 2;
+  const at::Tensor angle =
+      positions.to(at::kDouble).unsqueeze(1) * inv_freq_tensor_.to(x.device()).unsqueeze(0);
+  const at::Tensor cos = angle.cos().to(at::kFloat).unsqueeze(1);  // [t, 1, half]
+  const at::Tensor sin = angle.sin().to(at::kFloat).unsqueeze(1);
+  const at::Tensor x1 = x.narrow(-1, 0, half);
+  const at::Tensor x2 = x.narrow(-1, half, half);
+  return at::cat({x1 * cos - x2 * sin, x2 * cos + x1 * sin}, -1);
+}
+
+}  // namespace dapx

@@ -1,0 +1,157 @@
+#include "model/transformer.h"
+
+#include <algorithm>
+
+#include "model/attention.h"
+#include "util/error.h"
+
+namespace dapx {
+namespace {
+
+at::ScalarType torch_dtype(DType t) {
+  switch (t) {
+    case DType::F32: return at::kFloat;
+    case DType::F16: return at::kHalf;
+    case DType::BF16: return at::kBFloat16;
+  }
+  throw Error("unsupported dtype");
+}
+
+}  // namespace
+
+Transformer::Transformer(const ModelConfig& cfg, std::shared_ptr<const WeightStore> weights,
+                         const ComputeOptions& opts)
+    : cfg_(cfg), store_(std::move(weights)), opts_(opts), rope_(cfg) {
+  if (opts_.weight_dtype != at::kBFloat16 && opts_.weight_dtype != at::kFloat)
+    throw Error("compute dtype must be bf16 or f32");
+  if (opts_.prefill_chunk < 1) throw Error("prefill chunk must be >= 1");
+  const int64_t h = cfg.hidden_size, d = cfg.head_dim, qd = cfg.num_heads * d,
+                kvd = cfg.num_kv_heads * d, inter = cfg.intermediate_size;
+  embed_tokens_ = load("model.embed_tokens.weight", {cfg.vocab_size, h}, true);
+  final_norm_ = load("model.norm.weight", {h}, false);
+  if (cfg.tie_word_embeddings)
+    lm_head_ = Linear(embed_tokens_, {});
+  else
+    lm_head_ = Linear(load("lm_head.weight", {cfg.vocab_size, h}, true), {});
+  weight_bytes_ = embed_tokens_.numel() * embed_tokens_.element_size() +
+                  (cfg.tie_word_embeddings ? 0 : lm_head_.bytes());
+  for (int l = 0; l < cfg.num_layers; ++l) {
+    const std::string p = "model.layers." + std::to_string(l) + ".";
+    LayerWeights w;
+    w.attn_norm = load(p + "input_layernorm.weight", {h}, false);
+    w.mlp_norm = load(p + "post_attention_layernorm.weight", {h}, false);
+    if (cfg.qk_norm) {
+      w.q_norm = load(p + "self_attn.q_norm.weight", {d}, false);
+      w.k_norm = load(p + "self_attn.k_norm.weight", {d}, false);
+    }
+    w.q = load_linear(p + "self_attn.q_proj", qd, h, cfg.qkv_bias);
+    w.k = load_linear(p + "self_attn.k_proj", kvd, h, cfg.qkv_bias);
+    w.v = load_linear(p + "self_attn.v_proj", kvd, h, cfg.qkv_bias);
+    w.o = load_linear(p + "self_attn.o_proj", h, qd, false);
+    w.gate = load_linear(p + "mlp.gate_proj", inter, h, false);
+    w.up = load_linear(p + "mlp.up_proj", inter, h, false);
+    w.down = load_linear(p + "mlp.down_proj", h, inter, false);
+    for (const Linear* lin : {&w.q, &w.k, &w.v, &w.o, &w.gate, &w.up, &w.down})
+      weight_bytes_ += lin->bytes();
+    layers_.push_back(std::move(w));
+  }
+}
+
+// Matrices keep the storage dtype (aliasing the file mapping when it already matches);
+// vectors (norms, biases) become f32.
+at::Tensor Transformer::load(const std::string& name, const std::vector<int64_t>& shape,
+                                bool keep_dtype) const {
+  const TensorView& view = store_->get(name, shape);
+  const at::ScalarType src = torch_dtype(view.dtype);
+  const at::ScalarType dst = keep_dtype ? opts_.weight_dtype : at::kFloat;
+  // The mapping is read-only; tensors created from it are never written.
+  at::Tensor t = at::from_blob(const_cast<std::byte*>(view.data), view.shape,
+                                     at::TensorOptions().dtype(src));
+  if (src != dst) t = t.to(dst);
+  if (!opts_.device.is_cpu()) t = t.to(opts_.device);
+  return t;
+}
+
+Linear Transformer::load_linear(const std::string& prefix, int64_t out, int64_t in, bool bias) const {
+  return Linear(load(prefix + ".weight", {out, in}, true),
+                bias ? load(prefix + ".bias", {out}, false) : at::Tensor());
+}
+
+KVCache Transformer::make_cache() const {
+  return KVCache(cfg_.num_layers, cfg_.num_kv_heads, cfg_.head_dim, at::kFloat);
+}
+
+at::Tensor Transformer::rms_norm(const at::Tensor& x, const at::Tensor& w) const {
+  return x * at::rsqrt(x.pow(2).mean(-1, true) + cfg_.rms_norm_eps) * w;
+}
+
+at::Tensor Transformer::embed(const std::vector<int>& tokens) const {
+  for (int t : tokens)
+    if (t < 0 || t >= cfg_.vocab_size)
+      throw Error("token id " + std::to_string(t) + " is outside the model's vocabulary (size " +
+                  std::to_string(cfg_.vocab_size) + ")");
+  const at::Tensor ids =
+      at::tensor(std::vector<int64_t>(tokens.begin(), tokens.end()), at::kLong).to(opts_.device);
+  return embed_tokens_.index_select(0, ids).to(at::kFloat);
+}
+
+at::Tensor Transformer::layer_forward(int l, const at::Tensor& x, int64_t pos0, LayerKV& kv,
+                                         QueryCapture* capture) const {
+  const LayerWeights& w = layers_.at(l);
+  const int64_t t = x.size(0), d = cfg_.head_dim;
+  const at::Tensor positions = at::arange(pos0, pos0 + t, x.options().dtype(at::kLong));
+
+  const at::Tensor h = rms_norm(x, w.attn_norm);
+  at::Tensor q = w.q(h).view({t, cfg_.num_heads, d});
+  at::Tensor k = w.k(h).view({t, cfg_.num_kv_heads, d});
+  const at::Tensor v = w.v(h).view({t, cfg_.num_kv_heads, d});
+  if (cfg_.qk_norm) {
+    q = rms_norm(q, w.q_norm);
+    k = rms_norm(k, w.k_norm);
+  }
+  q = rope_.apply(q, positions).transpose(0, 1).contiguous();  // [heads, t, d]
+  k = rope_.apply(k, positions).transpose(0, 1);                // [kv_heads, t, d]
+  kv.append(k, v.transpose(0, 1));
+
+  if (capture) {
+    std::vector<int64_t> rows;
+    for (int64_t p : capture->positions)
+      if (p >= pos0 && p < pos0 + t) rows.push_back(p - pos0);
+    if (!rows.empty()) {
+      if (static_cast<int>(capture->per_layer.size()) < cfg_.num_layers)
+        capture->per_layer.resize(cfg_.num_layers);
+      at::Tensor sel = q.index_select(1, at::tensor(rows, at::kLong).to(q.device()));
+      at::Tensor& dst = capture->per_layer[l];
+      dst = dst.defined() ? at::cat({dst, sel}, 1) : sel;
+    }
+  }
+
+  const at::Tensor attn = causal_attention(q, kv.keys(), kv.values());  // [heads, t, d]
+  at::Tensor out = x + w.o(attn.transpose(0, 1).reshape({t, cfg_.num_heads * d}));
+  const at::Tensor h2 = rms_norm(out, w.mlp_norm);
+  out += w.down(at::silu(w.gate(h2)).mul_(w.up(h2)));
+  return out;
+}
+
+at::Tensor Transformer::logits(const at::Tensor& x) const {
+  return lm_head_(rms_norm(x, final_norm_));
+}
+
+at::Tensor Transformer::forward(const std::vector<int>& tokens, int64_t pos0, KVCache& cache,
+                                   QueryCapture* capture, bool all_logits) const {
+  if (tokens.empty()) throw Error("forward: no tokens");
+  const int64_t n = static_cast<int64_t>(tokens.size());
+  std::vector<at::Tensor> outs;
+  for (int64_t c0 = 0; c0 < n; c0 += opts_.prefill_chunk) {
+    const int64_t c1 = std::min(n, c0 + opts_.prefill_chunk);
+    at::Tensor x = embed(std::vector<int>(tokens.begin() + c0, tokens.begin() + c1));
+    for (int l = 0; l < cfg_.num_layers; ++l) x = layer_forward(l, x, pos0 + c0, cache.layer(l), capture);
+    if (all_logits)
+      outs.push_back(logits(x));
+    else if (c1 == n)
+      outs.push_back(logits(x.narrow(0, c1 - c0 - 1, 1)).squeeze(0));
+  }
+  return all_logits ? at::cat(outs, 0) : outs.back();
+}
+
+}  // namespace dapx

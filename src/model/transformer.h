@@ -1,0 +1,79 @@
+#pragma once
+// Llama-family decoder (Llama 2/3.x, Qwen2/2.5, Qwen3, Mistral) on LibTorch, written top to
+// bottom: embed -> layers (RMSNorm, QKV, RoPE, attention over the cache, MLP) -> norm -> head.
+// Activations, softmax and scores are f32; weights stay in their storage dtype.
+#include <ATen/ATen.h>
+
+#include <memory>
+#include <optional>
+#include <vector>
+
+#include "io/model_config.h"
+#include "io/safetensors.h"
+#include "kv/kv_cache.h"
+#include "model/linear.h"
+#include "model/rope.h"
+
+namespace dapx {
+
+struct ComputeOptions {
+  at::ScalarType weight_dtype = at::kBFloat16;  // bf16 or f32
+  at::Device device = at::kCPU;
+  int64_t prefill_chunk = 512;  // rows per prefill chunk (bounds attention/MLP memory)
+};
+
+// Asks a forward pass to keep the post-RoPE queries of chosen absolute positions, per layer
+// (the observation queries that KV-compression methods score keys with).
+struct QueryCapture {
+  std::vector<int64_t> positions;       // ascending
+  std::vector<at::Tensor> per_layer;  // filled: [heads, rows, head_dim] f32
+};
+
+struct LayerWeights {
+  at::Tensor attn_norm, mlp_norm, q_norm, k_norm;  // f32; q/k norms only for Qwen3
+  Linear q, k, v, o, gate, up, down;
+};
+
+class Transformer {
+ public:
+  // The weight store must stay alive as long as the model (weights may alias its mapping).
+  Transformer(const ModelConfig& cfg, std::shared_ptr<const WeightStore> weights,
+              const ComputeOptions& opts);
+
+  const ModelConfig& config() const { return cfg_; }
+  const ComputeOptions& options() const { return opts_; }
+  KVCache make_cache() const;
+  int64_t weight_bytes() const { return weight_bytes_; }
+
+  // Hidden states [t, hidden] f32 of tokens.
+  at::Tensor embed(const std::vector<int>& tokens) const;
+  // Layer l on hidden states x [t, hidden] of the tokens at positions pos0..pos0+t-1: appends
+  // their K/V to `kv`, attends over it, returns the new hidden states.
+  at::Tensor layer_forward(int l, const at::Tensor& x, int64_t pos0, LayerKV& kv,
+                              QueryCapture* capture = nullptr) const;
+  // Final norm + LM head: [rows, hidden] -> logits [rows, vocab] f32.
+  at::Tensor logits(const at::Tensor& x) const;
+
+  // Token-major forward of tokens at pos0.. through all layers, in chunks of
+  // options().prefill_chunk rows. Returns logits of the last token ([vocab]), or of every
+  // token ([t, vocab]) when all_logits.
+  at::Tensor forward(const std::vector<int>& tokens, int64_t pos0, KVCache& cache,
+                        QueryCapture* capture = nullptr, bool all_logits = false) const;
+
+ private:
+  at::Tensor load(const std::string& name, const std::vector<int64_t>& shape, bool keep_dtype) const;
+  Linear load_linear(const std::string& prefix, int64_t out, int64_t in, bool bias) const;
+  at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& w) const;
+
+  ModelConfig cfg_;
+  std::shared_ptr<const WeightStore> store_;
+  ComputeOptions opts_;
+  Rope rope_;
+  at::Tensor embed_tokens_;  // [vocab, hidden] storage dtype
+  at::Tensor final_norm_;
+  Linear lm_head_;
+  std::vector<LayerWeights> layers_;
+  int64_t weight_bytes_ = 0;
+};
+
+}  // namespace dapx
