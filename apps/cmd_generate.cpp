@@ -55,7 +55,7 @@ void run(const GenerateFlags& f) {
                         {"threads", at::get_num_threads()},
                         {"stats", r.stats.to_json()},
                         {"method_info", r.method_info}};
-    std::cout << j.dump(2) << "\n";
+    std::cout << j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
   } else if (!f.quiet) {
     const auto& s = r.stats;
     std::cerr << "[dapx] " << s.prompt_tokens << " prompt tokens, " << s.generated_tokens

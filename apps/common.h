@@ -1,5 +1,7 @@
 #pragma once
 // Flags and helpers shared by the CLI's subcommands.
+#include <ATen/Parallel.h>
+
 #include <CLI/CLI.hpp>
 #include <string>
 

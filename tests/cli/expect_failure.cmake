@@ -1,0 +1,10 @@
+# Runs CMD ARGS; passes only if it exits non-zero and its output contains EXPECT.
+string(REPLACE ";" " " shown "${ARGS}")
+execute_process(COMMAND ${CMD} ${ARGS} RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
+if(rc EQUAL 0)
+  message(FATAL_ERROR "expected failure but exit code was 0: ${CMD} ${shown}\n${out}${err}")
+endif()
+string(FIND "${out}${err}" "${EXPECT}" at)
+if(at EQUAL -1)
+  message(FATAL_ERROR "output lacks '${EXPECT}':\n${out}${err}")
+endif()

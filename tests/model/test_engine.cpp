@@ -1,0 +1,115 @@
+// The generation loop and model loading: stop strings, EOS, context limits, bad inputs.
+#include <gtest/gtest.h>
+
+#include "engine/generator.h"
+#include "tiny_models.h"
+#include "util/error.h"
+
+namespace dapx {
+namespace {
+
+std::unique_ptr<LoadedModel> tiny(Arch arch = Arch::Qwen2) {
+  return LoadedModel::load(testing::tiny_model(arch, DType::BF16), ComputeOptions{});
+}
+
+template <typename F>
+std::string error_of(F&& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "(no error)";
+}
+
+TEST(Engine, EmptyPromptAndOverlongPromptAreClearErrors) {
+  auto m = tiny();
+  FullKV full;
+  GenerationParams g;
+  EXPECT_NE(error_of([&] { generate(*m, full, {}, g); }).find("prompt is empty"), std::string::npos);
+  std::vector<int> long_prompt(m->config.max_position_embeddings, 1);
+  const std::string msg = error_of([&] { generate(*m, full, long_prompt, g); });
+  EXPECT_NE(msg.find("exceeds the model's context"), std::string::npos) << msg;
+  std::vector<int> bad{1, m->config.vocab_size + 5};
+  EXPECT_NE(error_of([&] { generate(*m, full, bad, g); }).find("outside the model's vocabulary"),
+            std::string::npos);
+}
+
+TEST(Engine, StopStringCutsTheTextAndEndsGeneration) {
+  auto m = tiny();
+  FullKV full;
+  GenerationParams g;
+  g.max_new_tokens = 20;
+  g.ignore_eos = true;
+  const std::vector<int> prompt = m->tokenizer.encode("The river town woke slowly");
+  const GenerationResult free_run = generate(*m, full, prompt, g);
+  ASSERT_GE(free_run.text.size(), 4u);
+  // stop at a piece of what the model would have written
+  const std::string stop = free_run.text.substr(2, 2);
+  g.stop = {stop};
+  std::string streamed;
+  const GenerationResult r = generate(*m, full, prompt, g, [&](const std::string& s) { streamed += s; });
+  EXPECT_EQ(r.stats.finish_reason, "stop");
+  EXPECT_EQ(r.text, free_run.text.substr(0, free_run.text.find(stop)));
+  EXPECT_EQ(streamed.size() <= r.text.size() + 3, true);  // nothing past the stop is streamed
+  EXPECT_LT(r.tokens.size(), free_run.tokens.size());
+}
+
+TEST(Engine, EosEndsGenerationUnlessIgnored) {
+  auto m = tiny();
+  FullKV full;
+  GenerationParams g;
+  g.max_new_tokens = 6;
+  g.ignore_eos = true;
+  const std::vector<int> prompt = m->tokenizer.encode("Trains left the central station");
+  const GenerationResult r = generate(*m, full, prompt, g);
+  // make the second generated token an EOS id: generation must stop before it
+  m->config.eos_token_ids = {r.tokens[1]};
+  g.ignore_eos = false;
+  const GenerationResult stopped = generate(*m, full, prompt, g);
+  EXPECT_EQ(stopped.stats.finish_reason, "eos");
+  EXPECT_EQ(stopped.tokens, std::vector<int>{r.tokens[0]});
+}
+
+TEST(Engine, StatsAreFilled) {
+  auto m = tiny();
+  FullKV full;
+  GenerationParams g;
+  g.max_new_tokens = 4;
+  g.ignore_eos = true;
+  const GenerationResult r = generate(*m, full, m->tokenizer.encode("Numbers appear everywhere"), g);
+  EXPECT_GT(r.stats.prompt_tokens, 0);
+  EXPECT_EQ(r.stats.generated_tokens, 4);
+  EXPECT_GT(r.stats.kv_bytes, 0);
+  EXPECT_GE(r.stats.kv_bytes, r.stats.kv_bytes_full);
+  EXPECT_GT(r.stats.peak_rss_bytes, 0);
+  EXPECT_GT(r.stats.weight_bytes, 0);
+}
+
+TEST(Loading, MissingTensorAndMissingDirectoryAreNamed) {
+  const auto dir = testing::tiny_model(Arch::Llama, DType::F32, 11);
+  // drop one tensor: rewrite model.safetensors without it
+  const WeightStore store = WeightStore::open(dir);
+  std::vector<TensorData> kept;
+  for (const auto& name : store.names()) {
+    if (name == "model.layers.1.mlp.up_proj.weight") continue;
+    const TensorView& t = store.get(name);
+    TensorData d{name, t.dtype, t.shape, std::vector<std::byte>(t.data, t.data + t.nbytes)};
+    kept.push_back(std::move(d));
+  }
+  const auto broken = dir.string() + "-broken";
+  std::filesystem::create_directories(broken);
+  for (const char* f : {"config.json", "tokenizer.json", "generation_config.json"})
+    std::filesystem::copy_file(dir / f, std::filesystem::path(broken) / f,
+                               std::filesystem::copy_options::overwrite_existing);
+  write_safetensors(std::filesystem::path(broken) / "model.safetensors", kept);
+  const std::string msg = error_of([&] { LoadedModel::load(broken, ComputeOptions{}); });
+  EXPECT_NE(msg.find("model.layers.1.mlp.up_proj.weight"), std::string::npos) << msg;
+  std::filesystem::remove_all(broken);
+  EXPECT_NE(error_of([&] { LoadedModel::load("/nonexistent/model", ComputeOptions{}); }).find("does not exist"),
+            std::string::npos);
+  EXPECT_NE(error_of([] { parse_compute_dtype("fp8"); }).find("unknown dtype"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace dapx
