@@ -1,9 +1,11 @@
 // dapx generate: one prompt in, text out (streamed), optional JSON result with stats.
+#include <fstream>
 #include <iostream>
 #include <memory>
 
 #include "common.h"
 #include "engine/generator.h"
+#include "methods/registry.h"
 #include "util/error.h"
 
 namespace dapx::cli {
@@ -11,15 +13,12 @@ namespace {
 
 struct GenerateFlags {
   std::string model, prompt, prompt_file, system, chat_format = "auto", method = "full";
+  std::string dump_selection;
+  MethodParams method_params;
   bool chat = false, json = false, quiet = false;
   GenerationParams gen;
   RuntimeFlags runtime;
 };
-
-std::unique_ptr<Method> make_method(const std::string& name) {
-  if (name == "full") return std::make_unique<FullKV>();
-  throw Error("unknown --method '" + name + "'; available: full");
-}
 
 std::vector<int> build_prompt(const GenerateFlags& f, const LoadedModel& m) {
   if (!f.prompt.empty() && !f.prompt_file.empty())
@@ -36,16 +35,39 @@ std::vector<int> build_prompt(const GenerateFlags& f, const LoadedModel& m) {
   return m.tokenizer.encode(text);
 }
 
+// --dump-selection: the kept original positions per layer and KV head.
+void write_selection(const std::string& path, const std::string& method, const ModelConfig& cfg,
+                     const std::vector<int>& prompt, const GenerationResult& r) {
+  nlohmann::json layers = r.method_info.value("layers", nlohmann::json::array());
+  if (layers.empty()) {  // the method kept everything
+    std::vector<int64_t> all(prompt.size());
+    for (size_t i = 0; i < all.size(); ++i) all[i] = static_cast<int64_t>(i);
+    for (int l = 0; l < cfg.num_layers; ++l)
+      layers.push_back(
+          {{"layer", l}, {"kept", std::vector<std::vector<int64_t>>(cfg.num_kv_heads, all)}});
+  }
+  std::ofstream out(path);
+  if (!out) throw Error("cannot write --dump-selection file '" + path + "'");
+  out << nlohmann::json{{"method", method}, {"prompt_tokens", prompt.size()}, {"layers", layers}}
+             .dump()
+      << "\n";
+}
+
 void run(const GenerateFlags& f) {
   const ComputeOptions opts = apply_runtime_flags(f.runtime);
   auto model = LoadedModel::load(f.model, opts);
   const std::vector<int> prompt = build_prompt(f, *model);
-  auto method = make_method(f.method);
+  MethodParams mp = f.method_params;
+  mp.record_selection = !f.dump_selection.empty();
+  auto method = make_method(f.method, mp);
   const bool stream = !f.quiet && !f.json;
   GenerationResult r = generate(*model, *method, prompt, f.gen, [&](const std::string& s) {
     if (stream) std::cout << s << std::flush;
   });
   if (stream) std::cout << "\n";
+  if (!f.dump_selection.empty())
+    write_selection(f.dump_selection, method->name(), model->config, prompt, r);
+  r.method_info.erase("layers");  // in the dump file, not the result
   if (f.json) {
     nlohmann::json j = {{"text", r.text},
                         {"tokens", r.tokens},
@@ -70,24 +92,40 @@ void run(const GenerateFlags& f) {
 
 void register_generate(CLI::App& app) {
   auto f = std::make_shared<GenerateFlags>();
-  CLI::App* cmd = app.add_subcommand("generate", "Generate text from a prompt with a chosen method");
+  CLI::App* cmd =
+      app.add_subcommand("generate", "Generate text from a prompt with a chosen method");
   cmd->add_option("--model,-m", f->model, "Target model: a Hugging Face directory")->required();
   cmd->add_option("--prompt,-p", f->prompt, "Prompt text");
   cmd->add_option("--prompt-file,-f", f->prompt_file, "Read the prompt from a file");
   cmd->add_flag("--chat", f->chat, "Wrap the prompt as a user turn in the model's chat format");
-  cmd->add_option("--chat-format", f->chat_format, "auto (from tokenizer_config.json), chatml, llama3 or raw")
+  cmd->add_option("--chat-format", f->chat_format,
+                  "auto (from tokenizer_config.json), chatml, llama3 or raw")
       ->check(CLI::IsMember({"auto", "chatml", "llama3", "raw"}));
   cmd->add_option("--system", f->system, "System message (with --chat)");
-  cmd->add_option("--method", f->method, "KV / prompt method: full");
+  cmd->add_option("--method", f->method, "KV method: full, streaming, h2o, snapkv, pyramidkv");
+  cmd->add_option("--budget", f->method_params.budget,
+                  "KV entries kept per head for the prompt, window included (default 256)");
+  cmd->add_option("--window", f->method_params.window,
+                  "Observation window / always-kept recent entries (default 32)");
+  cmd->add_option("--kernel", f->method_params.kernel,
+                  "Pooling kernel along the key axis, odd (default 7; h2o 1)");
+  cmd->add_option("--pool", f->method_params.pool, "Pooling: max (default), avg or none");
+  cmd->add_option("--reduce", f->method_params.reduce,
+                  "Reduction over a KV group's heads x rows: max (default) or mean");
+  cmd->add_option("--sinks", f->method_params.sinks, "StreamingLLM sink tokens (default 4)");
+  cmd->add_option("--dump-selection", f->dump_selection,
+                  "Write the kept original positions per layer and KV head as JSON to this file");
   cmd->add_option("--max-new-tokens,-n", f->gen.max_new_tokens, "Tokens to generate at most")
       ->check(CLI::PositiveNumber);
   cmd->add_option("--temperature", f->gen.sampling.temperature, "0 = greedy (default)");
-  cmd->add_option("--top-k", f->gen.sampling.top_k, "Sample among the k most likely tokens (0 = all)");
+  cmd->add_option("--top-k", f->gen.sampling.top_k,
+                  "Sample among the k most likely tokens (0 = all)");
   cmd->add_option("--top-p", f->gen.sampling.top_p, "Nucleus sampling mass (1 = all)");
   cmd->add_option("--seed", f->gen.sampling.seed, "Sampling seed");
   cmd->add_option("--stop", f->gen.stop, "Stop when this string appears (repeatable)");
   cmd->add_flag("--ignore-eos", f->gen.ignore_eos, "Keep generating past end-of-sequence tokens");
-  cmd->add_flag("--json", f->json, "Print a JSON result (text, tokens, stats) instead of streaming");
+  cmd->add_flag("--json", f->json,
+                "Print a JSON result (text, tokens, stats) instead of streaming");
   cmd->add_flag("--quiet,-q", f->quiet, "Print nothing but errors (for timing runs)");
   add_runtime_flags(*cmd, f->runtime);
   cmd->callback([f] { run(*f); });

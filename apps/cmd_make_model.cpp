@@ -11,7 +11,8 @@ namespace dapx::cli {
 namespace {
 
 struct Flags {
-  std::string arch = "qwen2", shape = "tiny", out, tokenizer = "auto", dtype = "bf16", chat = "auto";
+  std::string arch = "qwen2", shape = "tiny", out, tokenizer = "auto", dtype = "bf16",
+              chat = "auto";
   uint64_t seed = 0;
   int merges = 500;
 };
@@ -68,7 +69,8 @@ void register_make_model(CLI::App& app) {
   cmd->add_option("--tokenizer", f->tokenizer,
                   "auto (the arch's real vocabulary), trained (small BPE learnt from the bundled "
                   "corpus), gpt2, qwen2, llama3, or a path to a tokenizer.json");
-  cmd->add_option("--merges", f->merges, "BPE merges for --tokenizer trained")->check(CLI::PositiveNumber);
+  cmd->add_option("--merges", f->merges, "BPE merges for --tokenizer trained")
+      ->check(CLI::PositiveNumber);
   cmd->add_option("--dtype", f->dtype, "Stored dtype: bf16, f16 or f32")
       ->check(CLI::IsMember({"bf16", "f16", "f32"}));
   cmd->add_option("--chat-format", f->chat, "auto, chatml, llama3 or raw")

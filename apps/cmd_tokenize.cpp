@@ -37,7 +37,9 @@ void register_tokenize(CLI::App& app) {
     if (f->json) {
       nlohmann::json pieces = nlohmann::json::array();
       for (int id : ids) pieces.push_back(t.token_piece(id));
-      std::cout << nlohmann::json{{"ids", ids}, {"pieces", pieces}, {"count", ids.size()}}.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
+      std::cout << nlohmann::json{{"ids", ids}, {"pieces", pieces}, {"count", ids.size()}}.dump(
+                       -1, ' ', false, nlohmann::json::error_handler_t::replace)
+                << "\n";
       return;
     }
     for (int id : ids) std::cout << id << "\t" << t.token_piece(id) << "\n";

@@ -9,11 +9,13 @@
 namespace dapx::cli {
 
 void add_runtime_flags(CLI::App& cmd, RuntimeFlags& f) {
-  cmd.add_option("--threads", f.threads, "CPU threads for LibTorch and the GEMV kernels (0 = all hardware threads)")
+  cmd.add_option("--threads", f.threads,
+                 "CPU threads for LibTorch and the GEMV kernels (0 = all hardware threads)")
       ->check(CLI::NonNegativeNumber);
-  cmd.add_option("--dtype", f.dtype,
-                 "Weight dtype in memory: bf16 (half the memory and decode traffic) or f32 (exact). "
-                 "Activations, softmax and scores are always f32")
+  cmd.add_option(
+         "--dtype", f.dtype,
+         "Weight dtype in memory: bf16 (half the memory and decode traffic) or f32 (exact). "
+         "Activations, softmax and scores are always f32")
       ->check(CLI::IsMember({"bf16", "bfloat16", "f32", "float32"}));
   cmd.add_option("--prefill-chunk", f.prefill_chunk,
                  "Prompt rows per prefill chunk; bounds attention and MLP memory, same logits")
@@ -33,7 +35,8 @@ ComputeOptions apply_runtime_flags(const RuntimeFlags& f) {
     throw Error("unknown --device '" + f.device + "'; use cpu or cuda[:N]");
   }
   if (opts.device.is_cuda() && !at::hasCUDA())
-    throw Error("--device " + f.device + " asked for CUDA, but this LibTorch build has no CUDA device");
+    throw Error("--device " + f.device +
+                " asked for CUDA, but this LibTorch build has no CUDA device");
   return opts;
 }
 

@@ -20,6 +20,6 @@ void add_runtime_flags(CLI::App& cmd, RuntimeFlags& f);
 // Sets LibTorch's thread count (it starts with one) and returns the compute options.
 ComputeOptions apply_runtime_flags(const RuntimeFlags& f);
 std::string read_file(const std::string& path);  // errors name the path
-std::string default_data_dir();                   // the unpacked real vocabularies
+std::string default_data_dir();                  // the unpacked real vocabularies
 
 }  // namespace dapx::cli

@@ -8,12 +8,18 @@
 namespace dapx {
 
 nlohmann::json GenerationStats::to_json() const {
-  return {{"prompt_tokens", prompt_tokens},   {"generated_tokens", generated_tokens},
-          {"prefill_s", prefill_s},           {"ttft_s", ttft_s},
-          {"decode_s", decode_s},             {"tpot_s", tpot_s},
-          {"total_s", total_s},               {"kv_bytes_full", kv_bytes_full},
-          {"kv_bytes", kv_bytes},             {"weight_bytes", weight_bytes},
-          {"peak_rss_bytes", peak_rss_bytes}, {"finish_reason", finish_reason}};
+  return {{"prompt_tokens", prompt_tokens},
+          {"generated_tokens", generated_tokens},
+          {"prefill_s", prefill_s},
+          {"ttft_s", ttft_s},
+          {"decode_s", decode_s},
+          {"tpot_s", tpot_s},
+          {"total_s", total_s},
+          {"kv_bytes_full", kv_bytes_full},
+          {"kv_bytes", kv_bytes},
+          {"weight_bytes", weight_bytes},
+          {"peak_rss_bytes", peak_rss_bytes},
+          {"finish_reason", finish_reason}};
 }
 
 namespace {
@@ -24,7 +30,8 @@ void check_prompt(const ModelConfig& cfg, const std::vector<int>& prompt, int ma
   const int64_t need = static_cast<int64_t>(prompt.size()) + max_new_tokens;
   if (need > cfg.max_position_embeddings)
     throw Error("the prompt has " + std::to_string(prompt.size()) + " tokens; with " +
-                std::to_string(max_new_tokens) + " new tokens that exceeds the model's context of " +
+                std::to_string(max_new_tokens) +
+                " new tokens that exceeds the model's context of " +
                 std::to_string(cfg.max_position_embeddings) +
                 " (max_position_embeddings): shorten the prompt or lower --max-new-tokens");
 }
@@ -32,7 +39,8 @@ void check_prompt(const ModelConfig& cfg, const std::vector<int>& prompt, int ma
 // Streams text while holding back a tail that could still become a stop string.
 class StopStreamer {
  public:
-  StopStreamer(const std::vector<std::string>& stops, const TextCallback& cb) : stops_(stops), cb_(cb) {
+  StopStreamer(const std::vector<std::string>& stops, const TextCallback& cb)
+      : stops_(stops), cb_(cb) {
     for (const auto& s : stops_) hold_ = std::max(hold_, s.size());
   }
   // Returns true when a stop string appeared; text is then cut before it.
@@ -80,7 +88,8 @@ GenerationResult generate(const LoadedModel& model, Method& method, const std::v
   st.prompt_tokens = static_cast<int>(prompt.size());
   st.weight_bytes = model.transformer.weight_bytes();
 
-  PrefillResult pre = method.prefill(model.transformer, PrefillRequest{prompt, params.max_new_tokens});
+  PrefillResult pre =
+      method.prefill(model.transformer, PrefillRequest{prompt, params.max_new_tokens});
   st.prefill_s = total.seconds();
   st.kv_bytes_full = pre.kv_bytes_full;
   result.method_info = pre.info;

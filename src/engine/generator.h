@@ -22,16 +22,16 @@ struct GenerationParams {
 struct GenerationStats {
   int prompt_tokens = 0;
   int generated_tokens = 0;
-  double prefill_s = 0;   // method prefill (incl. any draft work)
-  double ttft_s = 0;      // prompt in -> first token chosen
-  double decode_s = 0;    // after the first token
-  double tpot_s = 0;      // decode_s / (generated - 1)
+  double prefill_s = 0;  // method prefill (incl. any draft work)
+  double ttft_s = 0;     // prompt in -> first token chosen
+  double decode_s = 0;   // after the first token
+  double tpot_s = 0;     // decode_s / (generated - 1)
   double total_s = 0;
-  int64_t kv_bytes_full = 0;   // cache bytes a full-KV prefill holds
-  int64_t kv_bytes = 0;        // cache bytes after the method, at the end of generation
+  int64_t kv_bytes_full = 0;  // cache bytes a full-KV prefill holds
+  int64_t kv_bytes = 0;       // cache bytes after the method, at the end of generation
   int64_t weight_bytes = 0;
   int64_t peak_rss_bytes = 0;
-  std::string finish_reason;   // "eos", "stop", "length"
+  std::string finish_reason;  // "eos", "stop", "length"
   nlohmann::json to_json() const;
 };
 

@@ -28,9 +28,8 @@ std::unique_ptr<LoadedModel> LoadedModel::load(const std::filesystem::path& dir,
                 " tokens but the model's vocab_size is " + std::to_string(cfg.vocab_size));
   auto weights = open_weights(dir);
   Transformer transformer(cfg, weights, opts);
-  return std::unique_ptr<LoadedModel>(new LoadedModel{dir, cfg, std::move(tok),
-                                                      detect_chat_format(dir), weights,
-                                                      std::move(transformer)});
+  return std::unique_ptr<LoadedModel>(new LoadedModel{
+      dir, cfg, std::move(tok), detect_chat_format(dir), weights, std::move(transformer)});
 }
 
 at::ScalarType parse_compute_dtype(const std::string& name) {

@@ -20,7 +20,8 @@ struct LoadedModel {
   Transformer transformer;
 
   // Errors name the directory and what is missing or wrong.
-  static std::unique_ptr<LoadedModel> load(const std::filesystem::path& dir, const ComputeOptions& opts);
+  static std::unique_ptr<LoadedModel> load(const std::filesystem::path& dir,
+                                           const ComputeOptions& opts);
 };
 
 // Parses "bf16"/"bfloat16"/"f32"/"float32".

@@ -7,7 +7,7 @@
 namespace dapx {
 
 at::Tensor causal_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
-                               int64_t max_score_floats) {
+                            int64_t max_score_floats) {
   const int64_t heads = q.size(0), t = q.size(1), d = q.size(2);
   const int64_t kv_heads = k.size(0), len = k.size(1), group = heads / kv_heads;
   const int64_t older = len - t;

@@ -10,6 +10,6 @@ namespace dapx {
 // every older entry and new entries 0..i. Returns [heads, t, d].
 // max_score_floats bounds the [heads, block, len] score buffer.
 at::Tensor causal_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
-                               int64_t max_score_floats = int64_t{16} << 20);
+                            int64_t max_score_floats = int64_t{16} << 20);
 
 }  // namespace dapx

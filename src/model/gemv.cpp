@@ -48,9 +48,8 @@ __attribute__((target("avx2,fma"))) inline __m256 load8(const float* p) {
 
 // Four weight rows at a time share each load of x; every row of W is read once.
 template <typename W, typename Convert>
-__attribute__((target("avx2,fma"))) void gemv_avx2(const W* w, int64_t n, int64_t k,
-                                                   const float* x, int rows, float* y,
-                                                   Convert convert) {
+__attribute__((target("avx2,fma"))) void gemv_avx2(const W* w, int64_t n, int64_t k, const float* x,
+                                                   int rows, float* y, Convert convert) {
   const int64_t k8 = k / 8 * 8;
   const int64_t blocks = (n + 3) / 4;
 #pragma omp parallel for schedule(static)
@@ -63,7 +62,8 @@ __attribute__((target("avx2,fma"))) void gemv_avx2(const W* w, int64_t n, int64_
                        _mm256_setzero_ps()};
       for (int64_t j = 0; j < k8; j += 8) {
         const __m256 xv = _mm256_loadu_ps(xr + j);
-        for (int q = 0; q < nr; ++q) acc[q] = _mm256_fmadd_ps(load8(w + (i0 + q) * k + j), xv, acc[q]);
+        for (int q = 0; q < nr; ++q)
+          acc[q] = _mm256_fmadd_ps(load8(w + (i0 + q) * k + j), xv, acc[q]);
       }
       for (int q = 0; q < nr; ++q) {
         float s = hsum(acc[q]);

@@ -27,7 +27,7 @@ at::Tensor Linear::operator()(const at::Tensor& x) const {
     return bias_.defined() ? at::addmm(bias_, x, w.t()) : at::mm(x, w.t());
   }
   const at::Tensor y = at::linear(x.to(weight_.scalar_type()), weight_,
-                                        bias_.defined() ? bias_.to(weight_.scalar_type()) : bias_);
+                                  bias_.defined() ? bias_.to(weight_.scalar_type()) : bias_);
   return y.to(at::kFloat);
 }
 

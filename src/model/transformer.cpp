@@ -10,9 +10,12 @@ namespace {
 
 at::ScalarType torch_dtype(DType t) {
   switch (t) {
-    case DType::F32: return at::kFloat;
-    case DType::F16: return at::kHalf;
-    case DType::BF16: return at::kBFloat16;
+    case DType::F32:
+      return at::kFloat;
+    case DType::F16:
+      return at::kHalf;
+    case DType::BF16:
+      return at::kBFloat16;
   }
   throw Error("unsupported dtype");
 }
@@ -60,19 +63,20 @@ Transformer::Transformer(const ModelConfig& cfg, std::shared_ptr<const WeightSto
 // Matrices keep the storage dtype (aliasing the file mapping when it already matches);
 // vectors (norms, biases) become f32.
 at::Tensor Transformer::load(const std::string& name, const std::vector<int64_t>& shape,
-                                bool keep_dtype) const {
+                             bool keep_dtype) const {
   const TensorView& view = store_->get(name, shape);
   const at::ScalarType src = torch_dtype(view.dtype);
   const at::ScalarType dst = keep_dtype ? opts_.weight_dtype : at::kFloat;
   // The mapping is read-only; tensors created from it are never written.
-  at::Tensor t = at::from_blob(const_cast<std::byte*>(view.data), view.shape,
-                                     at::TensorOptions().dtype(src));
+  at::Tensor t =
+      at::from_blob(const_cast<std::byte*>(view.data), view.shape, at::TensorOptions().dtype(src));
   if (src != dst) t = t.to(dst);
   if (!opts_.device.is_cpu()) t = t.to(opts_.device);
   return t;
 }
 
-Linear Transformer::load_linear(const std::string& prefix, int64_t out, int64_t in, bool bias) const {
+Linear Transformer::load_linear(const std::string& prefix, int64_t out, int64_t in,
+                                bool bias) const {
   return Linear(load(prefix + ".weight", {out, in}, true),
                 bias ? load(prefix + ".bias", {out}, false) : at::Tensor());
 }
@@ -96,7 +100,7 @@ at::Tensor Transformer::embed(const std::vector<int>& tokens) const {
 }
 
 at::Tensor Transformer::layer_forward(int l, const at::Tensor& x, int64_t pos0, LayerKV& kv,
-                                         QueryCapture* capture) const {
+                                      QueryCapture* capture) const {
   const LayerWeights& w = layers_.at(l);
   const int64_t t = x.size(0), d = cfg_.head_dim;
   const at::Tensor positions = at::arange(pos0, pos0 + t, x.options().dtype(at::kLong));
@@ -110,7 +114,7 @@ at::Tensor Transformer::layer_forward(int l, const at::Tensor& x, int64_t pos0, 
     k = rms_norm(k, w.k_norm);
   }
   q = rope_.apply(q, positions).transpose(0, 1).contiguous();  // [heads, t, d]
-  k = rope_.apply(k, positions).transpose(0, 1);                // [kv_heads, t, d]
+  k = rope_.apply(k, positions).transpose(0, 1);               // [kv_heads, t, d]
   kv.append(k, v.transpose(0, 1));
 
   if (capture) {
@@ -138,14 +142,15 @@ at::Tensor Transformer::logits(const at::Tensor& x) const {
 }
 
 at::Tensor Transformer::forward(const std::vector<int>& tokens, int64_t pos0, KVCache& cache,
-                                   QueryCapture* capture, bool all_logits) const {
+                                QueryCapture* capture, bool all_logits) const {
   if (tokens.empty()) throw Error("forward: no tokens");
   const int64_t n = static_cast<int64_t>(tokens.size());
   std::vector<at::Tensor> outs;
   for (int64_t c0 = 0; c0 < n; c0 += opts_.prefill_chunk) {
     const int64_t c1 = std::min(n, c0 + opts_.prefill_chunk);
     at::Tensor x = embed(std::vector<int>(tokens.begin() + c0, tokens.begin() + c1));
-    for (int l = 0; l < cfg_.num_layers; ++l) x = layer_forward(l, x, pos0 + c0, cache.layer(l), capture);
+    for (int l = 0; l < cfg_.num_layers; ++l)
+      x = layer_forward(l, x, pos0 + c0, cache.layer(l), capture);
     if (all_logits)
       outs.push_back(logits(x));
     else if (c1 == n)

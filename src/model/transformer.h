@@ -25,7 +25,7 @@ struct ComputeOptions {
 // Asks a forward pass to keep the post-RoPE queries of chosen absolute positions, per layer
 // (the observation queries that KV-compression methods score keys with).
 struct QueryCapture {
-  std::vector<int64_t> positions;       // ascending
+  std::vector<int64_t> positions;     // ascending
   std::vector<at::Tensor> per_layer;  // filled: [heads, rows, head_dim] f32
 };
 
@@ -50,7 +50,7 @@ class Transformer {
   // Layer l on hidden states x [t, hidden] of the tokens at positions pos0..pos0+t-1: appends
   // their K/V to `kv`, attends over it, returns the new hidden states.
   at::Tensor layer_forward(int l, const at::Tensor& x, int64_t pos0, LayerKV& kv,
-                              QueryCapture* capture = nullptr) const;
+                           QueryCapture* capture = nullptr) const;
   // Final norm + LM head: [rows, hidden] -> logits [rows, vocab] f32.
   at::Tensor logits(const at::Tensor& x) const;
 
@@ -58,10 +58,11 @@ class Transformer {
   // options().prefill_chunk rows. Returns logits of the last token ([vocab]), or of every
   // token ([t, vocab]) when all_logits.
   at::Tensor forward(const std::vector<int>& tokens, int64_t pos0, KVCache& cache,
-                        QueryCapture* capture = nullptr, bool all_logits = false) const;
+                     QueryCapture* capture = nullptr, bool all_logits = false) const;
 
  private:
-  at::Tensor load(const std::string& name, const std::vector<int64_t>& shape, bool keep_dtype) const;
+  at::Tensor load(const std::string& name, const std::vector<int64_t>& shape,
+                  bool keep_dtype) const;
   Linear load_linear(const std::string& prefix, int64_t out, int64_t in, bool bias) const;
   at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& w) const;
 

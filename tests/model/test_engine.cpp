@@ -26,7 +26,8 @@ TEST(Engine, EmptyPromptAndOverlongPromptAreClearErrors) {
   auto m = tiny();
   FullKV full;
   GenerationParams g;
-  EXPECT_NE(error_of([&] { generate(*m, full, {}, g); }).find("prompt is empty"), std::string::npos);
+  EXPECT_NE(error_of([&] { generate(*m, full, {}, g); }).find("prompt is empty"),
+            std::string::npos);
   std::vector<int> long_prompt(m->config.max_position_embeddings, 1);
   const std::string msg = error_of([&] { generate(*m, full, long_prompt, g); });
   EXPECT_NE(msg.find("exceeds the model's context"), std::string::npos) << msg;
@@ -48,7 +49,8 @@ TEST(Engine, StopStringCutsTheTextAndEndsGeneration) {
   const std::string stop = free_run.text.substr(2, 2);
   g.stop = {stop};
   std::string streamed;
-  const GenerationResult r = generate(*m, full, prompt, g, [&](const std::string& s) { streamed += s; });
+  const GenerationResult r =
+      generate(*m, full, prompt, g, [&](const std::string& s) { streamed += s; });
   EXPECT_EQ(r.stats.finish_reason, "stop");
   EXPECT_EQ(r.text, free_run.text.substr(0, free_run.text.find(stop)));
   EXPECT_EQ(streamed.size() <= r.text.size() + 3, true);  // nothing past the stop is streamed
@@ -77,7 +79,8 @@ TEST(Engine, StatsAreFilled) {
   GenerationParams g;
   g.max_new_tokens = 4;
   g.ignore_eos = true;
-  const GenerationResult r = generate(*m, full, m->tokenizer.encode("Numbers appear everywhere"), g);
+  const GenerationResult r =
+      generate(*m, full, m->tokenizer.encode("Numbers appear everywhere"), g);
   EXPECT_GT(r.stats.prompt_tokens, 0);
   EXPECT_EQ(r.stats.generated_tokens, 4);
   EXPECT_GT(r.stats.kv_bytes, 0);
@@ -106,7 +109,9 @@ TEST(Loading, MissingTensorAndMissingDirectoryAreNamed) {
   const std::string msg = error_of([&] { LoadedModel::load(broken, ComputeOptions{}); });
   EXPECT_NE(msg.find("model.layers.1.mlp.up_proj.weight"), std::string::npos) << msg;
   std::filesystem::remove_all(broken);
-  EXPECT_NE(error_of([&] { LoadedModel::load("/nonexistent/model", ComputeOptions{}); }).find("does not exist"),
+  EXPECT_NE(error_of([&] {
+              LoadedModel::load("/nonexistent/model", ComputeOptions{});
+            }).find("does not exist"),
             std::string::npos);
   EXPECT_NE(error_of([] { parse_compute_dtype("fp8"); }).find("unknown dtype"), std::string::npos);
 }

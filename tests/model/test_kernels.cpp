@@ -79,8 +79,10 @@ TEST(KVCache, CompactGathersPerHeadAndAccountsBytes) {
   EXPECT_EQ(kv.length(), 3);
   EXPECT_EQ(kv.capacity(), 5);
   EXPECT_EQ(kv.allocated_bytes(), 2 * 2 * 5 * 4 * 4);
-  EXPECT_TRUE(at::equal(kv.keys()[0], k[0].index_select(0, at::tensor(std::vector<int64_t>{0, 2, 5}))));
-  EXPECT_TRUE(at::equal(kv.values()[1], -k[1].index_select(0, at::tensor(std::vector<int64_t>{1, 3, 4}))));
+  EXPECT_TRUE(
+      at::equal(kv.keys()[0], k[0].index_select(0, at::tensor(std::vector<int64_t>{0, 2, 5}))));
+  EXPECT_TRUE(
+      at::equal(kv.values()[1], -k[1].index_select(0, at::tensor(std::vector<int64_t>{1, 3, 4}))));
   // appending after compaction continues behind the kept entries
   kv.append(at::ones({2, 1, 4}), at::ones({2, 1, 4}));
   EXPECT_EQ(kv.length(), 4);

@@ -137,8 +137,8 @@ TEST_P(Parity, QueryCaptureIsTheSameChunkedOrNot) {
     cap.positions = {2, 5, 9};
     t.forward(prompt, 0, cache, &cap);
     ASSERT_EQ(static_cast<int>(cap.per_layer.size()), p.engine->config.num_layers);
-    EXPECT_EQ(cap.per_layer[1].sizes(), (at::IntArrayRef{p.engine->config.num_heads, 3,
-                                                          p.engine->config.head_dim}));
+    EXPECT_EQ(cap.per_layer[1].sizes(),
+              (at::IntArrayRef{p.engine->config.num_heads, 3, p.engine->config.head_dim}));
     got.push_back(cap.per_layer[1]);
   }
   EXPECT_TRUE(at::allclose(got[0], got[1], 1e-5, 1e-5));

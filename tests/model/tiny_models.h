@@ -1,13 +1,13 @@
 #pragma once
 // Tiny random models of every architecture, written once per test process to a temp dir.
+#include <unistd.h>
+
 #include <filesystem>
 #include <fstream>
 #include <map>
 #include <sstream>
 #include <string>
 #include <vector>
-
-#include <unistd.h>
 
 #include "io/random_model.h"
 #include "tokenizer/tokenizer.h"

@@ -1,0 +1,49 @@
+#pragma once
+// KV compression in the spirit of kvpress presses: a press looks at one layer's full prompt
+// keys and the observation queries, and says which entries each KV head keeps. The shared
+// layer-major prefill (compressed_prefill) runs the model, calls the press per layer and
+// compacts the cache; a method is a plan (which tokens, which observation rows, what is
+// scored, what is always kept) plus a press.
+#include <ATen/ATen.h>
+
+#include <string>
+#include <vector>
+
+#include "methods/method.h"
+
+namespace dapx {
+
+// What the layer-major prefill runs and which rows/keys the press sees.
+struct CompressionPlan {
+  std::vector<int> tokens;  // prompt, then any lookahead tokens
+  int64_t prompt_len = 0;
+  std::vector<int64_t> obs_positions;        // rows whose post-RoPE queries the press receives
+  int64_t scored_end = 0;                    // keys [0, scored_end) compete for the budget
+  int64_t window_begin = 0, window_end = 0;  // keys [window_begin, window_end) always kept
+  // SpecKV-style: the last prompt token and the lookahead are not cached; the last prompt
+  // token is fed again at position prompt_len - 1 to produce the first logits.
+  bool refeed_last_prompt_token = false;
+};
+
+struct LayerContext {
+  int layer = 0;
+  int num_layers = 0;
+  const at::Tensor& keys;         // [kv_heads, n_all, d] post-RoPE, this layer
+  const at::Tensor& obs_queries;  // [heads, rows, d] post-RoPE (rows = plan.obs_positions)
+  const CompressionPlan& plan;
+};
+
+class KVPress {
+ public:
+  virtual ~KVPress() = default;
+  // Kept cache entries per KV head: int64 [kv_heads, keep], ascending per head.
+  virtual at::Tensor select(const LayerContext& ctx) = 0;
+};
+
+// Layer-major prefill: every token goes through layer l (in row chunks), the press picks the
+// entries to keep, layer l is compacted, then layer l+1 runs. Only one layer's full K/V is
+// alive at a time. When record_selection, info["layers"] holds the kept positions.
+PrefillResult compressed_prefill(const Transformer& t, const CompressionPlan& plan, KVPress& press,
+                                 int max_new_tokens, bool record_selection);
+
+}  // namespace dapx

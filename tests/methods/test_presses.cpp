@@ -1,0 +1,159 @@
+// Presses on fixed random layers against a straightforward computation written here with
+// plain loops: softmax rows, max/mean over a KV group's heads x rows, pooling, top-k, window.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <numeric>
+
+#include "methods/observation_press.h"
+
+namespace dapx {
+namespace {
+
+struct Layer {
+  at::Tensor keys, obs;  // [kv, n, d], [heads, rows, d]
+  CompressionPlan plan;
+};
+
+Layer random_layer(int64_t heads, int64_t kv, int64_t n, int64_t d, int64_t window, uint64_t seed) {
+  at::manual_seed(seed);
+  Layer L;
+  L.keys = at::randn({kv, n, d});
+  L.obs = at::randn({heads, window, d}) * 2;
+  L.plan.prompt_len = n;
+  for (int64_t i = n - window; i < n; ++i) L.plan.obs_positions.push_back(i);
+  L.plan.tokens.assign(n, 0);
+  L.plan.window_begin = L.plan.scored_end = n - window;
+  L.plan.window_end = n;
+  return L;
+}
+
+// Independent SnapKV selection for one KV head.
+std::vector<int64_t> naive_snapkv(const Layer& L, int64_t kv_head, int64_t budget, int64_t kernel,
+                                  bool max_reduce, bool max_pool) {
+  const int64_t heads = L.obs.size(0), kv = L.keys.size(0), n = L.keys.size(1), d = L.keys.size(2);
+  const int64_t rows = L.obs.size(1), group = heads / kv, scored = L.plan.scored_end;
+  const auto K = L.keys.accessor<float, 3>();
+  const auto Q = L.obs.accessor<float, 3>();
+  std::vector<double> red(scored, max_reduce ? -1e30 : 0.0);
+  for (int64_t h = kv_head * group; h < (kv_head + 1) * group; ++h)
+    for (int64_t r = 0; r < rows; ++r) {
+      const int64_t qpos = L.plan.obs_positions[r];
+      std::vector<double> s(n, -std::numeric_limits<double>::infinity());
+      double mx = -1e30;
+      for (int64_t j = 0; j <= qpos; ++j) {
+        double dot = 0;
+        for (int64_t c = 0; c < d; ++c) dot += double(Q[h][r][c]) * K[kv_head][j][c];
+        s[j] = dot / std::sqrt(double(d));
+        mx = std::max(mx, s[j]);
+      }
+      double z = 0;
+      for (int64_t j = 0; j <= qpos; ++j) z += std::exp(s[j] - mx);
+      for (int64_t j = 0; j < scored; ++j) {
+        const double p = std::exp(s[j] - mx) / z;
+        red[j] = max_reduce ? std::max(red[j], p) : red[j] + p / double(group * rows);
+      }
+    }
+  std::vector<double> pooled(scored);
+  for (int64_t j = 0; j < scored; ++j) {
+    double acc = max_pool ? -1e30 : 0.0;
+    for (int64_t o = -kernel / 2; o <= kernel / 2; ++o) {
+      const int64_t t = j + o;
+      if (t < 0 || t >= scored) continue;  // max: -inf pad; avg: zero pad, divide by kernel
+      acc = max_pool ? std::max(acc, red[t]) : acc + red[t] / double(kernel);
+    }
+    pooled[j] = acc;
+  }
+  std::vector<int64_t> order(scored);
+  std::iota(order.begin(), order.end(), 0);
+  std::stable_sort(order.begin(), order.end(),
+                   [&](int64_t a, int64_t b) { return pooled[a] > pooled[b]; });
+  const int64_t window = L.plan.window_end - L.plan.window_begin;
+  std::vector<int64_t> keep(order.begin(), order.begin() + (budget - window));
+  for (int64_t j = L.plan.window_begin; j < L.plan.window_end; ++j) keep.push_back(j);
+  std::sort(keep.begin(), keep.end());
+  return keep;
+}
+
+std::vector<int64_t> row(const at::Tensor& t, int64_t h) {
+  const at::Tensor r = t[h].contiguous();
+  return std::vector<int64_t>(r.data_ptr<int64_t>(), r.data_ptr<int64_t>() + r.numel());
+}
+
+struct Variant {
+  bool max_reduce, max_pool;
+  int64_t kernel;
+};
+
+TEST(ObservationPress, SelectionEqualsNaiveComputationForEveryVariant) {
+  for (const Variant v : {Variant{true, true, 7}, Variant{false, false, 7}, Variant{true, false, 3},
+                          Variant{false, true, 1}}) {
+    const Layer L = random_layer(/*heads=*/6, /*kv=*/2, /*n=*/64, /*d=*/8, /*window=*/8, 5);
+    ScoreParams p;
+    p.window = 8;
+    p.kernel = v.kernel;
+    p.reduce = v.max_reduce ? Reduce::Max : Reduce::Mean;
+    p.pool = v.max_pool ? Pool::Max : Pool::Avg;
+    ObservationPress press(p, {20});
+    const at::Tensor keep = press.select(LayerContext{0, 1, L.keys, L.obs, L.plan});
+    ASSERT_EQ(keep.sizes(), (at::IntArrayRef{2, 20}));
+    for (int64_t h = 0; h < 2; ++h)
+      EXPECT_EQ(row(keep, h), naive_snapkv(L, h, 20, v.kernel, v.max_reduce, v.max_pool))
+          << "head " << h << " kernel " << v.kernel;
+  }
+}
+
+TEST(ObservationPress, BudgetIsExactAndWindowAlwaysKept) {
+  const Layer L = random_layer(4, 2, 100, 8, 16, 9);
+  ScoreParams p;
+  p.window = 16;
+  for (int64_t budget : {17, 40, 84}) {
+    ObservationPress press(p, {budget});
+    const at::Tensor keep = press.select(LayerContext{0, 1, L.keys, L.obs, L.plan});
+    EXPECT_EQ(keep.size(1), budget);
+    for (int64_t h = 0; h < 2; ++h) {
+      const auto r = row(keep, h);
+      EXPECT_TRUE(std::is_sorted(r.begin(), r.end()));
+      for (int64_t j = 84; j < 100; ++j) EXPECT_TRUE(std::binary_search(r.begin(), r.end(), j));
+    }
+  }
+}
+
+TEST(HeavyHitterPress, AccumulatesAttentionOfEveryPromptQuery) {
+  // keys/queries chosen so that key 3 is attended by every query, key 5 by none
+  const int64_t n = 12, d = 4;
+  Layer L;
+  L.keys = at::zeros({1, n, d});
+  L.keys[0][3][0] = 5.f;
+  L.keys[0][5][0] = -5.f;
+  L.obs = at::zeros({2, n, d});
+  L.obs.select(2, 0).fill_(1.f);
+  L.plan.prompt_len = n;
+  for (int64_t i = 0; i < n; ++i) L.plan.obs_positions.push_back(i);
+  L.plan.window_begin = L.plan.scored_end = n - 2;
+  L.plan.window_end = n;
+  ScoreParams p;
+  p.window = 2;
+  p.kernel = 1;
+  p.pool = Pool::None;
+  HeavyHitterPress press(p, {4});
+  const auto keep = row(press.select(LayerContext{0, 1, L.keys, L.obs, L.plan}), 0);
+  // key 3 (heavy hitter) and key 0 (seen by every query, alone for query 0) win; then window
+  ASSERT_EQ(keep.size(), 4u);
+  EXPECT_TRUE(std::binary_search(keep.begin(), keep.end(), 3));
+  EXPECT_FALSE(std::binary_search(keep.begin(), keep.end(), 5));
+  EXPECT_EQ(keep[2], 10);
+  EXPECT_EQ(keep[3], 11);
+}
+
+TEST(StreamingPress, SinksPlusRecent) {
+  const Layer L = random_layer(2, 2, 30, 4, 4, 1);
+  StreamingPress press(4, 10);
+  const at::Tensor keep = press.select(LayerContext{0, 1, L.keys, L.obs, L.plan});
+  EXPECT_EQ(row(keep, 1), (std::vector<int64_t>{0, 1, 2, 3, 24, 25, 26, 27, 28, 29}));
+}
+
+}  // namespace
+}  // namespace dapx
