@@ -19,6 +19,11 @@ void LayerKV::grow_to(int64_t capacity) {
   }
   k_ = std::move(k);
   v_ = std::move(v);
+  if (padding_.defined()) {
+    at::Tensor pad = at::zeros({kv_heads_, capacity}, padding_.options());
+    pad.narrow(1, 0, length_).copy_(padding_.narrow(1, 0, length_));
+    padding_ = std::move(pad);
+  }
 }
 
 void LayerKV::reserve(int64_t extra) {
@@ -32,6 +37,7 @@ void LayerKV::append(const at::Tensor& k, const at::Tensor& v) {
   if (length_ + t > capacity()) grow_to(std::max(length_ + t, capacity() * 3 / 2 + 16));
   k_.narrow(1, length_, t).copy_(k);
   v_.narrow(1, length_, t).copy_(v);
+  if (padding_.defined()) padding_.narrow(1, length_, t).fill_(false);
   length_ += t;
 }
 
@@ -43,10 +49,13 @@ void LayerKV::compact(const at::Tensor& idx, int64_t reserve_extra) {
     throw Error("KV compact: index must be [kv_heads, keep]");
   const int64_t keep = idx.size(1);
   if (keep > length_) throw Error("KV compact: more entries kept than the cache holds");
-  if (keep > 0 && (idx.min().item<int64_t>() < 0 || idx.max().item<int64_t>() >= length_))
+  const at::Tensor index = idx.to(at::kLong);
+  if (keep > 0 && (index.min().item<int64_t>() < -1 || index.max().item<int64_t>() >= length_))
     throw Error("KV compact: index out of range");
+  const at::Tensor pad = index < 0;
+  const bool padded = keep > 0 && pad.any().item<bool>();
   // gather along the token axis: [kv, keep] -> [kv, keep, d]
-  const at::Tensor g = idx.to(at::kLong).unsqueeze(-1).expand({kv_heads_, keep, head_dim_});
+  const at::Tensor g = index.clamp_min(0).unsqueeze(-1).expand({kv_heads_, keep, head_dim_});
   auto opts = at::TensorOptions().dtype(dtype_);
   at::Tensor k = at::empty({kv_heads_, keep + reserve_extra, head_dim_}, opts);
   at::Tensor v = at::empty({kv_heads_, keep + reserve_extra, head_dim_}, opts);
@@ -55,6 +64,15 @@ void LayerKV::compact(const at::Tensor& idx, int64_t reserve_extra) {
   k_ = std::move(k);
   v_ = std::move(v);
   length_ = keep;
+  padding_ = at::Tensor();
+  if (padded) {
+    padding_ = at::zeros({kv_heads_, keep + reserve_extra}, pad.options());
+    padding_.narrow(1, 0, keep).copy_(pad);
+  }
+}
+
+at::Tensor LayerKV::key_mask() const {
+  return padding_.defined() ? padding_.narrow(1, 0, length_) : at::Tensor();
 }
 
 void LayerKV::truncate(int64_t new_length) {
@@ -67,7 +85,10 @@ int64_t LayerKV::allocated_bytes() const {
 }
 
 int64_t LayerKV::live_bytes() const {
-  return 2 * kv_heads_ * length_ * head_dim_ * static_cast<int64_t>(c10::elementSize(dtype_));
+  const int64_t entries = padding_.defined()
+                              ? kv_heads_ * length_ - key_mask().sum().item<int64_t>()
+                              : kv_heads_ * length_;
+  return 2 * entries * head_dim_ * static_cast<int64_t>(c10::elementSize(dtype_));
 }
 
 KVCache::KVCache(int num_layers, int64_t kv_heads, int64_t head_dim, at::ScalarType dtype) {

@@ -20,7 +20,11 @@ class LayerKV {
   at::Tensor values() const;
   // Keeps, per head, the entries idx[h] (int64 [kv_heads, keep], ascending per head). The new
   // buffer holds keep + reserve_extra slots, so the memory of dropped entries is released.
+  // Head-adaptive budgets (AdaKV) pad a head's row with -1 after its kept entries: those
+  // slots hold nothing and are masked out of attention (see key_mask).
   void compact(const at::Tensor& idx, int64_t reserve_extra = 0);
+  // bool [kv_heads, length], true where a slot holds no entry; undefined when all are live.
+  at::Tensor key_mask() const;
   // Ensures room for `extra` more entries without reallocating during decode.
   void reserve(int64_t extra);
   // Drops entries past `new_length` (e.g. a lookahead that must not stay cached).
@@ -37,6 +41,7 @@ class LayerKV {
   int64_t kv_heads_, head_dim_;
   at::ScalarType dtype_;
   at::Tensor k_, v_;
+  at::Tensor padding_;  // bool [kv_heads, capacity] or undefined (no padded slots)
   int64_t length_ = 0;
 };
 

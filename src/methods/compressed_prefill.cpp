@@ -11,7 +11,10 @@ nlohmann::json kept_positions(int layer, const at::Tensor& keep) {
   const at::Tensor k = keep.to(at::kCPU).contiguous();
   for (int64_t h = 0; h < k.size(0); ++h) {
     const int64_t* p = k[h].data_ptr<int64_t>();
-    heads.push_back(std::vector<int64_t>(p, p + k.size(1)));
+    std::vector<int64_t> kept;
+    for (int64_t i = 0; i < k.size(1); ++i)
+      if (p[i] >= 0) kept.push_back(p[i]);  // -1: padding of a head-adaptive row
+    heads.push_back(std::move(kept));
   }
   return {{"layer", layer}, {"kept", heads}};
 }

@@ -24,7 +24,7 @@ Reduce parse_reduce(const std::string& s, Reduce fallback) {
   throw Error("unknown --reduce '" + s + "'; use max or mean");
 }
 
-enum class Kind { Streaming, H2O, SnapKV, PyramidKV };
+enum class Kind { Streaming, H2O, SnapKV, PyramidKV, AdaKV };
 
 class KVBaseline : public Method {
  public:
@@ -76,6 +76,10 @@ class KVBaseline : public Method {
         kind_ == Kind::PyramidKV
             ? pyramid_budgets(layers, p_.budget, sp_.window, p_.pyramid_beta, n)
             : std::vector<int64_t>(layers, p_.budget);
+    if (kind_ == Kind::AdaKV) {
+      AdaptivePress press(std::make_unique<ObservationPress>(sp_, budgets), budgets);
+      return compressed_prefill(t, plan, press, req.max_new_tokens, p_.record_selection);
+    }
     ObservationPress press(sp_, budgets);
     return compressed_prefill(t, plan, press, req.max_new_tokens, p_.record_selection);
   }
@@ -115,6 +119,7 @@ std::unique_ptr<Method> make_method(const std::string& name, const MethodParams&
   if (name == "h2o") return std::make_unique<KVBaseline>(name, Kind::H2O, p);
   if (name == "snapkv") return std::make_unique<KVBaseline>(name, Kind::SnapKV, p);
   if (name == "pyramidkv") return std::make_unique<KVBaseline>(name, Kind::PyramidKV, p);
+  if (name == "adakv") return std::make_unique<KVBaseline>(name, Kind::AdaKV, p);
   std::string known;
   for (const auto& m : method_names()) known += (known.empty() ? "" : ", ") + m;
   throw Error("unknown --method '" + name + "'; available: " + known);

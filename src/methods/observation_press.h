@@ -2,6 +2,7 @@
 // The presses of the KV baselines. ObservationPress is SnapKV's scoring (and SpecKV's, LAQ's:
 // only the observation rows differ): observation attention over the scored keys, reduced over
 // each KV group's heads x rows, pooled, top of the layer's budget plus the protected window.
+#include <memory>
 #include <vector>
 
 #include "methods/kv_press.h"
@@ -21,10 +22,10 @@ class ObservationPress : public KVPress {
   // layer_budgets[l]: entries kept per head in layer l, window included.
   ObservationPress(const ScoreParams& p, std::vector<int64_t> layer_budgets);
   at::Tensor select(const LayerContext& ctx) override;
-
- protected:
   // [kv_heads, scored_end] importance of the scored keys.
   virtual at::Tensor scores(const LayerContext& ctx) const;
+
+ protected:
   ScoreParams p_;
   std::vector<int64_t> budgets_;
 };
@@ -35,8 +36,22 @@ class HeavyHitterPress : public ObservationPress {
  public:
   using ObservationPress::ObservationPress;
 
- protected:
+ public:
   at::Tensor scores(const LayerContext& ctx) const override;
+};
+
+// AdaKV over any observation scorer: a layer keeps kv_heads x (budget - window) scored
+// entries in total, shared among its heads by score (with AdaKV's per-head safeguard), plus
+// each head's window. Heads keep different counts: rows are padded with -1 (masked slots).
+class AdaptivePress : public KVPress {
+ public:
+  AdaptivePress(std::unique_ptr<ObservationPress> scorer, std::vector<int64_t> layer_budgets)
+      : scorer_(std::move(scorer)), budgets_(std::move(layer_budgets)) {}
+  at::Tensor select(const LayerContext& ctx) override;
+
+ private:
+  std::unique_ptr<ObservationPress> scorer_;
+  std::vector<int64_t> budgets_;
 };
 
 // StreamingLLM: the first `sinks` entries and the most recent ones; no scoring.

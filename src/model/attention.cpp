@@ -7,7 +7,7 @@
 namespace dapx {
 
 at::Tensor causal_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
-                            int64_t max_score_floats) {
+                            int64_t max_score_floats, const at::Tensor& key_mask) {
   const int64_t heads = q.size(0), t = q.size(1), d = q.size(2);
   const int64_t kv_heads = k.size(0), len = k.size(1), group = heads / kv_heads;
   const int64_t older = len - t;
@@ -29,6 +29,9 @@ at::Tensor causal_attention(const at::Tensor& q, const at::Tensor& k, const at::
       scores.view({kv_heads, group, nb, visible})
           .masked_fill_(hidden, -std::numeric_limits<float>::infinity());
     }
+    if (key_mask.defined())
+      scores.masked_fill_(key_mask.narrow(1, 0, visible).unsqueeze(1),
+                          -std::numeric_limits<float>::infinity());
     const at::Tensor probs = at::softmax(scores, -1);
     out.narrow(2, b0, nb).copy_(
         at::bmm(probs, v.narrow(1, 0, visible)).view({kv_heads, group, nb, d}));

@@ -8,8 +8,10 @@ namespace dapx {
 // q: [heads, t, d] (the t newest tokens), k/v: [kv_heads, len, d] where the last t entries
 // are the new tokens themselves and the first len - t are older (all visible). Query i sees
 // every older entry and new entries 0..i. Returns [heads, t, d].
-// max_score_floats bounds the [heads, block, len] score buffer.
+// max_score_floats bounds the [heads, block, len] score buffer. key_mask (bool [kv_heads, len],
+// optional) hides padded slots of a head-adaptive cache.
 at::Tensor causal_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
-                            int64_t max_score_floats = int64_t{16} << 20);
+                            int64_t max_score_floats = int64_t{16} << 20,
+                            const at::Tensor& key_mask = {});
 
 }  // namespace dapx

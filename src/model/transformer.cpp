@@ -130,7 +130,8 @@ at::Tensor Transformer::layer_forward(int l, const at::Tensor& x, int64_t pos0, 
     }
   }
 
-  const at::Tensor attn = causal_attention(q, kv.keys(), kv.values());  // [heads, t, d]
+  const at::Tensor attn = causal_attention(q, kv.keys(), kv.values(), int64_t{16} << 20,
+                                           kv.key_mask());  // [heads, t, d]
   at::Tensor out = x + w.o(attn.transpose(0, 1).reshape({t, cfg_.num_heads * d}));
   const at::Tensor h2 = rms_norm(out, w.mlp_norm);
   out += w.down(at::silu(w.gate(h2)).mul_(w.up(h2)));

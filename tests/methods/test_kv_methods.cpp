@@ -55,7 +55,7 @@ TEST(KVMethods, CompressedGenerationEqualsReferenceRestrictedToKeptEntries) {
     const WeightStore store = WeightStore::open(m->dir);
     reference::NaiveTransformer ref(m->config, store);
     const auto prompt = prompt_of(60, m->config.vocab_size);
-    for (const std::string name : {"snapkv", "pyramidkv", "h2o", "streaming"}) {
+    for (const std::string name : {"snapkv", "pyramidkv", "h2o", "streaming", "adakv"}) {
       MethodParams p;
       p.budget = 24;
       p.window = 8;
@@ -100,6 +100,26 @@ TEST(KVMethods, EveryLayerKeepsItsBudget) {
         EXPECT_EQ(static_cast<int64_t>(head.size()), want[l]) << name << " layer " << l;
         EXPECT_EQ(head.back().get<int>(), 79) << name;  // the most recent entry is always kept
       }
+  }
+}
+
+TEST(KVMethods, AdaKVSharesTheLayerBudgetAmongHeads) {
+  auto m = tiny_f32(Arch::Qwen2);
+  const auto prompt = prompt_of(120, m->config.vocab_size);
+  MethodParams p;
+  p.budget = 30;
+  p.window = 8;
+  p.record_selection = true;
+  auto method = make_method("adakv", p);
+  const GenerationResult r = generate(*m, *method, prompt, greedy(2));
+  for (const auto& layer : r.method_info.at("layers")) {
+    size_t total = 0;
+    for (const auto& head : layer.at("kept")) {
+      total += head.size();
+      EXPECT_GE(head.size(), 8u + 4u);  // window + AdaKV's safeguard floor(22 * 0.2)
+      EXPECT_EQ(head.back().get<int>(), 119);
+    }
+    EXPECT_EQ(total, static_cast<size_t>(m->config.num_kv_heads * 30));
   }
 }
 

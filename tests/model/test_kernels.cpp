@@ -89,10 +89,30 @@ TEST(KVCache, CompactGathersPerHeadAndAccountsBytes) {
   EXPECT_TRUE(at::equal(kv.keys()[1][3], at::ones({4})));
 }
 
+TEST(KVCache, PaddedRowsAreMaskedAndCounted) {
+  LayerKV kv(2, 2, at::kFloat);
+  kv.append(at::randn({2, 5, 2}), at::randn({2, 5, 2}));
+  kv.compact(at::tensor(std::vector<int64_t>{0, 3, 4, 1, -1, -1}, at::kLong).view({2, 3}), 1);
+  EXPECT_EQ(kv.live_bytes(), 2 * 4 * 2 * 4);  // 3 + 1 entries
+  kv.append(at::ones({2, 1, 2}), at::ones({2, 1, 2}));
+  const at::Tensor mask = kv.key_mask();
+  EXPECT_EQ(mask.sizes(), (at::IntArrayRef{2, 4}));
+  EXPECT_FALSE(mask[0].any().item<bool>());
+  EXPECT_TRUE(at::equal(mask[1], at::tensor(std::vector<uint8_t>{0, 1, 1, 0}).to(at::kBool)));
+  // attention of a query over head 1 ignores the padded slots
+  const at::Tensor q = at::randn({2, 1, 2});
+  const at::Tensor out = causal_attention(q, kv.keys(), kv.values(), 1 << 20, mask);
+  const at::Tensor k1 = kv.keys()[1].index_select(0, at::tensor(std::vector<int64_t>{0, 3}));
+  const at::Tensor v1 = kv.values()[1].index_select(0, at::tensor(std::vector<int64_t>{0, 3}));
+  const at::Tensor want = at::matmul(at::softmax(at::matmul(k1, q[1][0]) / std::sqrt(2.0), 0), v1);
+  EXPECT_TRUE(at::allclose(out[1][0], want, 1e-5, 1e-6));
+}
+
 TEST(KVCache, CompactRejectsBadIndices) {
   LayerKV kv(2, 4, at::kFloat);
   kv.append(at::zeros({2, 3, 4}), at::zeros({2, 3, 4}));
   EXPECT_THROW(kv.compact(at::tensor(std::vector<int64_t>{0, 3}, at::kLong).view({2, 1})), Error);
+  EXPECT_THROW(kv.compact(at::tensor(std::vector<int64_t>{0, -2}, at::kLong).view({2, 1})), Error);
   EXPECT_THROW(kv.compact(at::zeros({3, 1}, at::kLong)), Error);
   EXPECT_THROW(kv.compact(at::zeros({2, 4}, at::kLong)), Error);
 }

@@ -224,9 +224,6 @@ void NaiveTransformer::compact(const std::vector<std::vector<std::vector<int>>>&
                   std::to_string(cfg_.num_kv_heads));
     for (size_t h = 0; h < keep[l].size(); ++h) {
       const auto& idx = keep[l][h];
-      if (idx.size() != keep[l][0].size())
-        throw Error("NaiveTransformer::compact: layer " + std::to_string(l) +
-                    " keeps different counts per head");
       const int n = cache_size(int(l), int(h));
       for (size_t j = 0; j < idx.size(); ++j) {
         if (idx[j] < 0 || idx[j] >= n)

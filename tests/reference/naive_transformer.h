@@ -29,7 +29,7 @@ class NaiveTransformer {
   std::vector<std::vector<float>> prefill(const std::vector<int>& tokens);
 
   // Restricts the cache: keep[layer][kv_head] = sorted cache slot indices to keep. Every
-  // head of a layer must keep the same count (layers may differ). Throws dapx::Error on
+  // head may keep a different count (head-adaptive budgets). Throws dapx::Error on
   // malformed input (wrong sizes, out-of-range or unsorted indices, unequal counts).
   void compact(const std::vector<std::vector<std::vector<int>>>& keep);
 
