@@ -58,11 +58,14 @@ int main(int argc, char** argv) {
   CLI::App app{"dapx foundation benchmark: full-KV prefill/decode vs the machine's limits"};
   std::string model, out = "bench/results/foundation", dtype = "bf16";
   int threads = 0, decode_steps = 32;
+  std::vector<int64_t> prefill_lengths = {1024, 4096};
   app.add_option("model", model, "Model directory (e.g. dapx make-model --shape qwen2.5-0.5b)")
       ->required();
   app.add_option("--threads", threads, "Threads (0 = all)");
   app.add_option("--dtype", dtype, "Weight dtype: bf16 or f32");
   app.add_option("--decode-steps", decode_steps, "Decode steps per measurement");
+  app.add_option("--prefill-lengths", prefill_lengths,
+                 "Prompt lengths for the prefill rate (none: skip)");
   app.add_option("--out", out, "Output path prefix (.json and .csv are written)");
   CLI11_PARSE(app, argc, argv);
   try {
@@ -79,7 +82,7 @@ int main(int argc, char** argv) {
     // the prefill GEMM this CPU can run: native bf16 is far slower than f32 without AVX512-BF16
     const double gemm_limit = std::max(gemm_f32, gemm_bf16);
     nlohmann::json rows = nlohmann::json::array();
-    for (int64_t n : {1024, 4096}) {
+    for (int64_t n : prefill_lengths) {
       std::cerr << "prefill " << n << " tokens...\n";
       KVCache cache = t.make_cache();
       const auto prompt = random_tokens(n, m->config.vocab_size, n);

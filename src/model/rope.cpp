@@ -26,15 +26,18 @@ Rope::Rope(const ModelConfig& cfg) : head_dim_(cfg.head_dim) {
   inv_freq_tensor_ = at::tensor(inv_freq_, at::kDouble);
 }
 
-at::Tensor Rope::apply(const at::Tensor& x, const at::Tensor& positions) const {
+RotaryTables Rope::tables(int64_t pos0, int64_t t, at::Device device) const {
+  const at::Tensor positions = at::arange(pos0, pos0 + t, at::kDouble);
+  const at::Tensor angle = positions.unsqueeze(1) * inv_freq_tensor_.unsqueeze(0);
+  return {angle.cos().to(at::kFloat).unsqueeze(1).to(device),
+          angle.sin().to(at::kFloat).unsqueeze(1).to(device)};
+}
+
+at::Tensor Rope::apply(const at::Tensor& x, const RotaryTables& r) const {
   const int half = head_dim_ / 2;
-  const at::Tensor angle =
-      positions.to(at::kDouble).unsqueeze(1) * inv_freq_tensor_.to(x.device()).unsqueeze(0);
-  const at::Tensor cos = angle.cos().to(at::kFloat).unsqueeze(1);  // [t, 1, half]
-  const at::Tensor sin = angle.sin().to(at::kFloat).unsqueeze(1);
   const at::Tensor x1 = x.narrow(-1, 0, half);
   const at::Tensor x2 = x.narrow(-1, half, half);
-  return at::cat({x1 * cos - x2 * sin, x2 * cos + x1 * sin}, -1);
+  return at::cat({x1 * r.cos - x2 * r.sin, x2 * r.cos + x1 * r.sin}, -1);
 }
 
 }  // namespace dapx

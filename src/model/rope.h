@@ -7,11 +7,18 @@
 
 namespace dapx {
 
+// cos/sin of the angles of t consecutive positions, [t, 1, head_dim/2] f32: computed once per
+// forward and shared by every layer.
+struct RotaryTables {
+  at::Tensor cos, sin;
+};
+
 class Rope {
  public:
   explicit Rope(const ModelConfig& cfg);
-  // x: [t, heads, head_dim] f32, positions: int64 [t]. Returns the rotated tensor.
-  at::Tensor apply(const at::Tensor& x, const at::Tensor& positions) const;
+  RotaryTables tables(int64_t pos0, int64_t t, at::Device device) const;
+  // x: [t, heads, head_dim] f32. Returns the rotated tensor.
+  at::Tensor apply(const at::Tensor& x, const RotaryTables& tables) const;
   const std::vector<double>& inv_freq() const { return inv_freq_; }
 
  private:

@@ -100,10 +100,11 @@ at::Tensor Transformer::embed(const std::vector<int>& tokens) const {
 }
 
 at::Tensor Transformer::layer_forward(int l, const at::Tensor& x, int64_t pos0, LayerKV& kv,
-                                      QueryCapture* capture) const {
+                                      QueryCapture* capture, const RotaryTables* rope) const {
   const LayerWeights& w = layers_.at(l);
   const int64_t t = x.size(0), d = cfg_.head_dim;
-  const at::Tensor positions = at::arange(pos0, pos0 + t, x.options().dtype(at::kLong));
+  const RotaryTables own = rope ? RotaryTables{} : rope_.tables(pos0, t, x.device());
+  const RotaryTables& tables = rope ? *rope : own;
 
   const at::Tensor h = rms_norm(x, w.attn_norm);
   at::Tensor q = w.q(h).view({t, cfg_.num_heads, d});
@@ -113,8 +114,8 @@ at::Tensor Transformer::layer_forward(int l, const at::Tensor& x, int64_t pos0, 
     q = rms_norm(q, w.q_norm);
     k = rms_norm(k, w.k_norm);
   }
-  q = rope_.apply(q, positions).transpose(0, 1).contiguous();  // [heads, t, d]
-  k = rope_.apply(k, positions).transpose(0, 1);               // [kv_heads, t, d]
+  q = rope_.apply(q, tables).transpose(0, 1).contiguous();  // [heads, t, d]
+  k = rope_.apply(k, tables).transpose(0, 1);               // [kv_heads, t, d]
   kv.append(k, v.transpose(0, 1));
 
   if (capture) {
@@ -150,8 +151,9 @@ at::Tensor Transformer::forward(const std::vector<int>& tokens, int64_t pos0, KV
   for (int64_t c0 = 0; c0 < n; c0 += opts_.prefill_chunk) {
     const int64_t c1 = std::min(n, c0 + opts_.prefill_chunk);
     at::Tensor x = embed(std::vector<int>(tokens.begin() + c0, tokens.begin() + c1));
+    const RotaryTables rope = rope_.tables(pos0 + c0, c1 - c0, x.device());
     for (int l = 0; l < cfg_.num_layers; ++l)
-      x = layer_forward(l, x, pos0 + c0, cache.layer(l), capture);
+      x = layer_forward(l, x, pos0 + c0, cache.layer(l), capture, &rope);
     if (all_logits)
       outs.push_back(logits(x));
     else if (c1 == n)

@@ -49,8 +49,10 @@ class Transformer {
   at::Tensor embed(const std::vector<int>& tokens) const;
   // Layer l on hidden states x [t, hidden] of the tokens at positions pos0..pos0+t-1: appends
   // their K/V to `kv`, attends over it, returns the new hidden states.
+  // `rope` (optional) are the tables of these positions, shared across layers.
   at::Tensor layer_forward(int l, const at::Tensor& x, int64_t pos0, LayerKV& kv,
-                           QueryCapture* capture = nullptr) const;
+                           QueryCapture* capture = nullptr,
+                           const RotaryTables* rope = nullptr) const;
   // Final norm + LM head: [rows, hidden] -> logits [rows, vocab] f32.
   at::Tensor logits(const at::Tensor& x) const;
 
