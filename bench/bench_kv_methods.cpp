@@ -1,0 +1,135 @@
+// KV methods against full KV, in one run: for each prompt length and method, one
+// `dapx generate --json` process (so each has its own peak RSS), reporting KV bytes, decode
+// tokens/s, TTFT and peak RSS, each also as a ratio to full KV at the same length.
+// Usage: bench_kv_methods MODEL_DIR [--lengths 4096,8192] [--budget 256] [--methods ...]
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "tokenizer/tokenizer.h"
+
+namespace fs = std::filesystem;
+
+namespace {
+
+std::string slurp(const fs::path& p) {
+  std::ifstream in(p);
+  if (!in) throw std::runtime_error("cannot read " + p.string());
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+// A prompt of about n tokens: the bundled corpus repeated, cut at n tokens of this tokenizer.
+fs::path make_prompt(const dapx::Tokenizer& tok, const std::string& corpus, int64_t n,
+                     const fs::path& dir) {
+  std::string text;
+  std::vector<int> ids;
+  while (static_cast<int64_t>(ids.size()) < n) {
+    text += corpus;
+    ids = tok.encode(text);
+  }
+  ids.resize(n);
+  const fs::path out = dir / ("prompt-" + std::to_string(n) + ".txt");
+  std::ofstream(out) << tok.decode(ids);
+  return out;
+}
+
+nlohmann::json run_dapx(const std::string& cmd) {
+  FILE* pipe = popen(cmd.c_str(), "r");
+  if (!pipe) throw std::runtime_error("cannot run: " + cmd);
+  std::string out;
+  char buf[4096];
+  while (size_t got = fread(buf, 1, sizeof buf, pipe)) out.append(buf, got);
+  if (pclose(pipe) != 0) throw std::runtime_error("failed: " + cmd);
+  return nlohmann::json::parse(out);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"dapx KV-method benchmark: KV bytes, decode speed, TTFT, peak RSS vs full KV"};
+  std::string model, out = "bench/results/kv_methods", data = DAPX_DATA_DIR;
+  std::vector<int64_t> lengths = {4096, 8192};
+  std::vector<std::string> methods = {"full", "streaming", "h2o", "snapkv", "pyramidkv", "adakv"};
+  int64_t budget = 256;
+  int new_tokens = 32, threads = 0;
+  std::string dapx =
+      (fs::canonical("/proc/self/exe").parent_path().parent_path() / "apps" / "dapx").string();
+  app.add_option("model", model, "Model directory")->required();
+  app.add_option("--lengths", lengths, "Prompt lengths in tokens");
+  app.add_option("--methods", methods, "Methods to compare (full first: ratios are to it)");
+  app.add_option("--budget", budget, "KV budget per head");
+  app.add_option("--new-tokens", new_tokens, "Tokens generated per run");
+  app.add_option("--threads", threads, "Threads (0 = all)");
+  app.add_option("--dapx", dapx, "Path to the dapx binary");
+  app.add_option("--out", out, "Output path prefix (.json, .csv)");
+  CLI11_PARSE(app, argc, argv);
+  try {
+    const dapx::Tokenizer tok = dapx::Tokenizer::load(fs::path(model) / "tokenizer.json");
+    const std::string corpus = slurp(fs::path(data) / "corpus_en.txt");
+    const fs::path tmp = fs::temp_directory_path() / ("dapx-bench-" + std::to_string(getpid()));
+    fs::create_directories(tmp);
+    nlohmann::json rows = nlohmann::json::array();
+    std::printf("%-10s %6s %10s %7s %9s %7s %8s %7s %9s %7s\n", "method", "n", "KV MiB", "xfull",
+                "dec tok/s", "xfull", "TTFT s", "xfull", "peak MiB", "xfull");
+    for (int64_t n : lengths) {
+      const fs::path prompt = make_prompt(tok, corpus, n, tmp);
+      std::map<std::string, double> full;
+      for (const auto& m : methods) {
+        std::ostringstream cmd;
+        cmd << dapx << " generate -m " << model << " -f " << prompt << " --method " << m
+            << " --budget " << budget << " -n " << new_tokens << " --ignore-eos --json --threads "
+            << threads;
+        std::cerr << "running " << m << " at " << n << " tokens...\n";
+        const nlohmann::json r = run_dapx(cmd.str());
+        const auto& s = r.at("stats");
+        const double kv = s.at("kv_bytes").get<double>(), tps = 1.0 / s.at("tpot_s").get<double>(),
+                     ttft = s.at("ttft_s").get<double>(),
+                     rss = s.at("peak_rss_bytes").get<double>();
+        if (m == methods.front()) full = {{"kv", kv}, {"tps", tps}, {"ttft", ttft}, {"rss", rss}};
+        nlohmann::json row = {{"method", m},
+                              {"prompt_tokens", s.at("prompt_tokens")},
+                              {"length", n},
+                              {"budget", budget},
+                              {"kv_bytes", kv},
+                              {"kv_bytes_full", s.at("kv_bytes_full")},
+                              {"decode_tok_s", tps},
+                              {"ttft_s", ttft},
+                              {"total_s", s.at("total_s")},
+                              {"peak_rss_bytes", rss},
+                              {"kv_ratio", kv / full["kv"]},
+                              {"decode_ratio", tps / full["tps"]},
+                              {"ttft_ratio", ttft / full["ttft"]},
+                              {"rss_ratio", rss / full["rss"]}};
+        rows.push_back(row);
+        std::printf("%-10s %6lld %10.1f %7.3f %9.2f %7.2f %8.2f %7.2f %9.0f %7.2f\n", m.c_str(),
+                    static_cast<long long>(n), kv / 1048576, kv / full["kv"], tps,
+                    tps / full["tps"], ttft, ttft / full["ttft"], rss / 1048576, rss / full["rss"]);
+        std::fflush(stdout);
+      }
+    }
+    fs::remove_all(tmp);
+    std::ofstream(out + ".json") << nlohmann::json{{"model", model}, {"rows", rows}}.dump(2)
+                                 << "\n";
+    std::ofstream csv(out + ".csv");
+    csv << "method,length,prompt_tokens,kv_bytes,kv_ratio,decode_tok_s,decode_ratio,ttft_s,ttft_"
+           "ratio,peak_rss_bytes,rss_ratio\n";
+    for (const auto& r : rows)
+      csv << r["method"].get<std::string>() << "," << r["length"] << "," << r["prompt_tokens"]
+          << "," << r["kv_bytes"] << "," << r["kv_ratio"] << "," << r["decode_tok_s"] << ","
+          << r["decode_ratio"] << "," << r["ttft_s"] << "," << r["ttft_ratio"] << ","
+          << r["peak_rss_bytes"] << "," << r["rss_ratio"] << "\n";
+  } catch (const std::exception& e) {
+    std::cerr << "bench_kv_methods: error: " << e.what() << "\n";
+    return 1;
+  }
+  return 0;
+}
