@@ -7,7 +7,8 @@ DAPX  := $(BUILD)/apps/dapx
 MODELS := models/generated
 TARGET := $(MODELS)/target-small
 DRAFT  := $(MODELS)/draft-tiny
-PROMPT ?= Summarise in one sentence: the river town woke slowly on winter mornings, and the market filled with carts.
+PROMPT_FILE ?= data/corpus_en.txt
+METHOD ?= speckv
 
 .PHONY: all deps build run test sanitize format clean models bench
 
@@ -30,8 +31,11 @@ $(DRAFT)/config.json: | build
 	$(DAPX) make-model --arch qwen2 --shape tiny --seed 2 --out $(DRAFT)
 models: $(TARGET)/config.json $(DRAFT)/config.json
 
+# The main job: SpecKV on the default pair (the draft's lookahead picks the target's KV),
+# a ~1k-token document prompt, budget 256, JSON result with stats.
 run: build models
-	$(DAPX) generate --model $(TARGET) --chat --prompt "$(PROMPT)" --max-new-tokens 32 --json
+	$(DAPX) generate --model $(TARGET) --draft $(DRAFT) --method $(METHOD) --budget 256 \
+	  --chat --prompt-file $(PROMPT_FILE) --max-new-tokens 32 --json
 
 test: build
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)

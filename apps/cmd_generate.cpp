@@ -13,9 +13,9 @@ namespace {
 
 struct GenerateFlags {
   std::string model, prompt, prompt_file, system, chat_format = "auto", method = "full";
-  std::string dump_selection;
+  std::string dump_selection, draft;
   MethodParams method_params;
-  bool chat = false, json = false, quiet = false;
+  bool chat = false, json = false, quiet = false, show_compressed = false;
   GenerationParams gen;
   RuntimeFlags runtime;
 };
@@ -56,9 +56,15 @@ void write_selection(const std::string& path, const std::string& method, const M
 void run(const GenerateFlags& f) {
   const ComputeOptions opts = apply_runtime_flags(f.runtime);
   auto model = LoadedModel::load(f.model, opts);
+  std::unique_ptr<LoadedModel> draft;
+  if (!f.draft.empty()) {
+    draft = LoadedModel::load(f.draft, opts);
+    check_same_tokenizer(*model, *draft);
+  }
   const std::vector<int> prompt = build_prompt(f, *model);
   MethodParams mp = f.method_params;
   mp.record_selection = !f.dump_selection.empty();
+  mp.draft = draft ? &draft->transformer : nullptr;
   auto method = make_method(f.method, mp);
   const bool stream = !f.quiet && !f.json;
   GenerationResult r = generate(*model, *method, prompt, f.gen, [&](const std::string& s) {
@@ -68,6 +74,18 @@ void run(const GenerateFlags& f) {
   if (!f.dump_selection.empty())
     write_selection(f.dump_selection, method->name(), model->config, prompt, r);
   r.method_info.erase("layers");  // in the dump file, not the result
+  if (r.method_info.contains("compressed_prompt_tokens")) {
+    const auto ids = r.method_info["compressed_prompt_tokens"].get<std::vector<int>>();
+    if (f.show_compressed)
+      std::cerr << "[dapx] compressed prompt (" << ids.size() << " of " << prompt.size()
+                << " tokens):\n"
+                << model->tokenizer.decode(ids) << "\n[dapx] end of compressed prompt\n";
+    r.method_info.erase("compressed_prompt_tokens");
+    r.method_info.erase("kept_prompt_positions");  // in --dump-selection
+  }
+  if (r.method_info.contains("lookahead_tokens"))
+    r.method_info["lookahead_text"] =
+        model->tokenizer.decode(r.method_info["lookahead_tokens"].get<std::vector<int>>());
   if (f.json) {
     nlohmann::json j = {{"text", r.text},
                         {"tokens", r.tokens},
@@ -102,13 +120,40 @@ void register_generate(CLI::App& app) {
                   "auto (from tokenizer_config.json), chatml, llama3 or raw")
       ->check(CLI::IsMember({"auto", "chatml", "llama3", "raw"}));
   cmd->add_option("--system", f->system, "System message (with --chat)");
-  cmd->add_option("--method", f->method, "KV method: full, streaming, h2o, snapkv, pyramidkv");
-  cmd->add_option("--budget", f->method_params.budget,
-                  "KV entries kept per head for the prompt, window included (default 256)");
+  cmd->add_option("--draft,-d", f->draft,
+                  "Draft model directory (same tokenizer family) for draft-based methods");
+  cmd->add_option(
+      "--method", f->method,
+      "KV: full, streaming, h2o, snapkv, pyramidkv, adakv, speckv (needs --draft), laq; "
+      "prompt: specpc, speckv-pc (need --draft), target-pc, ppl-pc (needs --draft), "
+      "random-pc");
+  cmd->add_option("--kv-budget", f->method_params.kv_budget,
+                  "speckv-pc: SpecKV's KV budget after prompt compression (default 256)");
+  cmd->add_option("--neighbors", f->method_params.neighbors,
+                  "specpc: positions kept around each important position (default 64)");
+  cmd->add_option("--first-layer", f->method_params.first_layer,
+                  "specpc: first draft layer whose attention counts (default 8)");
+  cmd->add_option("--selection-seed", f->method_params.seed,
+                  "random-pc: seed of the random choice");
+  cmd->add_flag("--show-compressed", f->show_compressed,
+                "Prompt methods: print the compressed prompt text on stderr");
+  cmd->add_option("--lookahead", f->method_params.lookahead,
+                  "SpecKV / LAQ lookahead tokens (default: --max-new-tokens)");
+  cmd->add_option("--prefill", f->method_params.prefill,
+                  "SpecKV / LAQ target prefill: auto (sparse when prompt + lookahead > V + S), "
+                  "dense or sparse");
+  cmd->add_option("--vertical", f->method_params.vertical,
+                  "Sparse prefill: top keys per head V (2048)");
+  cmd->add_option("--band", f->method_params.band, "Sparse prefill: local causal band S (2048)");
+  cmd->add_option(
+      "--budget", f->method_params.budget,
+      "KV methods: entries kept per head for the prompt, window included (default 256); "
+      "prompt methods: prompt tokens kept (default 2048)");
   cmd->add_option("--window", f->method_params.window,
-                  "Observation window / always-kept recent entries (default 32)");
-  cmd->add_option("--kernel", f->method_params.kernel,
-                  "Pooling kernel along the key axis, odd (default 7; h2o 1)");
+                  "Observation window / always-kept recent entries (KV methods 32; specpc 64)");
+  cmd->add_option(
+      "--kernel", f->method_params.kernel,
+      "Pooling kernel along the key axis (KV methods: odd, default 7, h2o 1; specpc: 64, centred)");
   cmd->add_option("--pool", f->method_params.pool, "Pooling: max (default), avg or none");
   cmd->add_option("--reduce", f->method_params.reduce,
                   "Reduction over a KV group's heads x rows: max (default) or mean");

@@ -1,7 +1,9 @@
-// KV methods against full KV, in one run: for each prompt length and method, one
+// Methods against full KV, in one run: for each prompt length and method, one
 // `dapx generate --json` process (so each has its own peak RSS), reporting KV bytes, decode
-// tokens/s, TTFT and peak RSS, each also as a ratio to full KV at the same length.
-// Usage: bench_kv_methods MODEL_DIR [--lengths 4096,8192] [--budget 256] [--methods ...]
+// tokens/s, TTFT, total latency, peak RSS and the draft's share, each also as a ratio to the
+// first method (full) at the same length.
+// Usage: bench_kv_methods MODEL_DIR [--draft DIR] [--lengths 4096 8192] [--budget 256]
+//        [--methods full snapkv speckv:dense speckv:sparse ...]   (NAME:PREFILL sets --prefill)
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
@@ -56,7 +58,7 @@ nlohmann::json run_dapx(const std::string& cmd) {
 
 int main(int argc, char** argv) {
   CLI::App app{"dapx KV-method benchmark: KV bytes, decode speed, TTFT, peak RSS vs full KV"};
-  std::string model, out = "bench/results/kv_methods", data = DAPX_DATA_DIR;
+  std::string model, draft, out = "bench/results/kv_methods", data = DAPX_DATA_DIR;
   std::vector<int64_t> lengths = {4096, 8192};
   std::vector<std::string> methods = {"full", "streaming", "h2o", "snapkv", "pyramidkv", "adakv"};
   int64_t budget = 256;
@@ -64,6 +66,7 @@ int main(int argc, char** argv) {
   std::string dapx =
       (fs::canonical("/proc/self/exe").parent_path().parent_path() / "apps" / "dapx").string();
   app.add_option("model", model, "Model directory")->required();
+  app.add_option("--draft", draft, "Draft model directory (for draft-based methods)");
   app.add_option("--lengths", lengths, "Prompt lengths in tokens");
   app.add_option("--methods", methods, "Methods to compare (full first: ratios are to it)");
   app.add_option("--budget", budget, "KV budget per head");
@@ -78,16 +81,25 @@ int main(int argc, char** argv) {
     const fs::path tmp = fs::temp_directory_path() / ("dapx-bench-" + std::to_string(getpid()));
     fs::create_directories(tmp);
     nlohmann::json rows = nlohmann::json::array();
-    std::printf("%-10s %6s %10s %7s %9s %7s %8s %7s %9s %7s\n", "method", "n", "KV MiB", "xfull",
-                "dec tok/s", "xfull", "TTFT s", "xfull", "peak MiB", "xfull");
+    std::printf("%-14s %6s %9s %6s %9s %6s %8s %6s %8s %6s %9s %6s %6s\n", "method", "n", "KV MiB",
+                "xfull", "dec tok/s", "xfull", "TTFT s", "xfull", "total s", "xfull", "peak MiB",
+                "xfull", "draft%");
     for (int64_t n : lengths) {
       const fs::path prompt = make_prompt(tok, corpus, n, tmp);
       std::map<std::string, double> full;
       for (const auto& m : methods) {
+        const size_t colon = m.find(':');
+        const std::string name = m.substr(0, colon);
         std::ostringstream cmd;
-        cmd << dapx << " generate -m " << model << " -f " << prompt << " --method " << m
-            << " --budget " << budget << " -n " << new_tokens << " --ignore-eos --json --threads "
-            << threads;
+        cmd << dapx << " generate -m " << model << " -f " << prompt << " --method " << name
+            << " -n " << new_tokens << " --ignore-eos --json --threads " << threads;
+        // prompt methods take their own (prompt) budget; the KV budget is --budget here
+        if (name == "speckv-pc")
+          cmd << " --kv-budget " << budget;
+        else if (name != "specpc" && name != "target-pc" && name != "ppl-pc" && name != "random-pc")
+          cmd << " --budget " << budget;
+        if (!draft.empty()) cmd << " --draft " << draft;
+        if (colon != std::string::npos) cmd << " --prefill " << m.substr(colon + 1);
         std::cerr << "running " << m << " at " << n << " tokens...\n";
         const nlohmann::json r = run_dapx(cmd.str());
         const auto& s = r.at("stats");

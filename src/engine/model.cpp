@@ -32,6 +32,17 @@ std::unique_ptr<LoadedModel> LoadedModel::load(const std::filesystem::path& dir,
       dir, cfg, std::move(tok), detect_chat_format(dir), weights, std::move(transformer)});
 }
 
+void check_same_tokenizer(const LoadedModel& target, const LoadedModel& draft) {
+  const std::string probe = "The quick brown fox, 12345 <|im_start|> \xE4\xBD\xA0\xE5\xA5\xBD!";
+  const bool same_size = target.tokenizer.vocab_size() == draft.tokenizer.vocab_size();
+  if (!same_size || target.tokenizer.encode(probe) != draft.tokenizer.encode(probe))
+    throw Error("the draft " + draft.dir.string() + " and the target " + target.dir.string() +
+                " use different tokenizers (vocabularies of " +
+                std::to_string(draft.tokenizer.vocab_size()) + " and " +
+                std::to_string(target.tokenizer.vocab_size()) +
+                " tokens): a draft must share the target's tokenizer family");
+}
+
 at::ScalarType parse_compute_dtype(const std::string& name) {
   if (name == "bf16" || name == "bfloat16") return at::kBFloat16;
   if (name == "f32" || name == "float32") return at::kFloat;

@@ -24,6 +24,10 @@ struct LoadedModel {
                                            const ComputeOptions& opts);
 };
 
+// Draft-based methods need the draft to share the target's tokenizer: throws naming both
+// directories when the vocabularies differ.
+void check_same_tokenizer(const LoadedModel& target, const LoadedModel& draft);
+
 // Parses "bf16"/"bfloat16"/"f32"/"float32".
 at::ScalarType parse_compute_dtype(const std::string& name);
 

@@ -1,6 +1,8 @@
 #include <algorithm>
 
 #include "methods/kv_press.h"
+#include "model/sparse_attention.h"
+#include "scoring/scoring.h"
 #include "util/error.h"
 
 namespace dapx {
@@ -19,10 +21,43 @@ nlohmann::json kept_positions(int layer, const at::Tensor& keep) {
   return {{"layer", layer}, {"kept", heads}};
 }
 
+// One layer, sparse: QKV of every row first, then scores from the observation rows, then
+// attention over each head's vertical keys + the local band.
+at::Tensor sparse_layer(const Transformer& t, int l, at::Tensor& x, const CompressionPlan& plan,
+                        KVPress& press, const SparsePrefill& sparse, LayerKV& full) {
+  const ModelConfig& cfg = t.config();
+  const int64_t n_all = x.size(0), chunk = t.options().prefill_chunk;
+  at::Tensor q_all = at::empty({cfg.num_heads, n_all, cfg.head_dim}, x.options());
+  for (int64_t c0 = 0; c0 < n_all; c0 += chunk) {
+    const int64_t len = std::min(chunk, n_all - c0);
+    const AttentionInputs in = t.layer_qkv(l, x.narrow(0, c0, len), t.rotary(c0, len));
+    full.append(in.k, in.v);
+    q_all.narrow(1, c0, len).copy_(in.q);
+  }
+  const at::Tensor obs =
+      q_all.index_select(1, at::tensor(plan.obs_positions, at::kLong).to(x.device()));
+  const at::Tensor keys = full.keys();
+  const LayerContext ctx{l, cfg.num_layers, keys, obs, plan};
+  const at::Tensor vertical =
+      topk_keep(press.scores(ctx), std::min(sparse.vertical, plan.scored_end));
+  for (int64_t c0 = 0; c0 < n_all; c0 += chunk) {
+    const int64_t len = std::min(chunk, n_all - c0);
+    const at::Tensor attn = sparse_attention(q_all.narrow(1, c0, len), full.keys(), full.values(),
+                                             c0, vertical, sparse.band);
+    x.narrow(0, c0, len).copy_(t.layer_output(l, x.narrow(0, c0, len), attn));
+  }
+  return press.select(ctx);
+}
+
 }  // namespace
 
+at::Tensor KVPress::scores(const LayerContext&) const {
+  throw Error("this method has no key scores, so it cannot run sparse prefill");
+}
+
 PrefillResult compressed_prefill(const Transformer& t, const CompressionPlan& plan, KVPress& press,
-                                 int max_new_tokens, bool record_selection) {
+                                 int max_new_tokens, bool record_selection,
+                                 const SparsePrefill* sparse) {
   const ModelConfig& cfg = t.config();
   const int64_t n_all = static_cast<int64_t>(plan.tokens.size());
   const int64_t chunk = t.options().prefill_chunk;
@@ -35,15 +70,20 @@ PrefillResult compressed_prefill(const Transformer& t, const CompressionPlan& pl
   for (int l = 0; l < cfg.num_layers; ++l) {
     LayerKV full(cfg.num_kv_heads, cfg.head_dim, at::kFloat);
     full.reserve(n_all);
-    QueryCapture capture;
-    capture.positions = plan.obs_positions;
-    for (int64_t c0 = 0; c0 < n_all; c0 += chunk) {
-      const int64_t len = std::min(chunk, n_all - c0);
-      x.narrow(0, c0, len).copy_(t.layer_forward(l, x.narrow(0, c0, len), c0, full, &capture));
+    at::Tensor keep;
+    if (sparse) {
+      keep = sparse_layer(t, l, x, plan, press, *sparse, full);
+    } else {
+      QueryCapture capture;
+      capture.positions = plan.obs_positions;
+      for (int64_t c0 = 0; c0 < n_all; c0 += chunk) {
+        const int64_t len = std::min(chunk, n_all - c0);
+        x.narrow(0, c0, len).copy_(t.layer_forward(l, x.narrow(0, c0, len), c0, full, &capture));
+      }
+      const at::Tensor obs = capture.per_layer.empty() ? at::Tensor() : capture.per_layer[l];
+      keep = press.select(LayerContext{l, cfg.num_layers, full.keys(), obs, plan});
     }
     out.kv_bytes_full += full.allocated_bytes();
-    const at::Tensor obs = capture.per_layer.empty() ? at::Tensor() : capture.per_layer[l];
-    const at::Tensor keep = press.select(LayerContext{l, cfg.num_layers, full.keys(), obs, plan});
     full.compact(keep, max_new_tokens + 1);
     if (record_selection) layers.push_back(kept_positions(l, keep));
     out.cache.layer(l) = std::move(full);
@@ -56,6 +96,7 @@ PrefillResult compressed_prefill(const Transformer& t, const CompressionPlan& pl
     out.next_logits = t.logits(x.narrow(0, n_all - 1, 1)).squeeze(0);
   }
   if (record_selection) out.info["layers"] = layers;
+  out.info["prefill"] = sparse ? "sparse" : "dense";
   return out;
 }
 

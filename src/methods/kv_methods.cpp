@@ -9,31 +9,12 @@
 namespace dapx {
 namespace {
 
-Pool parse_pool(const std::string& s, Pool fallback) {
-  if (s.empty()) return fallback;
-  if (s == "max") return Pool::Max;
-  if (s == "avg") return Pool::Avg;
-  if (s == "none") return Pool::None;
-  throw Error("unknown --pool '" + s + "'; use max, avg or none");
-}
-
-Reduce parse_reduce(const std::string& s, Reduce fallback) {
-  if (s.empty()) return fallback;
-  if (s == "max") return Reduce::Max;
-  if (s == "mean") return Reduce::Mean;
-  throw Error("unknown --reduce '" + s + "'; use max or mean");
-}
-
 enum class Kind { Streaming, H2O, SnapKV, PyramidKV, AdaKV };
 
 class KVBaseline : public Method {
  public:
   KVBaseline(std::string name, Kind kind, const MethodParams& p)
       : name_(std::move(name)), kind_(kind), p_(p) {
-    sp_.window = p.window >= 0 ? p.window : 32;
-    sp_.kernel = p.kernel >= 0 ? p.kernel : (kind == Kind::H2O ? 1 : 7);
-    sp_.pool = parse_pool(p.pool, kind == Kind::H2O ? Pool::None : Pool::Max);
-    sp_.reduce = parse_reduce(p.reduce, Reduce::Max);
     if (p.budget < 1) throw Error("--budget must be >= 1 (KV entries kept per head)");
     if (kind == Kind::Streaming) {
       if (p.sinks < 0 || p.sinks >= p.budget)
@@ -41,14 +22,12 @@ class KVBaseline : public Method {
                     std::to_string(p.budget) + ")");
       return;
     }
-    if (sp_.window < 1) throw Error("--window must be >= 1");
-    if (p.budget <= sp_.window)
-      throw Error("--budget (" + std::to_string(p.budget) + ") must be larger than --window (" +
-                  std::to_string(sp_.window) + "): the window alone would fill the cache");
-    if (sp_.kernel < 1 || sp_.kernel % 2 == 0)
-      throw Error(
-          "--kernel must be a positive odd number (pooling pads kernel/2 on each side), got " +
-          std::to_string(sp_.kernel));
+    ScoreParams defaults;
+    if (kind == Kind::H2O) {
+      defaults.kernel = 1;
+      defaults.pool = Pool::None;
+    }
+    sp_ = score_params(p, defaults);
   }
   std::string name() const override { return name_; }
 
@@ -60,7 +39,7 @@ class KVBaseline : public Method {
     plan.window_begin = kind_ == Kind::Streaming ? n : n - sp_.window;
     plan.window_end = n;
     plan.scored_end = plan.window_begin;
-    if (n <= p_.budget) return uncompressed(t, req, plan);  // nothing to drop
+    if (n <= p_.budget) return uncompressed_prefill(t, req, p_.record_selection);
     if (kind_ == Kind::Streaming) {
       StreamingPress press(p_.sinks, p_.budget);
       return compressed_prefill(t, plan, press, req.max_new_tokens, p_.record_selection);
@@ -85,22 +64,6 @@ class KVBaseline : public Method {
   }
 
  private:
-  // Short prompts keep everything; the selection dump still lists every position.
-  PrefillResult uncompressed(const Transformer& t, const PrefillRequest& req,
-                             const CompressionPlan& plan) {
-    PrefillResult r = FullKV().prefill(t, req);
-    if (p_.record_selection) {
-      nlohmann::json layers = nlohmann::json::array();
-      std::vector<int64_t> all;
-      for (int64_t i = 0; i < plan.prompt_len; ++i) all.push_back(i);
-      for (int l = 0; l < t.config().num_layers; ++l)
-        layers.push_back(
-            {{"layer", l},
-             {"kept", std::vector<std::vector<int64_t>>(t.config().num_kv_heads, all)}});
-      r.info["layers"] = layers;
-    }
-    return r;
-  }
   std::string name_;
   Kind kind_;
   MethodParams p_;
@@ -109,17 +72,61 @@ class KVBaseline : public Method {
 
 }  // namespace
 
-std::vector<std::string> method_names() {
-  return {"full", "streaming", "h2o", "snapkv", "pyramidkv"};
+ScoreParams score_params(const MethodParams& p, const ScoreParams& defaults) {
+  ScoreParams s = defaults;
+  if (p.window >= 0) s.window = p.window;
+  if (p.kernel >= 0) s.kernel = p.kernel;
+  if (!p.pool.empty()) {
+    if (p.pool == "max")
+      s.pool = Pool::Max;
+    else if (p.pool == "avg")
+      s.pool = Pool::Avg;
+    else if (p.pool == "none")
+      s.pool = Pool::None;
+    else
+      throw Error("unknown --pool '" + p.pool + "'; use max, avg or none");
+  }
+  if (!p.reduce.empty()) {
+    if (p.reduce == "max")
+      s.reduce = Reduce::Max;
+    else if (p.reduce == "mean")
+      s.reduce = Reduce::Mean;
+    else
+      throw Error("unknown --reduce '" + p.reduce + "'; use max or mean");
+  }
+  if (p.budget < 1) throw Error("--budget must be >= 1 (KV entries kept per head)");
+  if (s.window < 1) throw Error("--window must be >= 1");
+  if (p.budget <= s.window)
+    throw Error("--budget (" + std::to_string(p.budget) + ") must be larger than --window (" +
+                std::to_string(s.window) + "): the window alone would fill the cache");
+  if (s.kernel < 1 || s.kernel % 2 == 0)
+    throw Error(
+        "--kernel must be a positive odd number (pooling pads kernel/2 on each side), got " +
+        std::to_string(s.kernel));
+  return s;
 }
 
-std::unique_ptr<Method> make_method(const std::string& name, const MethodParams& p) {
+std::unique_ptr<Method> make_lookahead_method(const std::string& name, const MethodParams& p);
+std::unique_ptr<Method> make_prompt_method(const std::string& name, const MethodParams& p);
+
+std::vector<std::string> method_names() {
+  return {"full", "streaming", "h2o",       "snapkv",    "pyramidkv", "adakv",    "speckv",
+          "laq",  "specpc",    "speckv-pc", "target-pc", "ppl-pc",    "random-pc"};
+}
+
+std::unique_ptr<Method> make_method(const std::string& name, const MethodParams& user) {
+  const bool prompt_method = name == "specpc" || name == "speckv-pc" || name == "target-pc" ||
+                             name == "ppl-pc" || name == "random-pc";
+  MethodParams p = user;
+  if (p.budget == -1) p.budget = prompt_method ? 2048 : 256;
+  if (prompt_method) return make_prompt_method(name, p);
   if (name == "full") return std::make_unique<FullKV>();
   if (name == "streaming") return std::make_unique<KVBaseline>(name, Kind::Streaming, p);
   if (name == "h2o") return std::make_unique<KVBaseline>(name, Kind::H2O, p);
   if (name == "snapkv") return std::make_unique<KVBaseline>(name, Kind::SnapKV, p);
   if (name == "pyramidkv") return std::make_unique<KVBaseline>(name, Kind::PyramidKV, p);
   if (name == "adakv") return std::make_unique<KVBaseline>(name, Kind::AdaKV, p);
+  if (name == "speckv" || name == "laq") return make_lookahead_method(name, p);
   std::string known;
   for (const auto& m : method_names()) known += (known.empty() ? "" : ", ") + m;
   throw Error("unknown --method '" + name + "'; available: " + known);

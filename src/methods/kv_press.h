@@ -38,12 +38,25 @@ class KVPress {
   virtual ~KVPress() = default;
   // Kept cache entries per KV head: int64 [kv_heads, keep], ascending per head.
   virtual at::Tensor select(const LayerContext& ctx) = 0;
+  // [kv_heads, scored_end] key importance; sparse prefill picks its vertical keys from it.
+  // Presses without scores (StreamingLLM) cannot drive sparse prefill.
+  virtual at::Tensor scores(const LayerContext& ctx) const;
+};
+
+// Sparse prefill (SpecKV): each prompt query attends to its head's top `vertical` keys by the
+// press's scores plus a causal band of the `band` most recent keys.
+struct SparsePrefill {
+  int64_t vertical = 2048;
+  int64_t band = 2048;
 };
 
 // Layer-major prefill: every token goes through layer l (in row chunks), the press picks the
 // entries to keep, layer l is compacted, then layer l+1 runs. Only one layer's full K/V is
 // alive at a time. When record_selection, info["layers"] holds the kept positions.
+// With `sparse`, the layer's queries are all computed first, the press scores the keys from
+// the observation rows, and attention runs sparse (info["prefill"] = "sparse").
 PrefillResult compressed_prefill(const Transformer& t, const CompressionPlan& plan, KVPress& press,
-                                 int max_new_tokens, bool record_selection);
+                                 int max_new_tokens, bool record_selection,
+                                 const SparsePrefill* sparse = nullptr);
 
 }  // namespace dapx

@@ -24,6 +24,8 @@ struct PrefillResult {
 struct PrefillRequest {
   const std::vector<int>& prompt;
   int max_new_tokens = 0;
+  // A lookahead computed earlier (SpecKV-PC hands SpecPC's draft tokens to SpecKV).
+  const std::vector<int>* lookahead = nullptr;
 };
 
 class Method {
@@ -39,5 +41,10 @@ class FullKV : public Method {
   std::string name() const override { return "full"; }
   PrefillResult prefill(const Transformer& target, const PrefillRequest& req) override;
 };
+
+// Full-KV prefill for a compressing method whose prompt fits its budget; with
+// record_selection, info["layers"] lists every position as kept.
+PrefillResult uncompressed_prefill(const Transformer& target, const PrefillRequest& req,
+                                   bool record_selection);
 
 }  // namespace dapx

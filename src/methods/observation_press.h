@@ -23,7 +23,7 @@ class ObservationPress : public KVPress {
   ObservationPress(const ScoreParams& p, std::vector<int64_t> layer_budgets);
   at::Tensor select(const LayerContext& ctx) override;
   // [kv_heads, scored_end] importance of the scored keys.
-  virtual at::Tensor scores(const LayerContext& ctx) const;
+  at::Tensor scores(const LayerContext& ctx) const override;
 
  protected:
   ScoreParams p_;

@@ -99,13 +99,9 @@ at::Tensor Transformer::embed(const std::vector<int>& tokens) const {
   return embed_tokens_.index_select(0, ids).to(at::kFloat);
 }
 
-at::Tensor Transformer::layer_forward(int l, const at::Tensor& x, int64_t pos0, LayerKV& kv,
-                                      QueryCapture* capture, const RotaryTables* rope) const {
+AttentionInputs Transformer::layer_qkv(int l, const at::Tensor& x, const RotaryTables& rope) const {
   const LayerWeights& w = layers_.at(l);
   const int64_t t = x.size(0), d = cfg_.head_dim;
-  const RotaryTables own = rope ? RotaryTables{} : rope_.tables(pos0, t, x.device());
-  const RotaryTables& tables = rope ? *rope : own;
-
   const at::Tensor h = rms_norm(x, w.attn_norm);
   at::Tensor q = w.q(h).view({t, cfg_.num_heads, d});
   at::Tensor k = w.k(h).view({t, cfg_.num_kv_heads, d});
@@ -114,29 +110,41 @@ at::Tensor Transformer::layer_forward(int l, const at::Tensor& x, int64_t pos0, 
     q = rms_norm(q, w.q_norm);
     k = rms_norm(k, w.k_norm);
   }
-  q = rope_.apply(q, tables).transpose(0, 1).contiguous();  // [heads, t, d]
-  k = rope_.apply(k, tables).transpose(0, 1);               // [kv_heads, t, d]
-  kv.append(k, v.transpose(0, 1));
+  return {rope_.apply(q, rope).transpose(0, 1).contiguous(),  // [heads, t, d]
+          rope_.apply(k, rope).transpose(0, 1),               // [kv_heads, t, d]
+          v.transpose(0, 1)};
+}
 
-  if (capture) {
-    std::vector<int64_t> rows;
-    for (int64_t p : capture->positions)
-      if (p >= pos0 && p < pos0 + t) rows.push_back(p - pos0);
-    if (!rows.empty()) {
-      if (static_cast<int>(capture->per_layer.size()) < cfg_.num_layers)
-        capture->per_layer.resize(cfg_.num_layers);
-      at::Tensor sel = q.index_select(1, at::tensor(rows, at::kLong).to(q.device()));
-      at::Tensor& dst = capture->per_layer[l];
-      dst = dst.defined() ? at::cat({dst, sel}, 1) : sel;
-    }
-  }
-
-  const at::Tensor attn = causal_attention(q, kv.keys(), kv.values(), int64_t{16} << 20,
-                                           kv.key_mask());  // [heads, t, d]
-  at::Tensor out = x + w.o(attn.transpose(0, 1).reshape({t, cfg_.num_heads * d}));
+at::Tensor Transformer::layer_output(int l, const at::Tensor& x, const at::Tensor& attn) const {
+  const LayerWeights& w = layers_.at(l);
+  const int64_t t = x.size(0);
+  at::Tensor out = x + w.o(attn.transpose(0, 1).reshape({t, cfg_.num_heads * cfg_.head_dim}));
   const at::Tensor h2 = rms_norm(out, w.mlp_norm);
   out += w.down(at::silu(w.gate(h2)).mul_(w.up(h2)));
   return out;
+}
+
+void capture_queries(QueryCapture& capture, int l, int num_layers, const at::Tensor& q,
+                     int64_t pos0) {
+  std::vector<int64_t> rows;
+  for (int64_t p : capture.positions)
+    if (p >= pos0 && p < pos0 + q.size(1)) rows.push_back(p - pos0);
+  if (rows.empty()) return;
+  if (static_cast<int>(capture.per_layer.size()) < num_layers) capture.per_layer.resize(num_layers);
+  const at::Tensor sel = q.index_select(1, at::tensor(rows, at::kLong).to(q.device()));
+  at::Tensor& dst = capture.per_layer[l];
+  dst = dst.defined() ? at::cat({dst, sel}, 1) : sel;
+}
+
+at::Tensor Transformer::layer_forward(int l, const at::Tensor& x, int64_t pos0, LayerKV& kv,
+                                      QueryCapture* capture, const RotaryTables* rope) const {
+  const RotaryTables own = rope ? RotaryTables{} : rope_.tables(pos0, x.size(0), x.device());
+  const AttentionInputs in = layer_qkv(l, x, rope ? *rope : own);
+  kv.append(in.k, in.v);
+  if (capture) capture_queries(*capture, l, cfg_.num_layers, in.q, pos0);
+  const at::Tensor attn = causal_attention(in.q, kv.keys(), kv.values(), int64_t{16} << 20,
+                                           kv.key_mask());  // [heads, t, d]
+  return layer_output(l, x, attn);
 }
 
 at::Tensor Transformer::logits(const at::Tensor& x) const {

@@ -29,6 +29,15 @@ struct QueryCapture {
   std::vector<at::Tensor> per_layer;  // filled: [heads, rows, head_dim] f32
 };
 
+// Post-RoPE queries [heads, t, d], keys and values [kv_heads, t, d] of t tokens in one layer.
+struct AttentionInputs {
+  at::Tensor q, k, v;
+};
+
+// Appends the queries of capture.positions that lie in [pos0, pos0 + t) to layer l's capture.
+void capture_queries(QueryCapture& capture, int l, int num_layers, const at::Tensor& q,
+                     int64_t pos0);
+
 struct LayerWeights {
   at::Tensor attn_norm, mlp_norm, q_norm, k_norm;  // f32; q/k norms only for Qwen3
   Linear q, k, v, o, gate, up, down;
@@ -53,6 +62,12 @@ class Transformer {
   at::Tensor layer_forward(int l, const at::Tensor& x, int64_t pos0, LayerKV& kv,
                            QueryCapture* capture = nullptr,
                            const RotaryTables* rope = nullptr) const;
+  // The two halves of layer_forward, for callers that change the attention in between
+  // (sparse prefill): norm + QKV + RoPE, then output projection + residual + MLP.
+  AttentionInputs layer_qkv(int l, const at::Tensor& x, const RotaryTables& rope) const;
+  at::Tensor layer_output(int l, const at::Tensor& x, const at::Tensor& attn) const;
+  RotaryTables rotary(int64_t pos0, int64_t t) const { return rope_.tables(pos0, t, opts_.device); }
+
   // Final norm + LM head: [rows, hidden] -> logits [rows, vocab] f32.
   at::Tensor logits(const at::Tensor& x) const;
 

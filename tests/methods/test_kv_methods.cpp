@@ -38,7 +38,7 @@ TEST(KVMethods, BudgetAtLeastPromptReproducesFullKV) {
   const auto prompt = prompt_of(40, m->config.vocab_size);
   FullKV full;
   const auto want = generate(*m, full, prompt, greedy(8)).tokens;
-  for (const auto& name : method_names()) {
+  for (const std::string name : {"full", "streaming", "h2o", "snapkv", "pyramidkv", "adakv"}) {
     MethodParams p;
     p.budget = 40;
     p.window = 8;

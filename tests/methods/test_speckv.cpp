@@ -1,0 +1,210 @@
+// SpecKV and LAQ: the plan's rows and ranges, L = 0 reduces to SnapKV's selection, short
+// prompts reproduce full KV, and generation equals the naive reference restricted to the kept
+// entries with the last prompt token fed again; lookaheads equal the models' own greedy output.
+#include <gtest/gtest.h>
+
+#include <set>
+
+#include "engine/generator.h"
+#include "methods/registry.h"
+#include "methods/speckv.h"
+#include "naive_transformer.h"
+#include "tiny_models.h"
+#include "util/error.h"
+
+namespace dapx {
+namespace {
+
+std::unique_ptr<LoadedModel> load_f32(Arch arch, uint64_t seed) {
+  ComputeOptions o;
+  o.weight_dtype = at::kFloat;
+  o.prefill_chunk = 16;
+  return LoadedModel::load(testing::tiny_model(arch, DType::F32, seed), o);
+}
+
+std::vector<int> prompt_of(int n, int vocab) {
+  std::vector<int> t;
+  for (int i = 0; i < n; ++i) t.push_back((i * 29 + 3) % vocab);
+  return t;
+}
+
+GenerationParams greedy(int n) {
+  GenerationParams g;
+  g.max_new_tokens = n;
+  g.ignore_eos = true;
+  return g;
+}
+
+std::vector<std::vector<std::vector<int>>> kept_of(const GenerationResult& r) {
+  std::vector<std::vector<std::vector<int>>> keep;
+  for (const auto& layer : r.method_info.at("layers"))
+    keep.push_back(layer.at("kept").get<std::vector<std::vector<int>>>());
+  return keep;
+}
+
+TEST(SpecKVPlan, RowsScoredKeysAndWindow) {
+  const CompressionPlan p = speckv_plan(std::vector<int>(20, 1), {7, 8, 9}, 4);
+  EXPECT_EQ(p.tokens.size(), 23u);
+  EXPECT_EQ(p.obs_positions, (std::vector<int64_t>{15, 16, 17, 18, 19, 20, 21, 22}));  // W+L+1
+  EXPECT_EQ(p.scored_end, 15);
+  EXPECT_EQ(p.window_begin, 15);
+  EXPECT_EQ(p.window_end, 19);  // the last prompt token (19) is fed again, not kept
+  EXPECT_TRUE(p.refeed_last_prompt_token);
+}
+
+TEST(SpecKV, ZeroLookaheadIsSnapKVSelectionWithoutTheLastToken) {
+  auto target = load_f32(Arch::Qwen2, 7);
+  const auto prompt = prompt_of(70, target->config.vocab_size);
+  MethodParams p;
+  p.budget = 20;
+  p.window = 6;
+  p.lookahead = 0;
+  p.record_selection = true;
+  p.draft = &target->transformer;
+  auto speckv = make_method("speckv", p);
+  const auto spec = kept_of(generate(*target, *speckv, prompt, greedy(1)));
+  p.window = 7;  // SnapKV's observation window = the W + 1 rows SpecKV observes with L = 0
+  p.budget = 21;
+  auto snap = make_method("snapkv", p);
+  const auto snapk = kept_of(generate(*target, *snap, prompt, greedy(1)));
+  for (size_t l = 0; l < spec.size(); ++l)
+    for (size_t h = 0; h < spec[l].size(); ++h) {
+      std::vector<int> want = snapk[l][h];
+      want.pop_back();  // position n-1
+      EXPECT_EQ(spec[l][h], want) << "layer " << l << " head " << h;
+    }
+}
+
+TEST(SpecKV, BudgetAtLeastPromptReproducesFullKV) {
+  auto target = load_f32(Arch::Llama, 7);
+  auto draft = load_f32(Arch::Llama, 8);
+  const auto prompt = prompt_of(30, target->config.vocab_size);
+  FullKV full;
+  const auto want = generate(*target, full, prompt, greedy(6)).tokens;
+  MethodParams p;
+  p.budget = 30;
+  p.window = 4;
+  p.draft = &draft->transformer;
+  for (const std::string name : {"speckv", "laq"}) {
+    auto m = make_method(name, p);
+    EXPECT_EQ(generate(*target, *m, prompt, greedy(6)).tokens, want) << name;
+  }
+}
+
+TEST(SpecKV, GenerationEqualsReferenceWithKeptEntriesAndRefedLastToken) {
+  for (Arch arch : {Arch::Qwen2, Arch::Qwen3}) {
+    auto target = load_f32(arch, 7);
+    auto draft = load_f32(arch, 9);
+    const WeightStore ts = WeightStore::open(target->dir), ds = WeightStore::open(draft->dir);
+    reference::NaiveTransformer ref(target->config, ts), ref_draft(draft->config, ds);
+    const int n = 64;
+    const auto prompt = prompt_of(n, target->config.vocab_size);
+    for (const std::string name : {"speckv", "laq"}) {
+      MethodParams p;
+      p.budget = 24;
+      p.window = 8;
+      p.lookahead = 5;
+      p.record_selection = true;
+      p.draft = &draft->transformer;
+      auto m = make_method(name, p);
+      const GenerationResult r = generate(*target, *m, prompt, greedy(6));
+      const auto lookahead = r.method_info.at("lookahead_tokens").get<std::vector<int>>();
+      EXPECT_EQ(lookahead, name == "speckv" ? ref_draft.greedy(prompt, 5) : ref.greedy(prompt, 5));
+      auto keep = kept_of(r);
+      std::set<int> window;
+      for (int j = n - 9; j < n - 1; ++j) window.insert(j);
+      for (auto& layer : keep)
+        for (auto& head : layer) {
+          EXPECT_EQ(static_cast<int>(head.size()), 24);
+          for (int j : window) EXPECT_TRUE(std::binary_search(head.begin(), head.end(), j));
+          EXPECT_LT(head.back(), n - 1);  // neither the last prompt token nor the lookahead
+        }
+      ref.reset();
+      ref.prefill(std::vector<int>(prompt.begin(), prompt.end() - 1));
+      ref.compact(keep);
+      auto logits = ref.step(prompt.back(), n - 1);
+      std::vector<int> tokens;
+      for (int i = 0; i < 6; ++i) {
+        const int t =
+            static_cast<int>(std::max_element(logits.begin(), logits.end()) - logits.begin());
+        tokens.push_back(t);
+        logits = ref.step(t, n + i);
+      }
+      EXPECT_EQ(r.tokens, tokens) << name << " " << short_name(arch);
+    }
+  }
+}
+
+TEST(SpecKV, BadParametersAndMismatchedTokenizersAreClearErrors) {
+  auto msg = [](auto&& f) {
+    try {
+      f();
+    } catch (const Error& e) {
+      return std::string(e.what());
+    }
+    return std::string("(no error)");
+  };
+  MethodParams p;
+  EXPECT_NE(msg([&] { make_method("speckv", p); }).find("needs a draft model"), std::string::npos);
+  auto target = load_f32(Arch::Qwen2, 7);
+  p.draft = &target->transformer;
+  p.lookahead = -5;
+  EXPECT_NE(msg([&] { make_method("speckv", p); }).find("--lookahead"), std::string::npos);
+  p.lookahead = 4;
+  p.budget = 16;
+  p.window = 16;
+  EXPECT_NE(msg([&] { make_method("laq", p); }).find("must be larger than --window"),
+            std::string::npos);
+
+  // a draft whose vocabulary differs
+  const auto dir = std::filesystem::temp_directory_path() /
+                   ("dapx-test-other-vocab-" + std::to_string(getpid()));
+  const std::string other = train_byte_level_bpe_json(testing::corpus(), 30);
+  ModelShape shape = shape_preset("tiny", Arch::Qwen2);
+  shape.vocab = Tokenizer::from_json_string(other, "other").vocab_size();
+  write_random_model(dir, make_config(Arch::Qwen2, shape), 1, DType::F32, other, "chatml");
+  auto draft = LoadedModel::load(dir, ComputeOptions{});
+  const std::string m = msg([&] { check_same_tokenizer(*target, *draft); });
+  EXPECT_NE(m.find("use different tokenizers"), std::string::npos) << m;
+  std::filesystem::remove_all(dir);
+}
+
+}  // namespace
+}  // namespace dapx
+
+namespace dapx {
+namespace {
+
+TEST(SpecKV, SparsePrefillWithFullCoverageEqualsDense) {
+  auto target = load_f32(Arch::Llama, 7);
+  auto draft = load_f32(Arch::Llama, 8);
+  const auto prompt = prompt_of(60, target->config.vocab_size);
+  MethodParams p;
+  p.budget = 20;
+  p.window = 6;
+  p.lookahead = 4;
+  p.record_selection = true;
+  p.draft = &draft->transformer;
+  p.prefill = "dense";
+  auto dense = make_method("speckv", p);
+  const GenerationResult d = generate(*target, *dense, prompt, greedy(5));
+  p.prefill = "sparse";
+  p.vertical = 64;
+  p.band = 64;  // V + S >= n: every query still sees every earlier key
+  auto sparse = make_method("speckv", p);
+  const GenerationResult s = generate(*target, *sparse, prompt, greedy(5));
+  EXPECT_EQ(s.method_info.at("prefill"), "sparse");
+  EXPECT_EQ(d.method_info.at("prefill"), "dense");
+  EXPECT_EQ(kept_of(s), kept_of(d));
+  EXPECT_EQ(s.tokens, d.tokens);
+  // a small band changes the prefill, but the selection still keeps the budget
+  p.vertical = 8;
+  p.band = 8;
+  auto tight = make_method("speckv", p);
+  const GenerationResult t = generate(*target, *tight, prompt, greedy(5));
+  for (const auto& layer : kept_of(t))
+    for (const auto& head : layer) EXPECT_EQ(head.size(), 20u);
+}
+
+}  // namespace
+}  // namespace dapx

@@ -1,0 +1,197 @@
+// SpecPC: selection on fixed score vectors (hand-worked), importance aggregation against a
+// straightforward computation from the draft's queries and keys, reproduction of full
+// generation when nothing is dropped, and parameter errors.
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "engine/generator.h"
+#include "methods/prompt_selection.h"
+#include "methods/registry.h"
+#include "tiny_models.h"
+#include "util/error.h"
+
+namespace dapx {
+namespace {
+
+SpecPCParams params(int64_t budget, int64_t window, int64_t kernel, int64_t neighbors) {
+  SpecPCParams p;
+  p.budget = budget;
+  p.window = window;
+  p.kernel = kernel;
+  p.neighbors = neighbors;
+  return p;
+}
+
+at::Tensor scores(int64_t n, std::vector<std::pair<int64_t, float>> peaks) {
+  at::Tensor s = at::arange(n, 0, -1, at::kFloat) * 1e-3f;  // small, decreasing: ties broken
+  for (auto [i, v] : peaks) s[i] = v;
+  return s;
+}
+
+TEST(SpecPCSelection, NeighboursByDistanceWindowFirstCutAndSorted) {
+  // top: 10 (0.9) then 3 (0.8); N = 3 -> offsets 0, -1, +1; window [18, 20)
+  const auto kept =
+      select_prompt_positions(scores(20, {{10, 0.9f}, {3, 0.8f}}), params(6, 2, 1, 3));
+  EXPECT_EQ(kept, (std::vector<int64_t>{3, 9, 10, 11, 18, 19}));
+}
+
+TEST(SpecPCSelection, ClampsAtBothEndsAndDedupes) {
+  // top 0 then 19 (inside the window); N = 4 -> offsets 0, -1, +1, +2 (negative first on ties)
+  const auto kept =
+      select_prompt_positions(scores(20, {{0, 0.9f}, {19, 0.8f}, {7, 0.7f}}), params(7, 2, 1, 4));
+  // window 18, 19; then 0 (-1 clamps to 0: dup), 1, 2; then 19 (dup), 18 (dup), 19, 19; then 7, 6
+  EXPECT_EQ(kept, (std::vector<int64_t>{0, 1, 2, 6, 7, 18, 19}));
+}
+
+TEST(SpecPCSelection, BudgetAtLeastPromptKeepsAllAndPoolingIsCentred) {
+  EXPECT_EQ(select_prompt_positions(scores(5, {}), params(5, 2, 1, 1)).size(), 5u);
+  // kernel 2 centred: pads 0 left, 1 right -> pooled[i] = max(s[i], s[i+1]); 4 and 5 tie on the
+  // peak at 5, the lower index ranks first
+  const auto kept = select_prompt_positions(scores(12, {{5, 0.9f}}), params(3, 1, 2, 1));
+  EXPECT_EQ(kept, (std::vector<int64_t>{4, 5, 11}));
+}
+
+TEST(SpecPCSelection, PerplexityAndRandomBaselinesKeepTheWindow) {
+  const auto kept = top_positions_with_window(scores(10, {{2, 5.f}, {6, 4.f}}), 4, 2);
+  EXPECT_EQ(kept, (std::vector<int64_t>{2, 6, 8, 9}));
+}
+
+std::unique_ptr<LoadedModel> load_f32(Arch arch, uint64_t seed) {
+  ComputeOptions o;
+  o.weight_dtype = at::kFloat;
+  return LoadedModel::load(testing::tiny_model(arch, DType::F32, seed), o);
+}
+
+std::vector<int> prompt_of(int n, int vocab) {
+  std::vector<int> t;
+  for (int i = 0; i < n; ++i) t.push_back((i * 31 + 5) % vocab);
+  return t;
+}
+
+// Importance written out: per step, per layer >= s, softmax rows of the observing queries over
+// the prompt keys (causal), weight i/(W-1) for the W prefill rows, max over heads and rows,
+// then max over layers, then max over steps.
+TEST(SpecPCImportance, EqualsStraightforwardComputation) {
+  auto draft = load_f32(Arch::Qwen2, 5);
+  const Transformer& t = draft->transformer;
+  const int n = 30, W = 6, L = 3;
+  const auto prompt = prompt_of(n, draft->config.vocab_size);
+  SpecPCParams p = params(10, W, 1, 1);
+  p.lookahead = L;
+  p.first_layer = 1;
+  const PromptImportance imp = draft_prompt_importance(t, prompt, p);
+  ASSERT_EQ(imp.lookahead.size(), 3u);
+  // replay: capture every query of prompt + lookahead, keep the full cache
+  std::vector<int> all = prompt;
+  all.insert(all.end(), imp.lookahead.begin(), imp.lookahead.end() - 1);
+  KVCache cache = t.make_cache();
+  QueryCapture cap;
+  for (int i = 0; i < static_cast<int>(all.size()); ++i) cap.positions.push_back(i);
+  t.forward(all, 0, cache, &cap);
+  const int heads = draft->config.num_heads, group = draft->config.group_size();
+  const double d = draft->config.head_dim;
+  std::vector<double> want(n, 0.0);
+  for (int step = 0; step < L; ++step) {
+    std::vector<int> rows;
+    if (step == 0)
+      for (int i = n - W; i < n; ++i) rows.push_back(i);
+    else
+      rows.push_back(n + step - 1);
+    std::vector<double> step_vec(n, -1.0);
+    for (int l = 1; l < draft->config.num_layers; ++l) {
+      const at::Tensor q = cap.per_layer[l], k = cache.layer(l).keys();
+      for (int h = 0; h < heads; ++h)
+        for (size_t r = 0; r < rows.size(); ++r) {
+          const int pos = rows[r];
+          const at::Tensor s =
+              at::matmul(k[h / group].narrow(0, 0, pos + 1), q[h][pos]) / std::sqrt(d);
+          const at::Tensor prob = at::softmax(s.to(at::kDouble), 0);
+          const double weight = step == 0 ? double(r) / (W - 1) : 1.0;
+          for (int j = 0; j < n; ++j)  // keys after the query are hidden (probability 0)
+            step_vec[j] = std::max(step_vec[j], j <= pos ? weight * prob[j].item<double>() : 0.0);
+        }
+    }
+    for (int j = 0; j < n; ++j) want[j] = std::max(want[j], step_vec[j]);
+  }
+  for (int j = 0; j < n; ++j) EXPECT_NEAR(imp.importance[j].item<double>(), want[j], 1e-5) << j;
+}
+
+GenerationParams greedy(int n) {
+  GenerationParams g;
+  g.max_new_tokens = n;
+  g.ignore_eos = true;
+  return g;
+}
+
+TEST(SpecPC, NothingDroppedReproducesFull) {
+  auto target = load_f32(Arch::Llama, 7);
+  auto draft = load_f32(Arch::Llama, 8);
+  const auto prompt = prompt_of(80, target->config.vocab_size);
+  FullKV full;
+  const auto want = generate(*target, full, prompt, greedy(6)).tokens;
+  MethodParams p;
+  p.budget = 80;
+  p.kv_budget = 80;
+  p.draft = &draft->transformer;
+  for (const std::string name : {"specpc", "speckv-pc", "target-pc", "ppl-pc", "random-pc"}) {
+    auto m = make_method(name, p);
+    const GenerationResult r = generate(*target, *m, prompt, greedy(6));
+    EXPECT_EQ(r.tokens, want) << name;
+    EXPECT_EQ(r.method_info.at("kept_ratio").get<double>(), 1.0) << name;
+  }
+}
+
+TEST(SpecPC, CompressesToTheBudgetAndSpecKVPCUsesTheDraftTokens) {
+  auto target = load_f32(Arch::Qwen2, 7);
+  auto draft = load_f32(Arch::Qwen2, 8);
+  const auto prompt = prompt_of(200, target->config.vocab_size);
+  MethodParams p;
+  p.budget = 96;
+  p.window = 16;
+  p.kernel = 8;
+  p.neighbors = 8;
+  p.kv_budget = 40;
+  p.record_selection = true;
+  p.draft = &draft->transformer;
+  for (const std::string name : {"specpc", "ppl-pc", "random-pc", "speckv-pc"}) {
+    auto m = make_method(name, p);
+    const GenerationResult r = generate(*target, *m, prompt, greedy(3));
+    const auto kept = r.method_info.at("kept_prompt_positions").get<std::vector<int64_t>>();
+    ASSERT_EQ(kept.size(), 96u) << name;
+    EXPECT_TRUE(std::is_sorted(kept.begin(), kept.end()));
+    EXPECT_EQ(kept.back(), 199);
+    EXPECT_EQ(kept[96 - 16], 184);  // the window
+    if (name == "speckv-pc") {
+      EXPECT_EQ(r.method_info.at("lookahead_tokens").size(), 8u);  // SpecPC's L = 8 draft tokens
+      for (const auto& head : r.method_info.at("layers")[0].at("kept")) EXPECT_EQ(head.size(), 40u);
+    }
+  }
+}
+
+TEST(SpecPC, BadParametersAreClearErrors) {
+  auto msg = [](const std::string& name, const MethodParams& p) {
+    try {
+      make_method(name, p);
+    } catch (const Error& e) {
+      return std::string(e.what());
+    }
+    return std::string("(no error)");
+  };
+  MethodParams p;
+  EXPECT_NE(msg("specpc", p).find("needs a draft model"), std::string::npos);
+  auto target = load_f32(Arch::Qwen2, 7);
+  p.draft = &target->transformer;
+  p.budget = 32;
+  EXPECT_NE(msg("specpc", p).find("--window (64) must be between 1 and --budget (32)"),
+            std::string::npos);
+  p.budget = 128;
+  p.neighbors = 0;
+  EXPECT_NE(msg("specpc", p).find("--neighbors"), std::string::npos);
+  p.neighbors = 64;
+  p.pool = "sum";
+  EXPECT_NE(msg("target-pc", p).find("unknown --pool"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace dapx
