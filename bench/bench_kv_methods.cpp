@@ -103,28 +103,38 @@ int main(int argc, char** argv) {
         std::cerr << "running " << m << " at " << n << " tokens...\n";
         const nlohmann::json r = run_dapx(cmd.str());
         const auto& s = r.at("stats");
+        const auto& info = r.at("method_info");
         const double kv = s.at("kv_bytes").get<double>(), tps = 1.0 / s.at("tpot_s").get<double>(),
-                     ttft = s.at("ttft_s").get<double>(),
+                     ttft = s.at("ttft_s").get<double>(), total = s.at("total_s").get<double>(),
                      rss = s.at("peak_rss_bytes").get<double>();
-        if (m == methods.front()) full = {{"kv", kv}, {"tps", tps}, {"ttft", ttft}, {"rss", rss}};
-        nlohmann::json row = {{"method", m},
-                              {"prompt_tokens", s.at("prompt_tokens")},
-                              {"length", n},
-                              {"budget", budget},
-                              {"kv_bytes", kv},
-                              {"kv_bytes_full", s.at("kv_bytes_full")},
-                              {"decode_tok_s", tps},
-                              {"ttft_s", ttft},
-                              {"total_s", s.at("total_s")},
-                              {"peak_rss_bytes", rss},
-                              {"kv_ratio", kv / full["kv"]},
-                              {"decode_ratio", tps / full["tps"]},
-                              {"ttft_ratio", ttft / full["ttft"]},
-                              {"rss_ratio", rss / full["rss"]}};
+        // the draft's own work: SpecKV's lookahead or SpecPC's observing pass
+        const double draft_s = info.value("lookahead_source", "") == "draft"
+                                   ? info.value("lookahead_s", 0.0)
+                                   : info.value("draft_s", 0.0);
+        if (m == methods.front())
+          full = {{"kv", kv}, {"tps", tps}, {"ttft", ttft}, {"total", total}, {"rss", rss}};
+        const nlohmann::json row = {{"method", m},
+                                    {"length", n},
+                                    {"prompt_tokens", s.at("prompt_tokens")},
+                                    {"kv_bytes", kv},
+                                    {"kv_ratio", kv / full["kv"]},
+                                    {"decode_tok_s", tps},
+                                    {"decode_ratio", tps / full["tps"]},
+                                    {"ttft_s", ttft},
+                                    {"ttft_ratio", ttft / full["ttft"]},
+                                    {"total_s", total},
+                                    {"total_ratio", total / full["total"]},
+                                    {"peak_rss_bytes", rss},
+                                    {"rss_ratio", rss / full["rss"]},
+                                    {"draft_share", draft_s / total},
+                                    {"prefill", info.value("prefill", "")},
+                                    {"result", r}};
         rows.push_back(row);
-        std::printf("%-10s %6lld %10.1f %7.3f %9.2f %7.2f %8.2f %7.2f %9.0f %7.2f\n", m.c_str(),
-                    static_cast<long long>(n), kv / 1048576, kv / full["kv"], tps,
-                    tps / full["tps"], ttft, ttft / full["ttft"], rss / 1048576, rss / full["rss"]);
+        std::printf(
+            "%-14s %6lld %9.1f %6.3f %9.2f %6.2f %8.2f %6.2f %8.2f %6.2f %9.0f %6.2f %6.1f\n",
+            m.c_str(), static_cast<long long>(n), kv / 1048576, kv / full["kv"], tps,
+            tps / full["tps"], ttft, ttft / full["ttft"], total, total / full["total"],
+            rss / 1048576, rss / full["rss"], 100 * draft_s / total);
         std::fflush(stdout);
       }
     }
@@ -132,13 +142,19 @@ int main(int argc, char** argv) {
     std::ofstream(out + ".json") << nlohmann::json{{"model", model}, {"rows", rows}}.dump(2)
                                  << "\n";
     std::ofstream csv(out + ".csv");
-    csv << "method,length,prompt_tokens,kv_bytes,kv_ratio,decode_tok_s,decode_ratio,ttft_s,ttft_"
-           "ratio,peak_rss_bytes,rss_ratio\n";
-    for (const auto& r : rows)
-      csv << r["method"].get<std::string>() << "," << r["length"] << "," << r["prompt_tokens"]
-          << "," << r["kv_bytes"] << "," << r["kv_ratio"] << "," << r["decode_tok_s"] << ","
-          << r["decode_ratio"] << "," << r["ttft_s"] << "," << r["ttft_ratio"] << ","
-          << r["peak_rss_bytes"] << "," << r["rss_ratio"] << "\n";
+    const std::vector<std::string> cols = {
+        "method",       "length",         "prompt_tokens", "kv_bytes",    "kv_ratio",
+        "decode_tok_s", "decode_ratio",   "ttft_s",        "ttft_ratio",  "total_s",
+        "total_ratio",  "peak_rss_bytes", "rss_ratio",     "draft_share", "prefill"};
+    for (size_t i = 0; i < cols.size(); ++i) csv << (i ? "," : "") << cols[i];
+    csv << "\n";
+    for (const auto& r : rows) {
+      for (size_t i = 0; i < cols.size(); ++i) {
+        const auto& v = r[cols[i]];
+        csv << (i ? "," : "") << (v.is_string() ? v.get<std::string>() : v.dump());
+      }
+      csv << "\n";
+    }
   } catch (const std::exception& e) {
     std::cerr << "bench_kv_methods: error: " << e.what() << "\n";
     return 1;

@@ -19,7 +19,8 @@ nlohmann::json GenerationStats::to_json() const {
           {"kv_bytes", kv_bytes},
           {"weight_bytes", weight_bytes},
           {"peak_rss_bytes", peak_rss_bytes},
-          {"finish_reason", finish_reason}};
+          {"finish_reason", finish_reason},
+          {"kv_entries_per_layer", kv_entries_per_layer}};
 }
 
 namespace {
@@ -91,7 +92,11 @@ GenerationResult generate(const LoadedModel& model, Method& method, const std::v
   PrefillResult pre =
       method.prefill(model.transformer, PrefillRequest{prompt, params.max_new_tokens});
   st.prefill_s = total.seconds();
-  st.kv_bytes_full = pre.kv_bytes_full;
+  const ModelConfig& cfg = model.config;
+  const int64_t entry_bytes = 2 * int64_t{cfg.num_kv_heads} * cfg.head_dim * sizeof(float);
+  st.kv_bytes_full =
+      entry_bytes * cfg.num_layers * (static_cast<int64_t>(prompt.size()) + params.max_new_tokens);
+  st.kv_entries_per_layer = pre.cache.lengths();
   result.method_info = pre.info;
   pre.cache.reserve(params.max_new_tokens);
 
@@ -101,6 +106,7 @@ GenerationResult generate(const LoadedModel& model, Method& method, const std::v
   int64_t pos = pre.next_position;
   st.finish_reason = "length";
   Stopwatch decode_clock;
+  int decode_steps = 0;  // forward passes after the first token
   for (int i = 0; i < params.max_new_tokens; ++i) {
     const int token = sampler.next(logits);
     if (i == 0) {
@@ -118,11 +124,12 @@ GenerationResult generate(const LoadedModel& model, Method& method, const std::v
     }
     if (i + 1 == params.max_new_tokens) break;
     logits = model.transformer.forward({token}, pos++, pre.cache);
+    ++decode_steps;
   }
   streamer.finish();
   st.decode_s = decode_clock.seconds();
   st.generated_tokens = static_cast<int>(result.tokens.size());
-  st.tpot_s = st.generated_tokens > 1 ? st.decode_s / (st.generated_tokens - 1) : 0.0;
+  st.tpot_s = decode_steps > 0 ? st.decode_s / decode_steps : 0.0;
   st.total_s = total.seconds();
   st.kv_bytes = pre.cache.allocated_bytes();
   st.peak_rss_bytes = peak_rss_bytes();

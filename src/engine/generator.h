@@ -1,6 +1,7 @@
 #pragma once
 // The one generation loop: a method prefills, then tokens are sampled and fed back on the
 // (possibly compacted) cache until EOS, a stop string or max_new_tokens.
+#include <cstdint>
 #include <functional>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -27,8 +28,9 @@ struct GenerationStats {
   double decode_s = 0;   // after the first token
   double tpot_s = 0;     // decode_s / (generated - 1)
   double total_s = 0;
-  int64_t kv_bytes_full = 0;  // cache bytes a full-KV prefill holds
+  int64_t kv_bytes_full = 0;  // cache bytes full KV would hold for prompt + max_new_tokens
   int64_t kv_bytes = 0;       // cache bytes after the method, at the end of generation
+  std::vector<int64_t> kv_entries_per_layer;  // live entries per layer after the method
   int64_t weight_bytes = 0;
   int64_t peak_rss_bytes = 0;
   std::string finish_reason;  // "eos", "stop", "length"

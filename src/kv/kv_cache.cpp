@@ -6,11 +6,11 @@
 
 namespace dapx {
 
-LayerKV::LayerKV(int64_t kv_heads, int64_t head_dim, at::ScalarType dtype)
-    : kv_heads_(kv_heads), head_dim_(head_dim), dtype_(dtype) {}
+LayerKV::LayerKV(int64_t kv_heads, int64_t head_dim, at::ScalarType dtype, at::Device device)
+    : kv_heads_(kv_heads), head_dim_(head_dim), dtype_(dtype), device_(device) {}
 
 void LayerKV::grow_to(int64_t capacity) {
-  auto opts = at::TensorOptions().dtype(dtype_);
+  auto opts = at::TensorOptions().dtype(dtype_).device(device_);
   at::Tensor k = at::empty({kv_heads_, capacity, head_dim_}, opts);
   at::Tensor v = at::empty({kv_heads_, capacity, head_dim_}, opts);
   if (length_ > 0) {
@@ -49,14 +49,14 @@ void LayerKV::compact(const at::Tensor& idx, int64_t reserve_extra) {
     throw Error("KV compact: index must be [kv_heads, keep]");
   const int64_t keep = idx.size(1);
   if (keep > length_) throw Error("KV compact: more entries kept than the cache holds");
-  const at::Tensor index = idx.to(at::kLong);
+  const at::Tensor index = idx.to(device_, at::kLong);
   if (keep > 0 && (index.min().item<int64_t>() < -1 || index.max().item<int64_t>() >= length_))
     throw Error("KV compact: index out of range");
   const at::Tensor pad = index < 0;
   const bool padded = keep > 0 && pad.any().item<bool>();
   // gather along the token axis: [kv, keep] -> [kv, keep, d]
   const at::Tensor g = index.clamp_min(0).unsqueeze(-1).expand({kv_heads_, keep, head_dim_});
-  auto opts = at::TensorOptions().dtype(dtype_);
+  auto opts = at::TensorOptions().dtype(dtype_).device(device_);
   at::Tensor k = at::empty({kv_heads_, keep + reserve_extra, head_dim_}, opts);
   at::Tensor v = at::empty({kv_heads_, keep + reserve_extra, head_dim_}, opts);
   k.narrow(1, 0, keep).copy_(at::gather(keys(), 1, g));
@@ -75,11 +75,6 @@ at::Tensor LayerKV::key_mask() const {
   return padding_.defined() ? padding_.narrow(1, 0, length_) : at::Tensor();
 }
 
-void LayerKV::truncate(int64_t new_length) {
-  if (new_length < 0 || new_length > length_) throw Error("KV truncate: length out of range");
-  length_ = new_length;
-}
-
 int64_t LayerKV::allocated_bytes() const {
   return 2 * kv_heads_ * capacity() * head_dim_ * static_cast<int64_t>(c10::elementSize(dtype_));
 }
@@ -91,9 +86,10 @@ int64_t LayerKV::live_bytes() const {
   return 2 * entries * head_dim_ * static_cast<int64_t>(c10::elementSize(dtype_));
 }
 
-KVCache::KVCache(int num_layers, int64_t kv_heads, int64_t head_dim, at::ScalarType dtype) {
+KVCache::KVCache(int num_layers, int64_t kv_heads, int64_t head_dim, at::ScalarType dtype,
+                 at::Device device) {
   layers_.reserve(num_layers);
-  for (int l = 0; l < num_layers; ++l) layers_.emplace_back(kv_heads, head_dim, dtype);
+  for (int l = 0; l < num_layers; ++l) layers_.emplace_back(kv_heads, head_dim, dtype, device);
 }
 
 void KVCache::reserve(int64_t extra) {

@@ -11,7 +11,7 @@ namespace dapx {
 
 class LayerKV {
  public:
-  LayerKV(int64_t kv_heads, int64_t head_dim, at::ScalarType dtype);
+  LayerKV(int64_t kv_heads, int64_t head_dim, at::ScalarType dtype, at::Device device = at::kCPU);
 
   // Appends k/v of shape [kv_heads, t, head_dim]; grows the buffer when needed.
   void append(const at::Tensor& k, const at::Tensor& v);
@@ -27,8 +27,6 @@ class LayerKV {
   at::Tensor key_mask() const;
   // Ensures room for `extra` more entries without reallocating during decode.
   void reserve(int64_t extra);
-  // Drops entries past `new_length` (e.g. a lookahead that must not stay cached).
-  void truncate(int64_t new_length);
 
   int64_t length() const { return length_; }
   int64_t capacity() const { return k_.defined() ? k_.size(1) : 0; }
@@ -40,6 +38,7 @@ class LayerKV {
   void grow_to(int64_t capacity);
   int64_t kv_heads_, head_dim_;
   at::ScalarType dtype_;
+  at::Device device_;
   at::Tensor k_, v_;
   at::Tensor padding_;  // bool [kv_heads, capacity] or undefined (no padded slots)
   int64_t length_ = 0;
@@ -47,7 +46,8 @@ class LayerKV {
 
 class KVCache {
  public:
-  KVCache(int num_layers, int64_t kv_heads, int64_t head_dim, at::ScalarType dtype);
+  KVCache(int num_layers, int64_t kv_heads, int64_t head_dim, at::ScalarType dtype,
+          at::Device device = at::kCPU);
   LayerKV& layer(int l) { return layers_.at(l); }
   const LayerKV& layer(int l) const { return layers_.at(l); }
   int num_layers() const { return static_cast<int>(layers_.size()); }

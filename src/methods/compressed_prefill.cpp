@@ -21,32 +21,55 @@ nlohmann::json kept_positions(int layer, const at::Tensor& keep) {
   return {{"layer", layer}, {"kept", heads}};
 }
 
+// Rows [c0, c0 + len) of tables built once for every position of the plan.
+RotaryTables rows_of(const RotaryTables& all, int64_t c0, int64_t len) {
+  return {all.cos.narrow(0, c0, len), all.sin.narrow(0, c0, len)};
+}
+
+// One layer, dense: every row through the layer in chunks, then the press picks.
+at::Tensor dense_layer(const Transformer& t, int l, at::Tensor& x, const CompressionPlan& plan,
+                       KVPress& press, const RotaryTables& rope, LayerKV& full) {
+  const int64_t n_all = x.size(0), chunk = t.options().prefill_chunk;
+  QueryCapture capture;
+  capture.positions = plan.obs_positions;
+  for (int64_t c0 = 0; c0 < n_all; c0 += chunk) {
+    const int64_t len = std::min(chunk, n_all - c0);
+    const RotaryTables r = rows_of(rope, c0, len);
+    x.narrow(0, c0, len).copy_(t.layer_forward(l, x.narrow(0, c0, len), c0, full, &capture, &r));
+  }
+  const at::Tensor keys = full.keys();
+  const at::Tensor obs = capture.per_layer.empty() ? at::Tensor() : capture.per_layer[l];
+  return press.select(LayerContext{l, keys, obs, plan});
+}
+
 // One layer, sparse: QKV of every row first, then scores from the observation rows, then
-// attention over each head's vertical keys + the local band.
+// attention over each head's vertical keys + the local band. The scores serve both the
+// vertical keys and the kept entries.
 at::Tensor sparse_layer(const Transformer& t, int l, at::Tensor& x, const CompressionPlan& plan,
-                        KVPress& press, const SparsePrefill& sparse, LayerKV& full) {
+                        KVPress& press, const SparsePrefill& sparse, const RotaryTables& rope,
+                        LayerKV& full) {
   const ModelConfig& cfg = t.config();
   const int64_t n_all = x.size(0), chunk = t.options().prefill_chunk;
   at::Tensor q_all = at::empty({cfg.num_heads, n_all, cfg.head_dim}, x.options());
   for (int64_t c0 = 0; c0 < n_all; c0 += chunk) {
     const int64_t len = std::min(chunk, n_all - c0);
-    const AttentionInputs in = t.layer_qkv(l, x.narrow(0, c0, len), t.rotary(c0, len));
+    const AttentionInputs in = t.layer_qkv(l, x.narrow(0, c0, len), rows_of(rope, c0, len));
     full.append(in.k, in.v);
     q_all.narrow(1, c0, len).copy_(in.q);
   }
   const at::Tensor obs =
       q_all.index_select(1, at::tensor(plan.obs_positions, at::kLong).to(x.device()));
-  const at::Tensor keys = full.keys();
-  const LayerContext ctx{l, cfg.num_layers, keys, obs, plan};
-  const at::Tensor vertical =
-      topk_keep(press.scores(ctx), std::min(sparse.vertical, plan.scored_end));
+  const at::Tensor keys = full.keys(), values = full.values();
+  const LayerContext ctx{l, keys, obs, plan};
+  const at::Tensor scores = press.scores(ctx);
+  const at::Tensor vertical = topk_keep(scores, std::min(sparse.vertical, plan.scored_end));
   for (int64_t c0 = 0; c0 < n_all; c0 += chunk) {
     const int64_t len = std::min(chunk, n_all - c0);
-    const at::Tensor attn = sparse_attention(q_all.narrow(1, c0, len), full.keys(), full.values(),
-                                             c0, vertical, sparse.band);
+    const at::Tensor attn =
+        sparse_attention(q_all.narrow(1, c0, len), keys, values, c0, vertical, sparse.band);
     x.narrow(0, c0, len).copy_(t.layer_output(l, x.narrow(0, c0, len), attn));
   }
-  return press.select(ctx);
+  return press.select_scored(ctx, scores);
 }
 
 }  // namespace
@@ -55,35 +78,27 @@ at::Tensor KVPress::scores(const LayerContext&) const {
   throw Error("this method has no key scores, so it cannot run sparse prefill");
 }
 
+at::Tensor KVPress::select_scored(const LayerContext& ctx, const at::Tensor&) {
+  return select(ctx);
+}
+
 PrefillResult compressed_prefill(const Transformer& t, const CompressionPlan& plan, KVPress& press,
                                  int max_new_tokens, bool record_selection,
                                  const SparsePrefill* sparse) {
   const ModelConfig& cfg = t.config();
   const int64_t n_all = static_cast<int64_t>(plan.tokens.size());
-  const int64_t chunk = t.options().prefill_chunk;
   if (plan.prompt_len < 1 || plan.prompt_len > n_all)
     throw Error("compression plan: bad prompt length");
 
   at::Tensor x = t.embed(plan.tokens);  // [n_all, hidden]: the residual stream of every token
-  PrefillResult out{t.make_cache(), {}, plan.prompt_len, 0, nlohmann::json::object()};
+  const RotaryTables rope = t.rotary(0, n_all);
+  PrefillResult out{t.make_cache(), {}, plan.prompt_len, nlohmann::json::object()};
   nlohmann::json layers = nlohmann::json::array();
   for (int l = 0; l < cfg.num_layers; ++l) {
-    LayerKV full(cfg.num_kv_heads, cfg.head_dim, at::kFloat);
+    LayerKV full = t.make_layer_cache();
     full.reserve(n_all);
-    at::Tensor keep;
-    if (sparse) {
-      keep = sparse_layer(t, l, x, plan, press, *sparse, full);
-    } else {
-      QueryCapture capture;
-      capture.positions = plan.obs_positions;
-      for (int64_t c0 = 0; c0 < n_all; c0 += chunk) {
-        const int64_t len = std::min(chunk, n_all - c0);
-        x.narrow(0, c0, len).copy_(t.layer_forward(l, x.narrow(0, c0, len), c0, full, &capture));
-      }
-      const at::Tensor obs = capture.per_layer.empty() ? at::Tensor() : capture.per_layer[l];
-      keep = press.select(LayerContext{l, cfg.num_layers, full.keys(), obs, plan});
-    }
-    out.kv_bytes_full += full.allocated_bytes();
+    const at::Tensor keep = sparse ? sparse_layer(t, l, x, plan, press, *sparse, rope, full)
+                                   : dense_layer(t, l, x, plan, press, rope, full);
     full.compact(keep, max_new_tokens + 1);
     if (record_selection) layers.push_back(kept_positions(l, keep));
     out.cache.layer(l) = std::move(full);

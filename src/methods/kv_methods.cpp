@@ -72,28 +72,27 @@ class KVBaseline : public Method {
 
 }  // namespace
 
+Pool parse_pool(const std::string& name, Pool fallback) {
+  if (name.empty()) return fallback;
+  if (name == "max") return Pool::Max;
+  if (name == "avg") return Pool::Avg;
+  if (name == "none") return Pool::None;
+  throw Error("unknown --pool '" + name + "'; use max, avg or none");
+}
+
+Reduce parse_reduce(const std::string& name, Reduce fallback) {
+  if (name.empty()) return fallback;
+  if (name == "max") return Reduce::Max;
+  if (name == "mean") return Reduce::Mean;
+  throw Error("unknown --reduce '" + name + "'; use max or mean");
+}
+
 ScoreParams score_params(const MethodParams& p, const ScoreParams& defaults) {
   ScoreParams s = defaults;
   if (p.window >= 0) s.window = p.window;
   if (p.kernel >= 0) s.kernel = p.kernel;
-  if (!p.pool.empty()) {
-    if (p.pool == "max")
-      s.pool = Pool::Max;
-    else if (p.pool == "avg")
-      s.pool = Pool::Avg;
-    else if (p.pool == "none")
-      s.pool = Pool::None;
-    else
-      throw Error("unknown --pool '" + p.pool + "'; use max, avg or none");
-  }
-  if (!p.reduce.empty()) {
-    if (p.reduce == "max")
-      s.reduce = Reduce::Max;
-    else if (p.reduce == "mean")
-      s.reduce = Reduce::Mean;
-    else
-      throw Error("unknown --reduce '" + p.reduce + "'; use max or mean");
-  }
+  s.pool = parse_pool(p.pool, s.pool);
+  s.reduce = parse_reduce(p.reduce, s.reduce);
   if (p.budget < 1) throw Error("--budget must be >= 1 (KV entries kept per head)");
   if (s.window < 1) throw Error("--window must be >= 1");
   if (p.budget <= s.window)

@@ -27,7 +27,6 @@ struct CompressionPlan {
 
 struct LayerContext {
   int layer = 0;
-  int num_layers = 0;
   const at::Tensor& keys;         // [kv_heads, n_all, d] post-RoPE, this layer
   const at::Tensor& obs_queries;  // [heads, rows, d] post-RoPE (rows = plan.obs_positions)
   const CompressionPlan& plan;
@@ -41,6 +40,8 @@ class KVPress {
   // [kv_heads, scored_end] key importance; sparse prefill picks its vertical keys from it.
   // Presses without scores (StreamingLLM) cannot drive sparse prefill.
   virtual at::Tensor scores(const LayerContext& ctx) const;
+  // select() when scores(ctx) is already computed (sparse prefill computes it first).
+  virtual at::Tensor select_scored(const LayerContext& ctx, const at::Tensor& scores);
 };
 
 // Sparse prefill (SpecKV): each prompt query attends to its head's top `vertical` keys by the

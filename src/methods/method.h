@@ -17,7 +17,6 @@ struct PrefillResult {
   KVCache cache;
   at::Tensor next_logits;     // [vocab] f32: logits of the first generated token
   int64_t next_position = 0;  // position of the first generated token
-  int64_t kv_bytes_full = 0;  // cache bytes before compression (for the stats)
   nlohmann::json info = nlohmann::json::object();  // method-specific stats
 };
 

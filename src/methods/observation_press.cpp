@@ -23,8 +23,11 @@ at::Tensor ObservationPress::scores(const LayerContext& ctx) const {
 }
 
 at::Tensor ObservationPress::select(const LayerContext& ctx) {
-  return keep_with_window(scores(ctx), budgets_.at(ctx.layer), ctx.plan.window_begin,
-                          ctx.plan.window_end);
+  return select_scored(ctx, scores(ctx));
+}
+
+at::Tensor ObservationPress::select_scored(const LayerContext& ctx, const at::Tensor& s) {
+  return keep_with_window(s, budgets_.at(ctx.layer), ctx.plan.window_begin, ctx.plan.window_end);
 }
 
 at::Tensor HeavyHitterPress::scores(const LayerContext& ctx) const {

@@ -22,6 +22,7 @@ class ObservationPress : public KVPress {
   // layer_budgets[l]: entries kept per head in layer l, window included.
   ObservationPress(const ScoreParams& p, std::vector<int64_t> layer_budgets);
   at::Tensor select(const LayerContext& ctx) override;
+  at::Tensor select_scored(const LayerContext& ctx, const at::Tensor& scores) override;
   // [kv_heads, scored_end] importance of the scored keys.
   at::Tensor scores(const LayerContext& ctx) const override;
 
@@ -35,8 +36,6 @@ class ObservationPress : public KVPress {
 class HeavyHitterPress : public ObservationPress {
  public:
   using ObservationPress::ObservationPress;
-
- public:
   at::Tensor scores(const LayerContext& ctx) const override;
 };
 

@@ -3,6 +3,7 @@
 // for SpecKV-PC (with the draft tokens SpecPC's pass already generated: one draft pass).
 #include <random>
 
+#include "engine/stats.h"
 #include "methods/prompt_selection.h"
 #include "methods/registry.h"
 #include "util/error.h"
@@ -22,16 +23,8 @@ class PromptCompression : public Method {
     sp_.budget = p.budget;
     if (p.window >= 0) sp_.window = p.window;
     if (p.kernel >= 0) sp_.kernel = p.kernel;
-    if (p.pool == "avg")
-      sp_.pool = Pool::Avg;
-    else if (p.pool == "none")
-      sp_.pool = Pool::None;
-    else if (!p.pool.empty() && p.pool != "max")
-      throw Error("unknown --pool '" + p.pool + "'; use max, avg or none");
-    if (p.reduce == "mean")
-      sp_.reduce = Reduce::Mean;
-    else if (!p.reduce.empty() && p.reduce != "max")
-      throw Error("unknown --reduce '" + p.reduce + "'; use max or mean");
+    sp_.pool = parse_pool(p.pool, sp_.pool);
+    sp_.reduce = parse_reduce(p.reduce, sp_.reduce);
     sp_.neighbors = p.neighbors;
     sp_.first_layer = p.first_layer;
     sp_.lookahead = p.lookahead >= 0 ? p.lookahead : (then_speckv ? 8 : 1);
@@ -86,7 +79,9 @@ class PromptCompression : public Method {
     std::vector<int> compressed;
     for (int64_t i : kept) compressed.push_back(req.prompt[i]);
     PrefillRequest inner{compressed, req.max_new_tokens, then_speckv_ ? &lookahead : nullptr};
+    const Stopwatch clock;
     PrefillResult r = kv_method_->prefill(target, inner);
+    r.info["target_prefill_s"] = clock.seconds();
     r.info["kept_prompt_positions"] = kept;
     r.info["compressed_prompt_tokens"] = compressed;
     r.info["kept_ratio"] = static_cast<double>(kept.size()) / static_cast<double>(n);

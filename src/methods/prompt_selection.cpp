@@ -50,6 +50,10 @@ PromptImportance draft_prompt_importance(const Transformer& draft, const std::ve
   const int64_t n = static_cast<int64_t>(prompt.size());
   const int64_t w = std::min(p.window, n);
   const int64_t first = std::min<int64_t>(p.first_layer, draft.config().num_layers - 1);
+  if (n + p.lookahead > draft.config().max_position_embeddings)
+    throw Error("prompt (" + std::to_string(n) +
+                " tokens) + lookahead exceeds the draft's context of " +
+                std::to_string(draft.config().max_position_embeddings));
   KVCache cache = draft.make_cache();
   cache.reserve(n + p.lookahead);
   QueryCapture cap;
@@ -123,18 +127,21 @@ std::vector<int64_t> top_positions_with_window(const at::Tensor& scores, int64_t
 }
 
 at::Tensor draft_token_loss(const Transformer& draft, const std::vector<int>& prompt) {
-  const int64_t n = static_cast<int64_t>(prompt.size()), chunk = 128;
+  const int64_t n = static_cast<int64_t>(prompt.size()), chunk = 256;
   at::Tensor loss = at::empty({n}, at::kFloat);
   loss[0] = std::numeric_limits<float>::infinity();
   KVCache cache = draft.make_cache();
   cache.reserve(n);
+  const at::Tensor ids = at::tensor(std::vector<int64_t>(prompt.begin(), prompt.end()), at::kLong);
   for (int64_t c0 = 0; c0 < n; c0 += chunk) {
     const int64_t c1 = std::min(n, c0 + chunk);
     const std::vector<int> part(prompt.begin() + c0, prompt.begin() + c1);
     const at::Tensor logp =
         at::log_softmax(draft.forward(part, c0, cache, nullptr, true), -1).to(at::kCPU);
-    for (int64_t i = c0; i < c1 && i + 1 < n; ++i)  // row i predicts token i + 1
-      loss[i + 1] = -logp[i - c0][prompt[i + 1]].item<float>();
+    const int64_t rows = std::min(c1, n - 1) - c0;  // row i predicts token i + 1
+    if (rows <= 0) continue;
+    const at::Tensor next = ids.narrow(0, c0 + 1, rows).unsqueeze(1);
+    loss.narrow(0, c0 + 1, rows).copy_(-logp.narrow(0, 0, rows).gather(1, next).squeeze(1));
   }
   return loss;
 }

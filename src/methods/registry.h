@@ -35,6 +35,9 @@ struct MethodParams {
 // Shared parameter handling of the observation-scoring methods: the method's defaults
 // overridden by the user's values, validated (budget > window, odd kernel, known names).
 ScoreParams score_params(const MethodParams& p, const ScoreParams& defaults);
+// "max" / "avg" / "none" and "max" / "mean"; empty keeps the fallback; else a dapx::Error.
+Pool parse_pool(const std::string& name, Pool fallback);
+Reduce parse_reduce(const std::string& name, Reduce fallback);
 
 std::unique_ptr<Method> make_method(const std::string& name, const MethodParams& p);
 std::vector<std::string> method_names();

@@ -2,6 +2,7 @@
 // first: the memory-hungry peer). Same plan, same press; only the lookahead source differs.
 #include "methods/speckv.h"
 
+#include "engine/stats.h"
 #include "methods/lookahead.h"
 #include "methods/registry.h"
 #include "util/error.h"
@@ -44,6 +45,10 @@ class LookaheadMethod : public Method {
     const int64_t n = static_cast<int64_t>(req.prompt.size());
     if (n <= p_.budget) return uncompressed_prefill(target, req, p_.record_selection);
     const int64_t length = p_.lookahead >= 0 ? p_.lookahead : req.max_new_tokens;
+    if (n + length > target.config().max_position_embeddings)
+      throw Error("prompt (" + std::to_string(n) + " tokens) + lookahead (" +
+                  std::to_string(length) + ") exceeds the target's context of " +
+                  std::to_string(target.config().max_position_embeddings) + "; lower --lookahead");
     Lookahead la;
     if (req.lookahead)
       la.tokens = *req.lookahead;  // computed by an earlier stage (SpecKV-PC)
@@ -55,8 +60,10 @@ class LookaheadMethod : public Method {
     const bool sparse =
         p_.prefill == "sparse" || (p_.prefill == "auto" && n_all > p_.vertical + p_.band);
     const SparsePrefill sp{p_.vertical, p_.band};
+    const Stopwatch clock;
     PrefillResult r = compressed_prefill(target, plan, press, req.max_new_tokens,
                                          p_.record_selection, sparse ? &sp : nullptr);
+    r.info["target_prefill_s"] = clock.seconds();
     r.info["lookahead_tokens"] = la.tokens;
     r.info["lookahead_s"] = la.seconds;
     r.info["lookahead_source"] = use_draft_ ? "draft" : "target";

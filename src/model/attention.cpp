@@ -35,7 +35,8 @@ at::Tensor causal_attention(const at::Tensor& q, const at::Tensor& k, const at::
   const int64_t heads = q.size(0), t = q.size(1), d = q.size(2);
   const int64_t kv_heads = k.size(0), len = k.size(1), group = heads / kv_heads;
   if (t == 1 && q.is_cpu() && k.stride(2) == 1 && k.stride(1) == d && group <= kMaxGemvRows &&
-      q.scalar_type() == at::kFloat)
+      q.scalar_type() == at::kFloat && k.scalar_type() == at::kFloat &&
+      v.scalar_type() == at::kFloat)
     return decode_attention(q, k, v, key_mask);
   const int64_t older = len - t;
   const double scale = 1.0 / std::sqrt(static_cast<double>(d));
@@ -48,7 +49,7 @@ at::Tensor causal_attention(const at::Tensor& q, const at::Tensor& k, const at::
     const int64_t visible = older + b0 + nb;  // keys beyond are hidden from the whole block
     const at::Tensor qb = qg.narrow(2, b0, nb).reshape({kv_heads, group * nb, d});
     at::Tensor scores = at::bmm(qb, kt.narrow(2, 0, visible)).mul_(scale);  // [kv, g*nb, vis]
-    if (nb > 1 || visible > older + b0 + 1) {
+    if (nb > 1) {
       // query b0+i sees keys < older + b0 + i + 1
       const at::Tensor qi = at::arange(nb, q.options().dtype(at::kLong)).unsqueeze(1);
       const at::Tensor kj = at::arange(visible, q.options().dtype(at::kLong)).unsqueeze(0);

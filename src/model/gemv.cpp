@@ -1,6 +1,9 @@
 #include "model/gemv.h"
 
+#if defined(__x86_64__) || defined(__i386__)
+#define DAPX_X86 1
 #include <immintrin.h>
+#endif
 
 #include <cstring>
 
@@ -30,6 +33,7 @@ void gemv_portable(const W* w, int64_t n, int64_t k, const float* x, int rows, f
   }
 }
 
+#ifdef DAPX_X86
 __attribute__((target("avx2,fma"))) inline float hsum(__m256 v) {
   __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
   s = _mm_add_ps(s, _mm_movehl_ps(s, s));
@@ -78,6 +82,14 @@ bool cpu_has_avx2() {
   static const bool has = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
   return has;
 }
+#else
+// Other CPUs (e.g. ARM hosts of a CUDA build) take the portable loop.
+bool cpu_has_avx2() { return false; }
+template <typename W, typename Convert>
+void gemv_avx2(const W* w, int64_t n, int64_t k, const float* x, int rows, float* y, Convert c) {
+  gemv_portable(w, n, k, x, rows, y, c);
+}
+#endif
 
 }  // namespace
 

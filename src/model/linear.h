@@ -1,6 +1,6 @@
 #pragma once
-// A weight matrix plus optional bias, applied to f32 activations. Weights stay in their
-// storage dtype (bf16 halves memory and decode traffic); activations are always f32.
+// A weight matrix plus optional bias, applied to f32 activations. Weights are held in the
+// weight dtype (--dtype: bf16 halves memory and decode traffic, f32 is exact).
 #include <ATen/ATen.h>
 
 namespace dapx {

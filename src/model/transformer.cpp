@@ -60,7 +60,7 @@ Transformer::Transformer(const ModelConfig& cfg, std::shared_ptr<const WeightSto
   }
 }
 
-// Matrices keep the storage dtype (aliasing the file mapping when it already matches);
+// Matrices take the weight dtype (aliasing the file mapping when it already matches);
 // vectors (norms, biases) become f32.
 at::Tensor Transformer::load(const std::string& name, const std::vector<int64_t>& shape,
                              bool keep_dtype) const {
@@ -81,8 +81,13 @@ Linear Transformer::load_linear(const std::string& prefix, int64_t out, int64_t 
                 bias ? load(prefix + ".bias", {out}, false) : at::Tensor());
 }
 
+// The cache is f32 on the model's device: attention reads it without conversions.
 KVCache Transformer::make_cache() const {
-  return KVCache(cfg_.num_layers, cfg_.num_kv_heads, cfg_.head_dim, at::kFloat);
+  return KVCache(cfg_.num_layers, cfg_.num_kv_heads, cfg_.head_dim, at::kFloat, opts_.device);
+}
+
+LayerKV Transformer::make_layer_cache() const {
+  return LayerKV(cfg_.num_kv_heads, cfg_.head_dim, at::kFloat, opts_.device);
 }
 
 at::Tensor Transformer::rms_norm(const at::Tensor& x, const at::Tensor& w) const {
@@ -126,14 +131,23 @@ at::Tensor Transformer::layer_output(int l, const at::Tensor& x, const at::Tenso
 
 void capture_queries(QueryCapture& capture, int l, int num_layers, const at::Tensor& q,
                      int64_t pos0) {
+  const std::vector<int64_t>& wanted = capture.positions;
+  const auto first = std::lower_bound(wanted.begin(), wanted.end(), pos0);
+  const auto last = std::lower_bound(first, wanted.end(), pos0 + q.size(1));
+  if (first == last) return;
+  if (static_cast<int>(capture.per_layer.size()) < num_layers) {
+    capture.per_layer.resize(num_layers);
+    capture.filled.assign(num_layers, 0);
+  }
+  at::Tensor& dst = capture.per_layer[l];  // allocated once: chunks copy into their rows
+  if (!dst.defined())
+    dst = at::empty({q.size(0), static_cast<int64_t>(wanted.size()), q.size(2)}, q.options());
   std::vector<int64_t> rows;
-  for (int64_t p : capture.positions)
-    if (p >= pos0 && p < pos0 + q.size(1)) rows.push_back(p - pos0);
-  if (rows.empty()) return;
-  if (static_cast<int>(capture.per_layer.size()) < num_layers) capture.per_layer.resize(num_layers);
-  const at::Tensor sel = q.index_select(1, at::tensor(rows, at::kLong).to(q.device()));
-  at::Tensor& dst = capture.per_layer[l];
-  dst = dst.defined() ? at::cat({dst, sel}, 1) : sel;
+  for (auto it = first; it != last; ++it) rows.push_back(*it - pos0);
+  const int64_t count = static_cast<int64_t>(rows.size());
+  dst.narrow(1, capture.filled[l], count)
+      .copy_(q.index_select(1, at::tensor(rows, at::kLong).to(q.device())));
+  capture.filled[l] += count;
 }
 
 at::Tensor Transformer::layer_forward(int l, const at::Tensor& x, int64_t pos0, LayerKV& kv,

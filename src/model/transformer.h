@@ -1,7 +1,7 @@
 #pragma once
 // Llama-family decoder (Llama 2/3.x, Qwen2/2.5, Qwen3, Mistral) on LibTorch, written top to
 // bottom: embed -> layers (RMSNorm, QKV, RoPE, attention over the cache, MLP) -> norm -> head.
-// Activations, softmax and scores are f32; weights stay in their storage dtype.
+// Activations, softmax and scores are f32; weights are held in the --dtype weight dtype.
 #include <ATen/ATen.h>
 
 #include <memory>
@@ -25,8 +25,9 @@ struct ComputeOptions {
 // Asks a forward pass to keep the post-RoPE queries of chosen absolute positions, per layer
 // (the observation queries that KV-compression methods score keys with).
 struct QueryCapture {
-  std::vector<int64_t> positions;     // ascending
-  std::vector<at::Tensor> per_layer;  // filled: [heads, rows, head_dim] f32
+  std::vector<int64_t> positions;     // ascending; chunks arrive in increasing position order
+  std::vector<at::Tensor> per_layer;  // [heads, positions.size(), head_dim] f32 per layer
+  std::vector<int64_t> filled;        // rows of per_layer[l] written so far
 };
 
 // Post-RoPE queries [heads, t, d], keys and values [kv_heads, t, d] of t tokens in one layer.
@@ -52,6 +53,7 @@ class Transformer {
   const ModelConfig& config() const { return cfg_; }
   const ComputeOptions& options() const { return opts_; }
   KVCache make_cache() const;
+  LayerKV make_layer_cache() const;  // one layer's cache (layer-major prefill)
   int64_t weight_bytes() const { return weight_bytes_; }
 
   // Hidden states [t, hidden] f32 of tokens.
@@ -87,7 +89,7 @@ class Transformer {
   std::shared_ptr<const WeightStore> store_;
   ComputeOptions opts_;
   Rope rope_;
-  at::Tensor embed_tokens_;  // [vocab, hidden] storage dtype
+  at::Tensor embed_tokens_;  // [vocab, hidden] weight dtype
   at::Tensor final_norm_;
   Linear lm_head_;
   std::vector<LayerWeights> layers_;

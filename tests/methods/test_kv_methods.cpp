@@ -4,33 +4,20 @@
 #include <gtest/gtest.h>
 
 #include "engine/generator.h"
+#include "method_test_util.h"
 #include "methods/registry.h"
 #include "naive_transformer.h"
 #include "scoring/scoring.h"
-#include "tiny_models.h"
 #include "util/error.h"
 
 namespace dapx {
 namespace {
 
+using testing::greedy;
+std::vector<int> prompt_of(int n, int vocab) { return testing::prompt_of(n, vocab, 53, 7); }
+
 std::unique_ptr<LoadedModel> tiny_f32(Arch arch, int64_t chunk = 512) {
-  ComputeOptions o;
-  o.weight_dtype = at::kFloat;
-  o.prefill_chunk = chunk;
-  return LoadedModel::load(testing::tiny_model(arch, DType::F32), o);
-}
-
-std::vector<int> prompt_of(int n, int vocab) {
-  std::vector<int> t;
-  for (int i = 0; i < n; ++i) t.push_back((i * 53 + 7) % vocab);
-  return t;
-}
-
-GenerationParams greedy(int n) {
-  GenerationParams g;
-  g.max_new_tokens = n;
-  g.ignore_eos = true;
-  return g;
+  return testing::load_f32(arch, 7, chunk);
 }
 
 TEST(KVMethods, BudgetAtLeastPromptReproducesFullKV) {
@@ -125,12 +112,7 @@ TEST(KVMethods, AdaKVSharesTheLayerBudgetAmongHeads) {
 
 TEST(KVMethods, BadParametersAreClearErrors) {
   auto msg = [](const std::string& name, MethodParams p) {
-    try {
-      make_method(name, p);
-    } catch (const Error& e) {
-      return std::string(e.what());
-    }
-    return std::string("(no error)");
+    return testing::error_of([&] { make_method(name, p); });
   };
   MethodParams p;
   p.budget = 32;

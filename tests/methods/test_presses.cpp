@@ -97,7 +97,7 @@ TEST(ObservationPress, SelectionEqualsNaiveComputationForEveryVariant) {
     p.reduce = v.max_reduce ? Reduce::Max : Reduce::Mean;
     p.pool = v.max_pool ? Pool::Max : Pool::Avg;
     ObservationPress press(p, {20});
-    const at::Tensor keep = press.select(LayerContext{0, 1, L.keys, L.obs, L.plan});
+    const at::Tensor keep = press.select(LayerContext{0, L.keys, L.obs, L.plan});
     ASSERT_EQ(keep.sizes(), (at::IntArrayRef{2, 20}));
     for (int64_t h = 0; h < 2; ++h)
       EXPECT_EQ(row(keep, h), naive_snapkv(L, h, 20, v.kernel, v.max_reduce, v.max_pool))
@@ -111,7 +111,7 @@ TEST(ObservationPress, BudgetIsExactAndWindowAlwaysKept) {
   p.window = 16;
   for (int64_t budget : {17, 40, 84}) {
     ObservationPress press(p, {budget});
-    const at::Tensor keep = press.select(LayerContext{0, 1, L.keys, L.obs, L.plan});
+    const at::Tensor keep = press.select(LayerContext{0, L.keys, L.obs, L.plan});
     EXPECT_EQ(keep.size(1), budget);
     for (int64_t h = 0; h < 2; ++h) {
       const auto r = row(keep, h);
@@ -139,7 +139,7 @@ TEST(HeavyHitterPress, AccumulatesAttentionOfEveryPromptQuery) {
   p.kernel = 1;
   p.pool = Pool::None;
   HeavyHitterPress press(p, {4});
-  const auto keep = row(press.select(LayerContext{0, 1, L.keys, L.obs, L.plan}), 0);
+  const auto keep = row(press.select(LayerContext{0, L.keys, L.obs, L.plan}), 0);
   // key 3 (heavy hitter) and key 0 (seen by every query, alone for query 0) win; then window
   ASSERT_EQ(keep.size(), 4u);
   EXPECT_TRUE(std::binary_search(keep.begin(), keep.end(), 3));
@@ -151,7 +151,7 @@ TEST(HeavyHitterPress, AccumulatesAttentionOfEveryPromptQuery) {
 TEST(StreamingPress, SinksPlusRecent) {
   const Layer L = random_layer(2, 2, 30, 4, 4, 1);
   StreamingPress press(4, 10);
-  const at::Tensor keep = press.select(LayerContext{0, 1, L.keys, L.obs, L.plan});
+  const at::Tensor keep = press.select(LayerContext{0, L.keys, L.obs, L.plan});
   EXPECT_EQ(row(keep, 1), (std::vector<int64_t>{0, 1, 2, 3, 24, 25, 26, 27, 28, 29}));
 }
 

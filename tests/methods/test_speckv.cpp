@@ -6,34 +6,18 @@
 #include <set>
 
 #include "engine/generator.h"
+#include "method_test_util.h"
 #include "methods/registry.h"
 #include "methods/speckv.h"
 #include "naive_transformer.h"
-#include "tiny_models.h"
 #include "util/error.h"
 
 namespace dapx {
 namespace {
 
-std::unique_ptr<LoadedModel> load_f32(Arch arch, uint64_t seed) {
-  ComputeOptions o;
-  o.weight_dtype = at::kFloat;
-  o.prefill_chunk = 16;
-  return LoadedModel::load(testing::tiny_model(arch, DType::F32, seed), o);
-}
-
-std::vector<int> prompt_of(int n, int vocab) {
-  std::vector<int> t;
-  for (int i = 0; i < n; ++i) t.push_back((i * 29 + 3) % vocab);
-  return t;
-}
-
-GenerationParams greedy(int n) {
-  GenerationParams g;
-  g.max_new_tokens = n;
-  g.ignore_eos = true;
-  return g;
-}
+using testing::greedy;
+using testing::load_f32;
+using testing::prompt_of;
 
 std::vector<std::vector<std::vector<int>>> kept_of(const GenerationResult& r) {
   std::vector<std::vector<std::vector<int>>> keep;
@@ -136,14 +120,7 @@ TEST(SpecKV, GenerationEqualsReferenceWithKeptEntriesAndRefedLastToken) {
 }
 
 TEST(SpecKV, BadParametersAndMismatchedTokenizersAreClearErrors) {
-  auto msg = [](auto&& f) {
-    try {
-      f();
-    } catch (const Error& e) {
-      return std::string(e.what());
-    }
-    return std::string("(no error)");
-  };
+  auto msg = [](auto&& f) { return testing::error_of(f); };
   MethodParams p;
   EXPECT_NE(msg([&] { make_method("speckv", p); }).find("needs a draft model"), std::string::npos);
   auto target = load_f32(Arch::Qwen2, 7);

@@ -6,9 +6,9 @@
 #include <cmath>
 
 #include "engine/generator.h"
+#include "method_test_util.h"
 #include "methods/prompt_selection.h"
 #include "methods/registry.h"
-#include "tiny_models.h"
 #include "util/error.h"
 
 namespace dapx {
@@ -57,17 +57,9 @@ TEST(SpecPCSelection, PerplexityAndRandomBaselinesKeepTheWindow) {
   EXPECT_EQ(kept, (std::vector<int64_t>{2, 6, 8, 9}));
 }
 
-std::unique_ptr<LoadedModel> load_f32(Arch arch, uint64_t seed) {
-  ComputeOptions o;
-  o.weight_dtype = at::kFloat;
-  return LoadedModel::load(testing::tiny_model(arch, DType::F32, seed), o);
-}
+using testing::load_f32;
 
-std::vector<int> prompt_of(int n, int vocab) {
-  std::vector<int> t;
-  for (int i = 0; i < n; ++i) t.push_back((i * 31 + 5) % vocab);
-  return t;
-}
+std::vector<int> prompt_of(int n, int vocab) { return testing::prompt_of(n, vocab, 31, 5); }
 
 // Importance written out: per step, per layer >= s, softmax rows of the observing queries over
 // the prompt keys (causal), weight i/(W-1) for the W prefill rows, max over heads and rows,
@@ -117,12 +109,7 @@ TEST(SpecPCImportance, EqualsStraightforwardComputation) {
   for (int j = 0; j < n; ++j) EXPECT_NEAR(imp.importance[j].item<double>(), want[j], 1e-5) << j;
 }
 
-GenerationParams greedy(int n) {
-  GenerationParams g;
-  g.max_new_tokens = n;
-  g.ignore_eos = true;
-  return g;
-}
+using testing::greedy;
 
 TEST(SpecPC, NothingDroppedReproducesFull) {
   auto target = load_f32(Arch::Llama, 7);
@@ -171,12 +158,7 @@ TEST(SpecPC, CompressesToTheBudgetAndSpecKVPCUsesTheDraftTokens) {
 
 TEST(SpecPC, BadParametersAreClearErrors) {
   auto msg = [](const std::string& name, const MethodParams& p) {
-    try {
-      make_method(name, p);
-    } catch (const Error& e) {
-      return std::string(e.what());
-    }
-    return std::string("(no error)");
+    return testing::error_of([&] { make_method(name, p); });
   };
   MethodParams p;
   EXPECT_NE(msg("specpc", p).find("needs a draft model"), std::string::npos);
