@@ -66,7 +66,7 @@ class LookaheadMethod : public Method {
     r.info["target_prefill_s"] = clock.seconds();
     r.info["lookahead_tokens"] = la.tokens;
     r.info["lookahead_s"] = la.seconds;
-    r.info["lookahead_source"] = use_draft_ ? "draft" : "target";
+    r.info["lookahead_source"] = req.lookahead ? "given" : use_draft_ ? "draft" : "target";
     r.info["lookahead_kv_bytes"] = la.kv_bytes;
     return r;
   }
