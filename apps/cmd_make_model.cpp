@@ -15,6 +15,7 @@ struct Flags {
               chat = "auto";
   uint64_t seed = 0;
   int merges = 500;
+  int max_position = 0;  // 0: the preset's
 };
 
 // Text the small trained vocabulary is learnt from: plain English shipped with the project.
@@ -43,6 +44,7 @@ void run(const Flags& f) {
   const Tokenizer tok = Tokenizer::from_json_string(tok_json, "tokenizer for " + f.out);
   ModelShape shape = shape_preset(f.shape, arch);
   if (f.tokenizer == "trained" || shape.vocab < tok.vocab_size()) shape.vocab = tok.vocab_size();
+  if (f.max_position > 0) shape.max_pos = f.max_position;
   ModelConfig cfg = make_config(arch, shape);
   for (const char* eos : {"<|endoftext|>", "<|im_end|>", "<|end_of_text|>", "<|eot_id|>"})
     if (auto id = tok.token_id(eos)) cfg.eos_token_ids.push_back(*id);
@@ -70,6 +72,9 @@ void register_make_model(CLI::App& app) {
                   "auto (the arch's real vocabulary), trained (small BPE learnt from the bundled "
                   "corpus), gpt2, qwen2, llama3, or a path to a tokenizer.json");
   cmd->add_option("--merges", f->merges, "BPE merges for --tokenizer trained")
+      ->check(CLI::PositiveNumber);
+  cmd->add_option("--max-position", f->max_position,
+                  "Context length (max_position_embeddings); default: the preset's")
       ->check(CLI::PositiveNumber);
   cmd->add_option("--dtype", f->dtype, "Stored dtype: bf16, f16 or f32")
       ->check(CLI::IsMember({"bf16", "f16", "f32"}));

@@ -101,7 +101,14 @@ int main(int argc, char** argv) {
         if (!draft.empty()) cmd << " --draft " << draft;
         if (colon != std::string::npos) cmd << " --prefill " << m.substr(colon + 1);
         std::cerr << "running " << m << " at " << n << " tokens...\n";
-        const nlohmann::json r = run_dapx(cmd.str());
+        nlohmann::json r;
+        try {
+          r = run_dapx(cmd.str());
+        } catch (const std::exception& e) {  // one failing method must not lose the others
+          std::printf("%-14s %6lld  failed: %s\n", m.c_str(), static_cast<long long>(n), e.what());
+          rows.push_back({{"method", m}, {"length", n}, {"error", e.what()}});
+          continue;
+        }
         const auto& s = r.at("stats");
         const auto& info = r.at("method_info");
         const double kv = s.at("kv_bytes").get<double>(), tps = 1.0 / s.at("tpot_s").get<double>(),
@@ -149,6 +156,7 @@ int main(int argc, char** argv) {
     for (size_t i = 0; i < cols.size(); ++i) csv << (i ? "," : "") << cols[i];
     csv << "\n";
     for (const auto& r : rows) {
+      if (r.contains("error")) continue;
       for (size_t i = 0; i < cols.size(); ++i) {
         const auto& v = r[cols[i]];
         csv << (i ? "," : "") << (v.is_string() ? v.get<std::string>() : v.dump());
