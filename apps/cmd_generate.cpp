@@ -48,9 +48,10 @@ void write_selection(const std::string& path, const std::string& method, const M
   }
   std::ofstream out(path);
   if (!out) throw Error("cannot write --dump-selection file '" + path + "'");
-  out << nlohmann::json{{"method", method}, {"prompt_tokens", prompt.size()}, {"layers", layers}}
-             .dump()
-      << "\n";
+  nlohmann::json dump = {{"method", method}, {"prompt_tokens", prompt.size()}, {"layers", layers}};
+  if (r.method_info.contains("kept_prompt_positions"))  // prompt methods: what the target read
+    dump["kept_prompt_positions"] = r.method_info["kept_prompt_positions"];
+  out << dump.dump() << "\n";
 }
 
 void run(const GenerateFlags& f) {

@@ -1,0 +1,10 @@
+# Runs CMD ARGS; passes only if it exits 0 and FILE then contains EXPECT.
+execute_process(COMMAND ${CMD} ${ARGS} RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
+if(NOT rc EQUAL 0)
+  message(FATAL_ERROR "command failed (${rc}):\n${out}${err}")
+endif()
+file(READ ${FILE} content)
+string(FIND "${content}" "${EXPECT}" at)
+if(at EQUAL -1)
+  message(FATAL_ERROR "${FILE} lacks '${EXPECT}'")
+endif()
