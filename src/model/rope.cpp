@@ -6,6 +6,7 @@ namespace dapx {
 
 Rope::Rope(const ModelConfig& cfg) : head_dim_(cfg.head_dim) {
   const int half = head_dim_ / 2;
+  std::vector<double> inv_freq;
   for (int i = 0; i < half; ++i) {
     double f = std::pow(cfg.rope_theta, -2.0 * i / head_dim_);
     if (cfg.rope_scaling) {  // llama3: long wavelengths slowed by `factor`, smooth in between
@@ -21,9 +22,9 @@ Rope::Rope(const ModelConfig& cfg) : head_dim_(cfg.head_dim) {
         f = (1 - smooth) * f / s.factor + smooth * f;
       }
     }
-    inv_freq_.push_back(f);
+    inv_freq.push_back(f);
   }
-  inv_freq_tensor_ = at::tensor(inv_freq_, at::kDouble);
+  inv_freq_tensor_ = at::tensor(inv_freq, at::kDouble);
 }
 
 RotaryTables Rope::tables(int64_t pos0, int64_t t, at::Device device) const {

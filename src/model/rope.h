@@ -19,11 +19,9 @@ class Rope {
   RotaryTables tables(int64_t pos0, int64_t t, at::Device device) const;
   // x: [t, heads, head_dim] f32. Returns the rotated tensor.
   at::Tensor apply(const at::Tensor& x, const RotaryTables& tables) const;
-  const std::vector<double>& inv_freq() const { return inv_freq_; }
 
  private:
   int head_dim_;
-  std::vector<double> inv_freq_;
   at::Tensor inv_freq_tensor_;  // f64 [head_dim/2]
 };
 
