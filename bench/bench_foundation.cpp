@@ -65,7 +65,8 @@ int main(int argc, char** argv) {
   app.add_option("--dtype", dtype, "Weight dtype: bf16 or f32");
   app.add_option("--decode-steps", decode_steps, "Decode steps per measurement");
   app.add_option("--prefill-lengths", prefill_lengths,
-                 "Prompt lengths for the prefill rate (none: skip)");
+                 "Prompt lengths for the prefill rate (none given: skip prefill)")
+      ->expected(0, -1);
   app.add_option("--out", out, "Output path prefix (.json and .csv are written)");
   CLI11_PARSE(app, argc, argv);
   try {
@@ -83,6 +84,7 @@ int main(int argc, char** argv) {
     const double gemm_limit = std::max(gemm_f32, gemm_bf16);
     nlohmann::json rows = nlohmann::json::array();
     for (int64_t n : prefill_lengths) {
+      if (n <= 0) continue;  // "--prefill-lengths" with no value: decode only
       std::cerr << "prefill " << n << " tokens...\n";
       KVCache cache = t.make_cache();
       const auto prompt = random_tokens(n, m->config.vocab_size, n);

@@ -1,6 +1,7 @@
 #include "kv/kv_cache.h"
 
 #include <algorithm>
+#include <cstring>
 
 #include "util/error.h"
 
@@ -39,6 +40,21 @@ void LayerKV::append(const at::Tensor& k, const at::Tensor& v) {
   v_.narrow(1, length_, t).copy_(v);
   if (padding_.defined()) padding_.narrow(1, length_, t).fill_(false);
   length_ += t;
+}
+
+void LayerKV::append_token(const float* k, const float* v) {
+  if (dtype_ != at::kFloat || !device_.is_cpu())
+    throw Error("KV append_token: needs an f32 CPU cache");
+  if (length_ + 1 > capacity()) grow_to(std::max(length_ + 1, capacity() * 3 / 2 + 16));
+  const int64_t cap = capacity(), bytes = head_dim_ * static_cast<int64_t>(sizeof(float));
+  float* kd = k_.data_ptr<float>();
+  float* vd = v_.data_ptr<float>();
+  for (int64_t h = 0; h < kv_heads_; ++h) {
+    std::memcpy(kd + (h * cap + length_) * head_dim_, k + h * head_dim_, bytes);
+    std::memcpy(vd + (h * cap + length_) * head_dim_, v + h * head_dim_, bytes);
+    if (padding_.defined()) padding_.data_ptr<bool>()[h * cap + length_] = false;
+  }
+  ++length_;
 }
 
 at::Tensor LayerKV::keys() const { return k_.narrow(1, 0, length_); }

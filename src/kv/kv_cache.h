@@ -15,6 +15,9 @@ class LayerKV {
 
   // Appends k/v of shape [kv_heads, t, head_dim]; grows the buffer when needed.
   void append(const at::Tensor& k, const at::Tensor& v);
+  // Appends one token's k/v, each [kv_heads, head_dim] raw f32 (decode on an f32 CPU cache:
+  // no tensor ops per layer and token).
+  void append_token(const float* k, const float* v);
   // Live views [kv_heads, length, head_dim].
   at::Tensor keys() const;
   at::Tensor values() const;

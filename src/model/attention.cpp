@@ -3,32 +3,40 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <vector>
 
 #include "model/gemv.h"
+#include "util/error.h"
 
 namespace dapx {
-namespace {
 
-// One new token on CPU (decode): QK^T is a GEMV over each KV head's keys, which streams the
-// cache once instead of going through a batched GEMM with a 1-row operand.
-at::Tensor decode_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
-                            const at::Tensor& key_mask) {
-  const int64_t heads = q.size(0), d = q.size(2), kv_heads = k.size(0), len = k.size(1);
-  const int64_t group = heads / kv_heads;
-  const at::Tensor qc = q.contiguous();
-  at::Tensor scores = at::empty({kv_heads, group, len}, q.options());
-  for (int64_t h = 0; h < kv_heads; ++h) {
-    const at::Tensor kh = k[h];  // [len, d], rows contiguous inside the cache buffer
-    gemv_f32(kh.data_ptr<float>(), len, d, qc.data_ptr<float>() + h * group * d,
-             static_cast<int>(group), scores[h].data_ptr<float>());
-  }
-  scores.mul_(1.0 / std::sqrt(static_cast<double>(d)));
-  if (key_mask.defined())
-    scores.masked_fill_(key_mask.unsqueeze(1), -std::numeric_limits<float>::infinity());
-  return at::bmm(at::softmax(scores, -1), v).view({heads, 1, d});
+// QK^T is one batched GEMV over every KV head's keys (streams the cache once, one parallel
+// region); scale and mask are a raw loop; softmax and PV are one LibTorch op each.
+void decode_attention(const float* q, int64_t heads, const at::Tensor& k, const at::Tensor& v,
+                      const at::Tensor& key_mask, float* out) {
+  const int64_t d = k.size(2), kv_heads = k.size(0), len = k.size(1), group = heads / kv_heads;
+  if (!k.is_cpu() || k.scalar_type() != at::kFloat || v.scalar_type() != at::kFloat ||
+      k.stride(2) != 1 || k.stride(1) != d || group > kMaxGemvRows || heads % kv_heads != 0)
+    throw Error("decode attention: needs an f32 CPU cache with contiguous key rows");
+  at::Tensor scores = at::empty({kv_heads, group, len}, k.options());
+  float* s = scores.data_ptr<float>();
+  const float* keys = k.data_ptr<float>();
+  std::vector<GemvTarget> targets;
+  for (int64_t h = 0; h < kv_heads; ++h)
+    targets.push_back({keys + h * k.stride(0), false, len, q + h * group * d, s + h * group * len});
+  gemv_batch(targets.data(), static_cast<int>(kv_heads), d, static_cast<int>(group));
+  const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(d)));
+  const bool* mask = key_mask.defined() ? key_mask.data_ptr<bool>() : nullptr;
+  for (int64_t h = 0; h < kv_heads; ++h)
+    for (int64_t g = 0; g < group; ++g) {
+      float* row = s + (h * group + g) * len;
+      for (int64_t j = 0; j < len; ++j)
+        row[j] = mask && mask[h * key_mask.stride(0) + j] ? -std::numeric_limits<float>::infinity()
+                                                          : row[j] * scale;
+    }
+  at::Tensor result = at::from_blob(out, {kv_heads, group, d}, k.options());
+  at::bmm_out(result, at::softmax(scores, -1), v);
 }
-
-}  // namespace
 
 at::Tensor causal_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                             int64_t max_score_floats, const at::Tensor& key_mask) {
@@ -36,8 +44,12 @@ at::Tensor causal_attention(const at::Tensor& q, const at::Tensor& k, const at::
   const int64_t kv_heads = k.size(0), len = k.size(1), group = heads / kv_heads;
   if (t == 1 && q.is_cpu() && k.stride(2) == 1 && k.stride(1) == d && group <= kMaxGemvRows &&
       q.scalar_type() == at::kFloat && k.scalar_type() == at::kFloat &&
-      v.scalar_type() == at::kFloat)
-    return decode_attention(q, k, v, key_mask);
+      v.scalar_type() == at::kFloat) {
+    const at::Tensor qc = q.contiguous();
+    at::Tensor out = at::empty({heads, 1, d}, q.options());
+    decode_attention(qc.data_ptr<float>(), heads, k, v, key_mask, out.data_ptr<float>());
+    return out;
+  }
   const int64_t older = len - t;
   const double scale = 1.0 / std::sqrt(static_cast<double>(d));
   const at::Tensor qg = q.view({kv_heads, group, t, d});

@@ -14,4 +14,10 @@ at::Tensor causal_attention(const at::Tensor& q, const at::Tensor& k, const at::
                             int64_t max_score_floats = int64_t{16} << 20,
                             const at::Tensor& key_mask = {});
 
+// One new token over an f32 CPU cache (decode), on raw buffers: q [heads, d] (already
+// rotated), k/v the layer's live [kv_heads, len, d] views whose last entry is this token,
+// key_mask as above; writes out [heads, d]. causal_attention uses it for t == 1 on CPU.
+void decode_attention(const float* q, int64_t heads, const at::Tensor& k, const at::Tensor& v,
+                      const at::Tensor& key_mask, float* out);
+
 }  // namespace dapx

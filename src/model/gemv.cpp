@@ -4,7 +4,11 @@
 #define DAPX_X86 1
 #include <immintrin.h>
 #endif
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
+#include <algorithm>
 #include <cstring>
 
 namespace dapx {
@@ -17,12 +21,13 @@ inline float bf16_to_f32(uint16_t h) {
   return f;
 }
 
-// Portable path: one output element at a time.
+inline float same(float v) { return v; }
+
+// Portable path: output rows [i0, i1) of W [n, k], one element at a time.
 template <typename W, typename Convert>
-void gemv_portable(const W* w, int64_t n, int64_t k, const float* x, int rows, float* y,
-                   Convert convert) {
-#pragma omp parallel for schedule(static)
-  for (int64_t i = 0; i < n; ++i) {
+void rows_portable(const W* w, int64_t i0, int64_t i1, int64_t n, int64_t k, const float* x,
+                   int rows, float* y, Convert convert) {
+  for (int64_t i = i0; i < i1; ++i) {
     const W* wr = w + i * k;
     for (int r = 0; r < rows; ++r) {
       const float* xr = x + r * k;
@@ -54,11 +59,11 @@ __attribute__((target("avx2,fma"))) inline __m256 load8(const float* p) {
 // matrices (a single sequential stream per thread keeps the prefetchers ahead; interleaving
 // 2-8 rows was 20-40% slower). Each row is read once and reused for every x row from L1.
 template <typename W, typename Convert>
-__attribute__((target("avx2,fma"))) void gemv_avx2(const W* w, int64_t n, int64_t k, const float* x,
-                                                   int rows, float* y, Convert convert) {
+__attribute__((target("avx2,fma"))) void rows_avx2(const W* w, int64_t i0, int64_t i1, int64_t n,
+                                                   int64_t k, const float* x, int rows, float* y,
+                                                   Convert convert) {
   const int64_t k32 = k / 32 * 32, k8 = k / 8 * 8;
-#pragma omp parallel for schedule(static)
-  for (int64_t i = 0; i < n; ++i) {
+  for (int64_t i = i0; i < i1; ++i) {
     const W* wr = w + i * k;
     for (int r = 0; r < rows; ++r) {
       const float* xr = x + r * k;
@@ -86,28 +91,66 @@ bool cpu_has_avx2() {
 // Other CPUs (e.g. ARM hosts of a CUDA build) take the portable loop.
 bool cpu_has_avx2() { return false; }
 template <typename W, typename Convert>
-void gemv_avx2(const W* w, int64_t n, int64_t k, const float* x, int rows, float* y, Convert c) {
-  gemv_portable(w, n, k, x, rows, y, c);
+void rows_avx2(const W* w, int64_t i0, int64_t i1, int64_t n, int64_t k, const float* x, int rows,
+               float* y, Convert convert) {
+  rows_portable(w, i0, i1, n, k, x, rows, y, convert);
 }
 #endif
+
+// Output rows [i0, i1) of one target.
+void target_rows(const GemvTarget& t, int64_t i0, int64_t i1, int64_t k, int rows, bool avx2) {
+  if (t.bf16) {
+    const auto* w = static_cast<const uint16_t*>(t.w);
+    if (avx2)
+      rows_avx2(w, i0, i1, t.n, k, t.x, rows, t.y, bf16_to_f32);
+    else
+      rows_portable(w, i0, i1, t.n, k, t.x, rows, t.y, bf16_to_f32);
+  } else {
+    const auto* w = static_cast<const float*>(t.w);
+    if (avx2)
+      rows_avx2(w, i0, i1, t.n, k, t.x, rows, t.y, same);
+    else
+      rows_portable(w, i0, i1, t.n, k, t.x, rows, t.y, same);
+  }
+}
+
+// Below this many multiply-adds a fork/join costs more than it saves.
+constexpr int64_t kMinParallelWork = 1 << 15;
 
 }  // namespace
 
 bool gemv_uses_avx2() { return cpu_has_avx2(); }
 
+void gemv_batch(const GemvTarget* targets, int count, int64_t k, int rows) {
+  int64_t total = 0;
+  for (int m = 0; m < count; ++m) total += targets[m].n;
+  const bool avx2 = cpu_has_avx2();
+#pragma omp parallel if (total * k * rows >= kMinParallelWork)
+  {
+    int tid = 0, threads = 1;
+#ifdef _OPENMP
+    tid = omp_get_thread_num();
+    threads = omp_get_num_threads();
+#endif
+    // This thread's contiguous share of the concatenated output rows.
+    const int64_t first = total * tid / threads, last = total * (tid + 1) / threads;
+    int64_t base = 0;
+    for (int m = 0; m < count; ++m) {
+      const int64_t lo = std::max(first, base), hi = std::min(last, base + targets[m].n);
+      if (lo < hi) target_rows(targets[m], lo - base, hi - base, k, rows, avx2);
+      base += targets[m].n;
+    }
+  }
+}
+
 void gemv_bf16(const uint16_t* w, int64_t n, int64_t k, const float* x, int rows, float* y) {
-  if (cpu_has_avx2())
-    gemv_avx2(w, n, k, x, rows, y, bf16_to_f32);
-  else
-    gemv_portable(w, n, k, x, rows, y, bf16_to_f32);
+  const GemvTarget t{w, true, n, x, y};
+  gemv_batch(&t, 1, k, rows);
 }
 
 void gemv_f32(const float* w, int64_t n, int64_t k, const float* x, int rows, float* y) {
-  const auto id = [](float v) { return v; };
-  if (cpu_has_avx2())
-    gemv_avx2(w, n, k, x, rows, y, id);
-  else
-    gemv_portable(w, n, k, x, rows, y, id);
+  const GemvTarget t{w, false, n, x, y};
+  gemv_batch(&t, 1, k, rows);
 }
 
 }  // namespace dapx

@@ -11,6 +11,21 @@ namespace dapx {
 constexpr int kMaxGemvRows = 8;
 void gemv_bf16(const uint16_t* w, int64_t n, int64_t k, const float* x, int rows, float* y);
 void gemv_f32(const float* w, int64_t n, int64_t k, const float* x, int rows, float* y);
+
+// One product of a batch: W [n, k] (bf16 bits or f32) times its own input x [rows, k] into
+// y [rows, n].
+struct GemvTarget {
+  const void* w;
+  bool bf16;
+  int64_t n;
+  const float* x;
+  float* y;
+};
+// Several products of the same width k in one parallel region: the output rows of all of them
+// are split evenly over the threads, so small matrices (K and V next to Q, gate next to up,
+// the keys of each KV head) do not each pay a fork/join and an uneven split.
+void gemv_batch(const GemvTarget* targets, int count, int64_t k, int rows);
+
 // True when the AVX2+FMA kernels run (otherwise the portable loop).
 bool gemv_uses_avx2();
 

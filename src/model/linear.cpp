@@ -1,24 +1,33 @@
 #include "model/linear.h"
 
-#include "model/gemv.h"
+#include "util/error.h"
 
 namespace dapx {
 
 Linear::Linear(at::Tensor weight, at::Tensor bias)
     : weight_(std::move(weight)), bias_(std::move(bias)) {}
 
+GemvTarget Linear::gemv_target(const float* x, float* y) const {
+  if (!weight_.is_cpu()) throw Error("Linear: the GEMV path needs CPU weights");
+  return {weight_.data_ptr(), weight_.scalar_type() == at::kBFloat16, out_features(), x, y};
+}
+
+void Linear::add_bias(float* y, int rows) const {
+  if (!bias_.defined()) return;
+  const float* b = bias_.data_ptr<float>();
+  const int64_t n = out_features();
+  for (int r = 0; r < rows; ++r)
+    for (int64_t i = 0; i < n; ++i) y[r * n + i] += b[i];
+}
+
 at::Tensor Linear::operator()(const at::Tensor& x) const {
   const int64_t rows = x.size(0);
   if (weight_.is_cpu() && rows <= kMaxGemvRows) {
     const at::Tensor xc = x.contiguous();
     at::Tensor y = at::empty({rows, out_features()}, x.options());
-    if (weight_.scalar_type() == at::kBFloat16)
-      gemv_bf16(reinterpret_cast<const uint16_t*>(weight_.data_ptr()), out_features(),
-                in_features(), xc.data_ptr<float>(), static_cast<int>(rows), y.data_ptr<float>());
-    else
-      gemv_f32(weight_.data_ptr<float>(), out_features(), in_features(), xc.data_ptr<float>(),
-               static_cast<int>(rows), y.data_ptr<float>());
-    if (bias_.defined()) y.add_(bias_);
+    const GemvTarget t = gemv_target(xc.data_ptr<float>(), y.data_ptr<float>());
+    gemv_batch(&t, 1, in_features(), static_cast<int>(rows));
+    add_bias(y.data_ptr<float>(), static_cast<int>(rows));
     return y;
   }
   if (weight_.is_cpu()) {

@@ -3,6 +3,8 @@
 // weight dtype (--dtype: bf16 halves memory and decode traffic, f32 is exact).
 #include <ATen/ATen.h>
 
+#include "model/gemv.h"
+
 namespace dapx {
 
 class Linear {
@@ -13,6 +15,10 @@ class Linear {
   // rows (prefill) use a BLAS GEMM, converting bf16 weights to f32 on the fly on CPUs
   // without native bf16 GEMM.
   at::Tensor operator()(const at::Tensor& x) const;
+  // The raw product for the decode path (CPU weights): y[rows, out] = x[rows, in] W^T, without
+  // the bias; add_bias then adds it to each of `rows` rows.
+  GemvTarget gemv_target(const float* x, float* y) const;
+  void add_bias(float* y, int rows = 1) const;
   const at::Tensor& weight() const { return weight_; }
   int64_t out_features() const { return weight_.size(0); }
   int64_t in_features() const { return weight_.size(1); }

@@ -6,7 +6,6 @@ namespace dapx {
 
 Rope::Rope(const ModelConfig& cfg) : head_dim_(cfg.head_dim) {
   const int half = head_dim_ / 2;
-  std::vector<double> inv_freq;
   for (int i = 0; i < half; ++i) {
     double f = std::pow(cfg.rope_theta, -2.0 * i / head_dim_);
     if (cfg.rope_scaling) {  // llama3: long wavelengths slowed by `factor`, smooth in between
@@ -22,9 +21,9 @@ Rope::Rope(const ModelConfig& cfg) : head_dim_(cfg.head_dim) {
         f = (1 - smooth) * f / s.factor + smooth * f;
       }
     }
-    inv_freq.push_back(f);
+    inv_freq_.push_back(f);
   }
-  inv_freq_tensor_ = at::tensor(inv_freq, at::kDouble);
+  inv_freq_tensor_ = at::tensor(inv_freq_, at::kDouble);
 }
 
 RotaryTables Rope::tables(int64_t pos0, int64_t t, at::Device device) const {
@@ -32,6 +31,14 @@ RotaryTables Rope::tables(int64_t pos0, int64_t t, at::Device device) const {
   const at::Tensor angle = positions.unsqueeze(1) * inv_freq_tensor_.unsqueeze(0);
   return {angle.cos().to(at::kFloat).unsqueeze(1).to(device),
           angle.sin().to(at::kFloat).unsqueeze(1).to(device)};
+}
+
+void Rope::angles(int64_t pos, float* cos, float* sin) const {
+  for (size_t i = 0; i < inv_freq_.size(); ++i) {
+    const double angle = static_cast<double>(pos) * inv_freq_[i];
+    cos[i] = static_cast<float>(std::cos(angle));
+    sin[i] = static_cast<float>(std::sin(angle));
+  }
 }
 
 at::Tensor Rope::apply(const at::Tensor& x, const RotaryTables& r) const {

@@ -3,6 +3,8 @@
 // frequency rescaling. Angles are computed in double, then applied in f32.
 #include <ATen/ATen.h>
 
+#include <vector>
+
 #include "io/model_config.h"
 
 namespace dapx {
@@ -19,10 +21,13 @@ class Rope {
   RotaryTables tables(int64_t pos0, int64_t t, at::Device device) const;
   // x: [t, heads, head_dim] f32. Returns the rotated tensor.
   at::Tensor apply(const at::Tensor& x, const RotaryTables& tables) const;
+  // cos/sin [head_dim/2] of one position into raw buffers (decode), equal to tables(pos, 1).
+  void angles(int64_t pos, float* cos, float* sin) const;
 
  private:
   int head_dim_;
-  at::Tensor inv_freq_tensor_;  // f64 [head_dim/2]
+  std::vector<double> inv_freq_;  // [head_dim/2]
+  at::Tensor inv_freq_tensor_;    // the same, f64 tensor
 };
 
 }  // namespace dapx

@@ -169,6 +169,10 @@ at::Tensor Transformer::forward(const std::vector<int>& tokens, int64_t pos0, KV
                                 QueryCapture* capture, bool all_logits) const {
   if (tokens.empty()) throw Error("forward: no tokens");
   const int64_t n = static_cast<int64_t>(tokens.size());
+  if (n == 1 && opts_.device.is_cpu()) {
+    const at::Tensor logits = decode(tokens[0], pos0, cache, capture);
+    return all_logits ? logits.unsqueeze(0) : logits;
+  }
   std::vector<at::Tensor> outs;
   for (int64_t c0 = 0; c0 < n; c0 += opts_.prefill_chunk) {
     const int64_t c1 = std::min(n, c0 + opts_.prefill_chunk);

@@ -76,8 +76,12 @@ class Transformer {
   // Token-major forward of tokens at pos0.. through all layers, in chunks of
   // options().prefill_chunk rows. Returns logits of the last token ([vocab]), or of every
   // token ([t, vocab]) when all_logits.
+  // A single token on CPU takes the decode step (raw loops, same results).
   at::Tensor forward(const std::vector<int>& tokens, int64_t pos0, KVCache& cache,
                      QueryCapture* capture = nullptr, bool all_logits = false) const;
+  // One token at position pos through all layers on CPU (see transformer_decode.cpp):
+  // logits [vocab].
+  at::Tensor decode(int token, int64_t pos, KVCache& cache, QueryCapture* capture = nullptr) const;
 
  private:
   at::Tensor load(const std::string& name, const std::vector<int64_t>& shape,

@@ -1,5 +1,5 @@
-// Kernels against straightforward loops: GEMV (bf16/f32, odd sizes, several rows), blocked
-// causal attention with GQA, KV cache compaction and byte accounting, sampling.
+// Kernels against straightforward loops: blocked causal attention with GQA, the decode
+// attention on raw buffers, KV cache compaction and byte accounting, sampling.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -9,39 +9,10 @@
 #include "io/safetensors.h"
 #include "kv/kv_cache.h"
 #include "model/attention.h"
-#include "model/gemv.h"
 #include "util/error.h"
 
 namespace dapx {
 namespace {
-
-TEST(Gemv, MatchesNaiveLoopsForBf16AndF32) {
-  std::mt19937 rng(3);
-  std::normal_distribution<float> nd;
-  for (int64_t n : {1, 5, 33}) {
-    for (int64_t k : {1, 7, 8, 61, 256}) {
-      for (int rows : {1, 3, kMaxGemvRows}) {
-        std::vector<float> w(n * k), x(rows * k), y32(rows * n), y16(rows * n);
-        std::vector<uint16_t> wb(n * k);
-        for (auto& v : w) v = nd(rng);
-        for (auto& v : x) v = nd(rng);
-        for (size_t i = 0; i < w.size(); ++i) wb[i] = float_to_bf16(w[i]);
-        gemv_f32(w.data(), n, k, x.data(), rows, y32.data());
-        gemv_bf16(wb.data(), n, k, x.data(), rows, y16.data());
-        for (int r = 0; r < rows; ++r)
-          for (int64_t i = 0; i < n; ++i) {
-            double e32 = 0, e16 = 0;
-            for (int64_t j = 0; j < k; ++j) {
-              e32 += double(w[i * k + j]) * x[r * k + j];
-              e16 += double(bf16_to_float(wb[i * k + j])) * x[r * k + j];
-            }
-            EXPECT_NEAR(y32[r * n + i], e32, 1e-4 * (1 + std::sqrt(double(k))));
-            EXPECT_NEAR(y16[r * n + i], e16, 1e-4 * (1 + std::sqrt(double(k))));
-          }
-      }
-    }
-  }
-}
 
 // Naive attention: query i of t new tokens sees keys [0, older + i].
 at::Tensor naive_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v) {
@@ -67,6 +38,37 @@ TEST(Attention, BlockedCausalGqaMatchesNaive) {
       EXPECT_TRUE(at::allclose(causal_attention(q, k, v, max_floats), want, 1e-5, 1e-5))
           << "older " << older << " max_floats " << max_floats;
   }
+}
+
+// The decode step's attention on raw buffers, over a head-adaptive (padded) cache that grew
+// through append_token, against softmax(q k^T / sqrt(d)) v over each head's live entries.
+TEST(Attention, DecodeOverPaddedCacheMatchesNaive) {
+  at::manual_seed(2);
+  const int64_t heads = 6, kv_heads = 2, d = 8;
+  const at::Tensor k = at::randn({kv_heads, 6, d}), v = at::randn({kv_heads, 6, d});
+  LayerKV kv(kv_heads, d, at::kFloat);
+  kv.append(k, v);
+  // head 0 keeps 4 entries, head 1 keeps 2 (the rest of its row is padding)
+  const std::vector<std::vector<int64_t>> kept = {{0, 2, 3, 5}, {1, 4}};
+  kv.compact(at::tensor(std::vector<int64_t>{0, 2, 3, 5, 1, 4, -1, -1}, at::kLong).view({2, 4}));
+  const at::Tensor k_new = at::randn({kv_heads, d}), v_new = at::randn({kv_heads, d});
+  kv.append_token(k_new.data_ptr<float>(), v_new.data_ptr<float>());  // grows the buffer
+  ASSERT_EQ(kv.length(), 5);
+  const at::Tensor q = at::randn({heads, d});
+  at::Tensor out = at::empty({heads, d});
+  decode_attention(q.data_ptr<float>(), heads, kv.keys(), kv.values(), kv.key_mask(),
+                   out.data_ptr<float>());
+  for (int64_t h = 0; h < heads; ++h) {
+    const int64_t g = h / (heads / kv_heads);
+    const at::Tensor idx = at::tensor(kept[g], at::kLong);
+    const at::Tensor keys = at::cat({k[g].index_select(0, idx), k_new[g].unsqueeze(0)});
+    const at::Tensor vals = at::cat({v[g].index_select(0, idx), v_new[g].unsqueeze(0)});
+    const at::Tensor p = at::softmax(at::matmul(keys, q[h]) / std::sqrt(double(d)), 0);
+    EXPECT_TRUE(at::allclose(out[h], at::matmul(p, vals), 1e-5, 1e-5)) << "head " << h;
+  }
+  EXPECT_THROW(
+      LayerKV(1, d, at::kBFloat16).append_token(k_new.data_ptr<float>(), v_new.data_ptr<float>()),
+      Error);
 }
 
 TEST(KVCache, CompactGathersPerHeadAndAccountsBytes) {

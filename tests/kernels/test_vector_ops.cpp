@@ -1,0 +1,76 @@
+// Per-token vector ops of the decode step against their textbook formulas in double.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <random>
+#include <vector>
+
+#include "model/vector_ops.h"
+
+namespace dapx {
+namespace {
+
+std::vector<float> random_vector(int64_t n, unsigned seed) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> nd;
+  std::vector<float> v(n);
+  for (auto& x : v) x = nd(rng);
+  return v;
+}
+
+TEST(VectorOps, RmsNormMatchesFormulaAndMayRunInPlace) {
+  const int64_t n = 37;
+  const std::vector<float> x = random_vector(n, 1), w = random_vector(n, 2);
+  const float eps = 1e-6f;
+  double ms = 0;
+  for (float v : x) ms += double(v) * v;
+  ms /= n;
+  std::vector<float> out(n), in_place = x;
+  rms_norm_row(x.data(), w.data(), n, eps, out.data());
+  rms_norm_row(in_place.data(), w.data(), n, eps, in_place.data());
+  for (int64_t i = 0; i < n; ++i) {
+    const double want = x[i] / std::sqrt(ms + eps) * w[i];
+    EXPECT_NEAR(out[i], want, 1e-5 * (1 + std::abs(want)));
+    EXPECT_EQ(in_place[i], out[i]);
+  }
+}
+
+TEST(VectorOps, RotateHalfRotatesEachPairOfEveryRow) {
+  const int64_t rows = 3, d = 8, half = d / 2;
+  const std::vector<float> x = random_vector(rows * d, 3);
+  std::vector<float> cos(half), sin(half), y = x;
+  for (int64_t i = 0; i < half; ++i) {
+    cos[i] = static_cast<float>(std::cos(0.3 * (i + 1)));
+    sin[i] = static_cast<float>(std::sin(0.3 * (i + 1)));
+  }
+  rotate_half_rows(y.data(), rows, d, cos.data(), sin.data());
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t i = 0; i < half; ++i) {
+      const double a = x[r * d + i], b = x[r * d + half + i];
+      EXPECT_NEAR(y[r * d + i], a * cos[i] - b * sin[i], 1e-6);
+      EXPECT_NEAR(y[r * d + half + i], b * cos[i] + a * sin[i], 1e-6);
+      // a rotation keeps the pair's length
+      EXPECT_NEAR(std::hypot(y[r * d + i], y[r * d + half + i]), std::hypot(a, b), 1e-5);
+    }
+}
+
+TEST(VectorOps, SiluMulAndAdd) {
+  const int64_t n = 19;
+  const std::vector<float> a = random_vector(n, 4), b = random_vector(n, 5);
+  std::vector<float> s = a, sum = a;
+  silu_mul(s.data(), b.data(), n);
+  add_row(sum.data(), b.data(), n);
+  for (int64_t i = 0; i < n; ++i) {
+    EXPECT_NEAR(s[i], a[i] / (1 + std::exp(-double(a[i]))) * b[i], 1e-6);
+    EXPECT_FLOAT_EQ(sum[i], a[i] + b[i]);
+  }
+  std::vector<float> extreme = {-100.f, 100.f, 0.f};  // exp overflow must give 0, not NaN
+  const std::vector<float> ones(3, 1.f);
+  silu_mul(extreme.data(), ones.data(), 3);
+  EXPECT_EQ(extreme[0], -0.f);
+  EXPECT_FLOAT_EQ(extreme[1], 100.f);
+  EXPECT_EQ(extreme[2], 0.f);
+}
+
+}  // namespace
+}  // namespace dapx
