@@ -72,6 +72,7 @@ void run(const GenerateFlags& f) {
     if (stream) std::cout << s << std::flush;
   });
   if (stream) std::cout << "\n";
+  if (draft) r.stats.draft_weight_bytes = draft->transformer.weight_bytes();
   if (!f.dump_selection.empty())
     write_selection(f.dump_selection, method->name(), model->config, prompt, r);
   r.method_info.erase("layers");  // in the dump file, not the result

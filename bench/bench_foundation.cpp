@@ -128,6 +128,7 @@ int main(int argc, char** argv) {
                              {"read_gbs", read_gbs},
                              {"weight_bytes", t.weight_bytes()},
                              {"peak_rss_bytes", peak_rss_bytes()},
+                             {"working_bytes", peak_rss_bytes() - t.weight_bytes()},
                              {"rows", rows}};
     std::ofstream(out + ".json") << result.dump(2) << "\n";
     std::ofstream csv(out + ".csv");
@@ -145,8 +146,9 @@ int main(int argc, char** argv) {
       csv << r["what"].get<std::string>() << "," << r["context"] << "," << r["tok_s"] << "," << frac
           << "\n";
     }
-    std::printf("peak RSS %.0f MiB (weights %.0f MiB)\n", peak_rss_bytes() / 1048576.0,
-                t.weight_bytes() / 1048576.0);
+    std::printf("peak RSS %.0f MiB (weights %.0f MiB, working memory %.0f MiB)\n",
+                peak_rss_bytes() / 1048576.0, t.weight_bytes() / 1048576.0,
+                (peak_rss_bytes() - t.weight_bytes()) / 1048576.0);
   } catch (const std::exception& e) {
     std::cerr << "bench_foundation: error: " << e.what() << "\n";
     return 1;

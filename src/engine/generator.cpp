@@ -18,7 +18,9 @@ nlohmann::json GenerationStats::to_json() const {
           {"kv_bytes_full", kv_bytes_full},
           {"kv_bytes", kv_bytes},
           {"weight_bytes", weight_bytes},
+          {"draft_weight_bytes", draft_weight_bytes},
           {"peak_rss_bytes", peak_rss_bytes},
+          {"working_bytes", working_bytes()},
           {"finish_reason", finish_reason},
           {"kv_entries_per_layer", kv_entries_per_layer}};
 }

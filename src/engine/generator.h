@@ -31,8 +31,11 @@ struct GenerationStats {
   int64_t kv_bytes_full = 0;  // cache bytes full KV would hold for prompt + max_new_tokens
   int64_t kv_bytes = 0;       // cache bytes after the method, at the end of generation
   std::vector<int64_t> kv_entries_per_layer;  // live entries per layer after the method
-  int64_t weight_bytes = 0;
+  int64_t weight_bytes = 0;                   // the target's
+  int64_t draft_weight_bytes = 0;  // the draft's (draft-based methods), set by the caller
   int64_t peak_rss_bytes = 0;
+  // Memory beyond the resident weights: peak RSS - target and draft weights.
+  int64_t working_bytes() const { return peak_rss_bytes - weight_bytes - draft_weight_bytes; }
   std::string finish_reason;  // "eos", "stop", "length"
   nlohmann::json to_json() const;
 };

@@ -70,7 +70,8 @@ void LayerKV::compact(const at::Tensor& idx, int64_t reserve_extra) {
     throw Error("KV compact: index out of range");
   const at::Tensor pad = index < 0;
   const bool padded = keep > 0 && pad.any().item<bool>();
-  // gather along the token axis: [kv, keep] -> [kv, keep, d]
+  // gather along the token axis: [kv, keep] -> [kv, keep, d]. Padded slots get copies of
+  // entry 0: finite values, so attention may weight them by 0 without producing NaN.
   const at::Tensor g = index.clamp_min(0).unsqueeze(-1).expand({kv_heads_, keep, head_dim_});
   auto opts = at::TensorOptions().dtype(dtype_).device(device_);
   at::Tensor k = at::empty({kv_heads_, keep + reserve_extra, head_dim_}, opts);

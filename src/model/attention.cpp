@@ -3,48 +3,52 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
-#include <vector>
 
-#include "model/gemv.h"
+#include "model/decode_attention.h"
 #include "util/error.h"
 
 namespace dapx {
 
-// QK^T is one batched GEMV over every KV head's keys (streams the cache once, one parallel
-// region); scale and mask are a raw loop; softmax and PV are one LibTorch op each.
 void decode_attention(const float* q, int64_t heads, const at::Tensor& k, const at::Tensor& v,
                       const at::Tensor& key_mask, float* out) {
-  const int64_t d = k.size(2), kv_heads = k.size(0), len = k.size(1), group = heads / kv_heads;
-  if (!k.is_cpu() || k.scalar_type() != at::kFloat || v.scalar_type() != at::kFloat ||
-      k.stride(2) != 1 || k.stride(1) != d || group > kMaxGemvRows || heads % kv_heads != 0)
-    throw Error("decode attention: needs an f32 CPU cache with contiguous key rows");
-  at::Tensor scores = at::empty({kv_heads, group, len}, k.options());
-  float* s = scores.data_ptr<float>();
-  const float* keys = k.data_ptr<float>();
-  std::vector<GemvTarget> targets;
-  for (int64_t h = 0; h < kv_heads; ++h)
-    targets.push_back({keys + h * k.stride(0), false, len, q + h * group * d, s + h * group * len});
-  gemv_batch(targets.data(), static_cast<int>(kv_heads), d, static_cast<int>(group));
-  const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(d)));
-  const bool* mask = key_mask.defined() ? key_mask.data_ptr<bool>() : nullptr;
-  for (int64_t h = 0; h < kv_heads; ++h)
-    for (int64_t g = 0; g < group; ++g) {
-      float* row = s + (h * group + g) * len;
-      for (int64_t j = 0; j < len; ++j)
-        row[j] = mask && mask[h * key_mask.stride(0) + j] ? -std::numeric_limits<float>::infinity()
-                                                          : row[j] * scale;
-    }
-  at::Tensor result = at::from_blob(out, {kv_heads, group, d}, k.options());
-  at::bmm_out(result, at::softmax(scores, -1), v);
+  if (k.dim() != 3 || !v.sizes().equals(k.sizes()) || !v.strides().equals(k.strides()))
+    throw Error("decode attention: keys and values must be [kv_heads, len, d] of equal layout");
+  const int64_t d = k.size(2);
+  if (!k.is_cpu() || !v.is_cpu() || k.scalar_type() != at::kFloat ||
+      v.scalar_type() != at::kFloat || k.stride(2) != 1 || k.stride(1) != d)
+    throw Error("decode attention: needs an f32 CPU cache with contiguous rows");
+  if (key_mask.defined() && (!key_mask.is_cpu() || key_mask.dim() != 2 ||
+                             key_mask.size(0) != k.size(0) || key_mask.size(1) < k.size(1)))
+    throw Error("decode attention: key mask must be [kv_heads, len] on the CPU");
+  DecodeAttention a;
+  a.q = q;
+  a.k = k.data_ptr<float>();
+  a.v = v.data_ptr<float>();
+  a.head_stride = k.stride(0);
+  // The cache's mask is a bool view with unit row stride: used in place (no copy per layer).
+  const at::Tensor mask =
+      !key_mask.defined() || (key_mask.scalar_type() == at::kBool && key_mask.stride(1) == 1)
+          ? key_mask
+          : key_mask.to(at::kBool).contiguous();
+  if (mask.defined()) {
+    a.mask = mask.data_ptr<bool>();
+    a.mask_stride = mask.stride(0);
+  }
+  a.heads = heads;
+  a.kv_heads = k.size(0);
+  a.len = k.size(1);
+  a.d = d;
+  a.out = out;
+  attend_one_token(a);
 }
 
 at::Tensor causal_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                             int64_t max_score_floats, const at::Tensor& key_mask) {
   const int64_t heads = q.size(0), t = q.size(1), d = q.size(2);
   const int64_t kv_heads = k.size(0), len = k.size(1), group = heads / kv_heads;
-  if (t == 1 && q.is_cpu() && k.stride(2) == 1 && k.stride(1) == d && group <= kMaxGemvRows &&
-      q.scalar_type() == at::kFloat && k.scalar_type() == at::kFloat &&
-      v.scalar_type() == at::kFloat) {
+  if (t == 1 && q.is_cpu() && k.stride(2) == 1 && k.stride(1) == d &&
+      v.strides().equals(k.strides()) && q.scalar_type() == at::kFloat &&
+      k.scalar_type() == at::kFloat && v.scalar_type() == at::kFloat) {
     const at::Tensor qc = q.contiguous();
     at::Tensor out = at::empty({heads, 1, d}, q.options());
     decode_attention(qc.data_ptr<float>(), heads, k, v, key_mask, out.data_ptr<float>());

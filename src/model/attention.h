@@ -16,7 +16,8 @@ at::Tensor causal_attention(const at::Tensor& q, const at::Tensor& k, const at::
 
 // One new token over an f32 CPU cache (decode), on raw buffers: q [heads, d] (already
 // rotated), k/v the layer's live [kv_heads, len, d] views whose last entry is this token,
-// key_mask as above; writes out [heads, d]. causal_attention uses it for t == 1 on CPU.
+// key_mask as above; writes out [heads, d]. The work is attend_one_token's
+// (decode_attention.h); causal_attention uses it for t == 1 on CPU.
 void decode_attention(const float* q, int64_t heads, const at::Tensor& k, const at::Tensor& v,
                       const at::Tensor& key_mask, float* out);
 

@@ -121,10 +121,10 @@ constexpr int64_t kMinParallelWork = 1 << 15;
 
 bool gemv_uses_avx2() { return cpu_has_avx2(); }
 
-void gemv_batch(const GemvTarget* targets, int count, int64_t k, int rows) {
+void gemv_batch(const GemvTarget* targets, int count, int64_t k, int rows, bool portable) {
   int64_t total = 0;
   for (int m = 0; m < count; ++m) total += targets[m].n;
-  const bool avx2 = cpu_has_avx2();
+  const bool avx2 = cpu_has_avx2() && !portable;
 #pragma omp parallel if (total * k * rows >= kMinParallelWork)
   {
     int tid = 0, threads = 1;

@@ -24,7 +24,8 @@ struct GemvTarget {
 // Several products of the same width k in one parallel region: the output rows of all of them
 // are split evenly over the threads, so small matrices (K and V next to Q, gate next to up,
 // the keys of each KV head) do not each pay a fork/join and an uneven split.
-void gemv_batch(const GemvTarget* targets, int count, int64_t k, int rows);
+// `portable` forces the plain loops even where AVX2 runs (tests compare both).
+void gemv_batch(const GemvTarget* targets, int count, int64_t k, int rows, bool portable = false);
 
 // True when the AVX2+FMA kernels run (otherwise the portable loop).
 bool gemv_uses_avx2();

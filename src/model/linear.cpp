@@ -8,7 +8,9 @@ Linear::Linear(at::Tensor weight, at::Tensor bias)
     : weight_(std::move(weight)), bias_(std::move(bias)) {}
 
 GemvTarget Linear::gemv_target(const float* x, float* y) const {
-  if (!weight_.is_cpu()) throw Error("Linear: the GEMV path needs CPU weights");
+  if (!weight_.is_cpu() || !weight_.is_contiguous() ||
+      (weight_.scalar_type() != at::kBFloat16 && weight_.scalar_type() != at::kFloat))
+    throw Error("Linear: the GEMV path needs contiguous bf16 or f32 CPU weights");
   return {weight_.data_ptr(), weight_.scalar_type() == at::kBFloat16, out_features(), x, y};
 }
 

@@ -3,6 +3,9 @@
 // append) runs as plain loops and each layer's products go through a handful of batched
 // GEMVs, so LibTorch dispatch (tens of microseconds per layer) no longer rivals the weight
 // reads that bound decoding.
+#include <algorithm>
+#include <cstdint>
+#include <string>
 #include <vector>
 
 #include "io/safetensors.h"
@@ -15,6 +18,7 @@ namespace dapx {
 
 at::Tensor Transformer::decode(int token, int64_t pos, KVCache& cache,
                                QueryCapture* capture) const {
+  if (!opts_.device.is_cpu()) throw Error("the raw decode step runs on the CPU only");
   if (token < 0 || token >= cfg_.vocab_size)
     throw Error("token id " + std::to_string(token) + " is outside the model's vocabulary (size " +
                 std::to_string(cfg_.vocab_size) + ")");

@@ -1,8 +1,10 @@
 // GEMV kernels against double-precision loops: bf16 and f32 weights, odd sizes (tails of the
 // 32- and 8-wide vector loops), several input rows, and batches of matrices that share one
-// parallel region (each with its own input), sized so the work is split over threads.
+// parallel region (each with its own input), split over 1 to 7 threads; AVX2 and portable.
 #include <gtest/gtest.h>
+#include <omp.h>
 
+#include <algorithm>
 #include <cmath>
 #include <random>
 #include <vector>
@@ -86,12 +88,20 @@ TEST(Gemv, BatchOfMatricesWithTheirOwnInputsMatchesEachAlone) {
                             : static_cast<const void*>(mats[m].f32.data()),
                        bf16, ns[m], xs[m].data(), ys[m].data()});
   }
-  gemv_batch(targets.data(), static_cast<int>(targets.size()), k, rows);
-  for (size_t m = 0; m < ns.size(); ++m)
-    for (int r = 0; r < rows; ++r)
-      for (int64_t i = 0; i < ns[m]; ++i)
-        ASSERT_NEAR(ys[m][r * ns[m] + i], expected(mats[m], m % 2 == 0, k, xs[m], r, i), 2e-3)
-            << "matrix " << m << " row " << r << " output " << i;
+  const int saved = omp_get_max_threads();
+  for (int threads : {1, 3, 7})
+    for (bool portable : {false, true}) {
+      for (auto& y : ys) std::fill(y.begin(), y.end(), -1.f);
+      omp_set_num_threads(threads);
+      gemv_batch(targets.data(), static_cast<int>(targets.size()), k, rows, portable);
+      for (size_t m = 0; m < ns.size(); ++m)
+        for (int r = 0; r < rows; ++r)
+          for (int64_t i = 0; i < ns[m]; ++i)
+            ASSERT_NEAR(ys[m][r * ns[m] + i], expected(mats[m], m % 2 == 0, k, xs[m], r, i), 2e-3)
+                << "matrix " << m << " row " << r << " output " << i << ", " << threads
+                << " threads" << (portable ? ", portable" : "");
+    }
+  omp_set_num_threads(saved);
 }
 
 }  // namespace

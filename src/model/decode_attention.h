@@ -1,0 +1,29 @@
+#pragma once
+// Attention of one new token over a cache on raw f32 buffers: the decode step's attention.
+// Keys are split into ranges processed in parallel, each keeping a running max, sum and
+// weighted value sum (online softmax), combined at the end ("flash decoding"): every key and
+// value is read once, with no score matrix, no packing copies and one parallel region per
+// layer. The GQA group of query heads shares each key and value row while it is in L1.
+// Torch-free (raw pointers) so it runs under the sanitizers.
+#include <cstdint>
+
+namespace dapx {
+
+struct DecodeAttention {
+  const float* q = nullptr;  // [heads, d], already rotated
+  const float* k = nullptr;  // key j of KV head h at k + h * head_stride + j * d
+  const float* v = nullptr;  // same layout as k
+  int64_t head_stride = 0;   // elements between KV heads (the cache capacity times d)
+  // Optional: mask[h * mask_stride + j] true hides key j of KV head h (padded slots).
+  const bool* mask = nullptr;
+  int64_t mask_stride = 0;
+  int64_t heads = 0, kv_heads = 0, len = 0, d = 0;
+  float* out = nullptr;   // [heads, d]
+  bool portable = false;  // force the plain loops even where AVX2 runs (tests compare both)
+};
+
+// out[h] = softmax(q[h] . K^T / sqrt(d)) V over KV head h / (heads / kv_heads); a head whose
+// keys are all masked gets zeros.
+void attend_one_token(const DecodeAttention& a);
+
+}  // namespace dapx
