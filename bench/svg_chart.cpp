@@ -75,7 +75,9 @@ std::string bar_chart_svg(const std::string& title, const std::vector<std::strin
         svg << "<rect x=\"" << gx + s * bar_w << "\" y=\"" << y_of(v) << "\" width=\"" << bar_w - 1
             << "\" height=\"" << y0 + panel_h - y_of(v) << "\" fill=\"" << colors[s % 6]
             << "\"><title>" << escape(groups[g]) << ", " << escape(series[s]) << ": "
-            << fmt(v, "%.3f") << "</title></rect>\n";
+            << fmt(v, "%.3f") << "</title></rect>\n"
+            << "<text x=\"" << gx + s * bar_w + (bar_w - 1) / 2 << "\" y=\"" << y_of(v) - 2
+            << "\" font-size=\"8\" text-anchor=\"middle\">" << fmt(v) << "</text>\n";
       }
       svg << "<text x=\"" << gx + (group_w - 10) / 2 << "\" y=\"" << y0 + panel_h + 14
           << "\" text-anchor=\"middle\">" << escape(groups[g]) << "</text>\n";
