@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "model/attention.h"
+
 namespace dapx {
 namespace {
 
@@ -33,7 +35,7 @@ at::Tensor ObservationPress::select_scored(const LayerContext& ctx, const at::Te
 at::Tensor HeavyHitterPress::scores(const LayerContext& ctx) const {
   const int64_t rows = ctx.obs_queries.size(1), kv_heads = ctx.keys.size(0);
   const int64_t block = std::max<int64_t>(
-      1, (int64_t{8} << 20) / std::max<int64_t>(1, ctx.keys.size(1) * ctx.obs_queries.size(0)));
+      1, kScoreBufferFloats / std::max<int64_t>(1, ctx.keys.size(1) * ctx.obs_queries.size(0)));
   at::Tensor acc = at::zeros({kv_heads, ctx.plan.scored_end}, ctx.keys.options());
   for (int64_t r0 = 0; r0 < rows; r0 += block) {
     const int64_t nr = std::min(block, rows - r0);

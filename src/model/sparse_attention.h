@@ -4,6 +4,8 @@
 // every earlier key.
 #include <ATen/ATen.h>
 
+#include "model/attention.h"
+
 namespace dapx {
 
 // q: [heads, t, d] at positions pos0..pos0+t-1; k/v: [kv_heads, n, d] (key j at position j,
@@ -12,6 +14,6 @@ namespace dapx {
 // Returns [heads, t, d]. max_score_floats bounds the score buffer of a query block.
 at::Tensor sparse_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                             int64_t pos0, const at::Tensor& vertical, int64_t band,
-                            int64_t max_score_floats = int64_t{16} << 20);
+                            int64_t max_score_floats = kScoreBufferFloats);
 
 }  // namespace dapx
