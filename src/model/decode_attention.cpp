@@ -1,9 +1,5 @@
 #include "model/decode_attention.h"
 
-#if defined(__x86_64__) || defined(__i386__)
-#define DAPX_X86 1
-#include <immintrin.h>
-#endif
 #ifdef _OPENMP
 #include <omp.h>
 #endif
@@ -14,6 +10,7 @@
 #include <numeric>
 #include <vector>
 
+#include "model/cpu_features.h"
 #include "util/error.h"
 
 namespace dapx {
@@ -52,12 +49,6 @@ struct PortableOps {
 // Inlined into attend_range_avx2 (flatten), where the AVX2 target is enabled.
 #define DAPX_AVX2 __attribute__((target("avx2,fma"))) static inline
 struct Avx2Ops {
-  DAPX_AVX2 float hsum(__m256 v) {
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
-  }
   DAPX_AVX2 float dot(const float* a, const float* b, int64_t d) {
     __m256 s0 = _mm256_setzero_ps(), s1 = s0;
     int64_t i = 0;
@@ -67,7 +58,7 @@ struct Avx2Ops {
     }
     for (; i + 8 <= d; i += 8)
       s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), s0);
-    float s = hsum(_mm256_add_ps(s0, s1));
+    float s = hsum8(_mm256_add_ps(s0, s1));
     for (; i < d; ++i) s += a[i] * b[i];
     return s;
   }
@@ -103,7 +94,7 @@ struct Avx2Ops {
       _mm256_storeu_ps(s + t, e);
       sum = _mm256_add_ps(sum, e);
     }
-    float total = hsum(sum);
+    float total = hsum8(sum);
     for (; t < n; ++t) total += s[t] = std::exp(s[t] - m);
     return total;
   }
@@ -139,13 +130,6 @@ struct Avx2Ops {
   }
 };
 #undef DAPX_AVX2
-
-bool cpu_has_avx2() {
-  static const bool has = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-  return has;
-}
-#else
-bool cpu_has_avx2() { return false; }
 #endif
 
 // Running softmax state of one query head over a key range: max m, sum l of exp(s - m),

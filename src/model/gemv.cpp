@@ -1,15 +1,13 @@
 #include "model/gemv.h"
 
-#if defined(__x86_64__) || defined(__i386__)
-#define DAPX_X86 1
-#include <immintrin.h>
-#endif
 #ifdef _OPENMP
 #include <omp.h>
 #endif
 
 #include <algorithm>
 #include <cstring>
+
+#include "model/cpu_features.h"
 
 namespace dapx {
 namespace {
@@ -39,13 +37,6 @@ void rows_portable(const W* w, int64_t i0, int64_t i1, int64_t n, int64_t k, con
 }
 
 #ifdef DAPX_X86
-__attribute__((target("avx2,fma"))) inline float hsum(__m256 v) {
-  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-  s = _mm_add_ss(s, _mm_movehdup_ps(s));
-  return _mm_cvtss_f32(s);
-}
-
 __attribute__((target("avx2,fma"))) inline __m256 load8(const uint16_t* p) {
   const __m128i h = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
   return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
@@ -76,20 +67,15 @@ __attribute__((target("avx2,fma"))) void rows_avx2(const W* w, int64_t i0, int64
         a3 = _mm256_fmadd_ps(load8(wr + j + 24), _mm256_loadu_ps(xr + j + 24), a3);
       }
       for (; j < k8; j += 8) a0 = _mm256_fmadd_ps(load8(wr + j), _mm256_loadu_ps(xr + j), a0);
-      float s = hsum(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
+      float s = hsum8(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
       for (; j < k; ++j) s += convert(wr[j]) * xr[j];
       y[r * n + i] = s;
     }
   }
 }
 
-bool cpu_has_avx2() {
-  static const bool has = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-  return has;
-}
 #else
 // Other CPUs (e.g. ARM hosts of a CUDA build) take the portable loop.
-bool cpu_has_avx2() { return false; }
 template <typename W, typename Convert>
 void rows_avx2(const W* w, int64_t i0, int64_t i1, int64_t n, int64_t k, const float* x, int rows,
                float* y, Convert convert) {
