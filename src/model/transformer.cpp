@@ -94,11 +94,14 @@ at::Tensor Transformer::rms_norm(const at::Tensor& x, const at::Tensor& w) const
   return x * at::rsqrt(x.pow(2).mean(-1, true) + cfg_.rms_norm_eps) * w;
 }
 
+void Transformer::check_token(int token) const {
+  if (token < 0 || token >= cfg_.vocab_size)
+    throw Error("token id " + std::to_string(token) + " is outside the model's vocabulary (size " +
+                std::to_string(cfg_.vocab_size) + ")");
+}
+
 at::Tensor Transformer::embed(const std::vector<int>& tokens) const {
-  for (int t : tokens)
-    if (t < 0 || t >= cfg_.vocab_size)
-      throw Error("token id " + std::to_string(t) + " is outside the model's vocabulary (size " +
-                  std::to_string(cfg_.vocab_size) + ")");
+  for (int t : tokens) check_token(t);
   const at::Tensor ids =
       at::tensor(std::vector<int64_t>(tokens.begin(), tokens.end()), at::kLong).to(opts_.device);
   return embed_tokens_.index_select(0, ids).to(at::kFloat);

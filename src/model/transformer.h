@@ -88,6 +88,7 @@ class Transformer {
                   bool keep_dtype) const;
   Linear load_linear(const std::string& prefix, int64_t out, int64_t in, bool bias) const;
   at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& w) const;
+  void check_token(int token) const;  // throws when outside the vocabulary
 
   ModelConfig cfg_;
   std::shared_ptr<const WeightStore> store_;

@@ -19,9 +19,7 @@ namespace dapx {
 at::Tensor Transformer::decode(int token, int64_t pos, KVCache& cache,
                                QueryCapture* capture) const {
   if (!opts_.device.is_cpu()) throw Error("the raw decode step runs on the CPU only");
-  if (token < 0 || token >= cfg_.vocab_size)
-    throw Error("token id " + std::to_string(token) + " is outside the model's vocabulary (size " +
-                std::to_string(cfg_.vocab_size) + ")");
+  check_token(token);
   const int64_t h = cfg_.hidden_size, d = cfg_.head_dim, heads = cfg_.num_heads,
                 kv_heads = cfg_.num_kv_heads, inter = cfg_.intermediate_size;
   const float eps = static_cast<float>(cfg_.rms_norm_eps);
