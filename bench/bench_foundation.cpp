@@ -9,6 +9,7 @@
 #include <CLI/CLI.hpp>
 #include <fstream>
 #include <iostream>
+#include <thread>
 
 #include "engine/model.h"
 #include "engine/stats.h"

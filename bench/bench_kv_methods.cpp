@@ -190,6 +190,7 @@ void write_outputs(const std::string& out, const std::string& model, const nlohm
 int main(int argc, char** argv) {
   CLI::App app{"dapx KV-method benchmark: KV bytes, decode speed, TTFT, memory vs full KV"};
   std::string model, draft, from_json, out = "bench/results/kv_methods", data = DAPX_DATA_DIR;
+  std::string device = "cpu";
   std::vector<int64_t> lengths = {4096, 8192};
   std::vector<std::string> methods = {"full", "streaming", "h2o", "snapkv", "pyramidkv", "adakv"};
   int64_t budget = 256;
@@ -203,6 +204,7 @@ int main(int argc, char** argv) {
   app.add_option("--budget", budget, "KV budget per head");
   app.add_option("--new-tokens", new_tokens, "Tokens generated per run");
   app.add_option("--threads", threads, "Threads (0 = all)");
+  app.add_option("--device", device, "cpu, or cuda / cuda:N (a CUDA build of LibTorch)");
   app.add_option("--dapx", dapx, "Path to the dapx binary");
   app.add_option("--from-json", from_json,
                  "Re-render the table, CSV and SVG of an earlier run's JSON (runs nothing)");
@@ -243,7 +245,8 @@ int main(int argc, char** argv) {
         const std::string name = m.substr(0, colon);
         std::ostringstream cmd;
         cmd << dapx << " generate -m " << model << " -f " << prompt << " --method " << name
-            << " -n " << new_tokens << " --ignore-eos --json --threads " << threads;
+            << " -n " << new_tokens << " --ignore-eos --json --threads " << threads << " --device "
+            << device;
         // prompt methods take their own (prompt) budget; the KV budget is --budget here
         if (name == "speckv-pc")
           cmd << " --kv-budget " << budget;
@@ -259,10 +262,10 @@ int main(int argc, char** argv) {
           rows.push_back({{"method", m}, {"length", n}, {"error", e.what()}});
         }
         print_row(rows.back());
+        write_outputs(out, model, rows);  // after every row: a run cut short keeps its rows
       }
     }
     fs::remove_all(tmp);
-    write_outputs(out, model, rows);
   } catch (const std::exception& e) {
     std::cerr << "bench_kv_methods: error: " << e.what() << "\n";
     return 1;

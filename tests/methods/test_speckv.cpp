@@ -143,7 +143,7 @@ TEST(SpecKV, BadParametersAndMismatchedTokenizersAreClearErrors) {
   auto draft = LoadedModel::load(dir, ComputeOptions{});
   const std::string m = msg([&] { check_same_tokenizer(*target, *draft); });
   EXPECT_NE(m.find("use different tokenizers"), std::string::npos) << m;
-  std::filesystem::remove_all(dir);
+  test::remove_tree(dir);
 }
 
 }  // namespace

@@ -108,7 +108,7 @@ TEST(Loading, MissingTensorAndMissingDirectoryAreNamed) {
   write_safetensors(std::filesystem::path(broken) / "model.safetensors", kept);
   const std::string msg = error_of([&] { LoadedModel::load(broken, ComputeOptions{}); });
   EXPECT_NE(msg.find("model.layers.1.mlp.up_proj.weight"), std::string::npos) << msg;
-  std::filesystem::remove_all(broken);
+  test::remove_tree(broken);
   EXPECT_NE(error_of([&] {
               LoadedModel::load("/nonexistent/model", ComputeOptions{});
             }).find("does not exist"),

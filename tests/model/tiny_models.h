@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "io/random_model.h"
+#include "temp_dir.h"
 #include "tokenizer/tokenizer.h"
 
 namespace dapx::testing {
@@ -31,8 +32,7 @@ inline const std::string& tiny_tokenizer_json() {
 struct TempModels {
   std::vector<std::filesystem::path> dirs;
   ~TempModels() {
-    std::error_code ec;
-    for (const auto& d : dirs) std::filesystem::remove_all(d, ec);
+    for (const auto& d : dirs) test::remove_tree(d);
   }
 };
 

@@ -1,14 +1,26 @@
 #pragma once
-// A unique scratch directory under the system temp dir, removed with everything in it.
+// Scratch directories for tests: remove_tree, and a unique directory under the system temp
+// dir, removed with everything in it.
+#include <ftw.h>
 #include <unistd.h>
 
 #include <atomic>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <random>
 #include <string>
 
 namespace dapx::test {
+
+// Removes a directory tree with libc's nftw, not std::filesystem::remove_all: with a pip-installed
+// LibTorch (torch 2.11), calls to remove_all bind to a copy libtorch.so exports, which crashes.
+inline void remove_tree(const std::filesystem::path& dir) {
+  auto remove_one = [](const char* path, const struct stat*, int, struct FTW*) {
+    return std::remove(path);
+  };
+  ::nftw(dir.c_str(), remove_one, 16, FTW_DEPTH | FTW_PHYS);
+}
 
 class TempDir {
  public:
@@ -20,10 +32,7 @@ class TempDir {
              std::to_string(rd()));
     std::filesystem::create_directories(path_);
   }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
+  ~TempDir() { remove_tree(path_); }
   TempDir(const TempDir&) = delete;
   TempDir& operator=(const TempDir&) = delete;
 

@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# The CUDA check, for a machine with an NVIDIA GPU and PyTorch: builds dapx against PyTorch's
+# bundled CUDA LibTorch (no code change, only CMAKE_PREFIX_PATH), runs the CUDA tests
+# (tests/cuda: parity with the naive reference, every method as on the CPU), runs every other
+# test against that LibTorch, then measures methods on a qwen2.5-0.5b-shaped model.
+#   scripts/cuda-check.sh [OUT_DIR]      (default: cuda-check-out)
+# Build dependencies as in install-deps.sh; where apt cannot reach them, DAPX_DEBS=DIR names a
+# folder of Debian .deb files, unpacked into a private prefix (never into /).
+# LENGTHS / METHODS / NEW_TOKENS override the benchmark's prompt lengths and methods.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+out=${1:-cuda-check-out}
+mkdir -p "$out"
+out=$(realpath "$out")
+prefix=$(python3 -c 'import torch; print(torch.utils.cmake_prefix_path)') || exit 1
+if [ -n "${DAPX_DEBS:-}" ]; then
+  deps=/tmp/dapx-deps
+  mkdir -p $deps
+  for f in "$DAPX_DEBS"/*.deb; do dpkg -x "$f" $deps; done
+  prefix="$prefix;$deps/usr"
+  export LD_LIBRARY_PATH=$deps/usr/lib/x86_64-linux-gnu:${LD_LIBRARY_PATH:-}
+fi
+export PATH=/usr/local/cuda/bin:$PATH TORCH_CUDA_ARCH_LIST=${TORCH_CUDA_ARCH_LIST:-9.0}
+{
+  nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
+  python3 -c 'import torch; print("torch", torch.__version__, "cuda", torch.version.cuda)'
+  nproc
+  g++ --version | head -1
+} 2>&1 | tee "$out/machine.txt"
+
+b=build-cuda
+gen=$(command -v ninja >/dev/null && echo "-G Ninja")
+SECONDS=0
+cmake -S . -B $b $gen -DCMAKE_BUILD_TYPE=Release -DCMAKE_PREFIX_PATH="$prefix" \
+  >"$out/cmake.log" 2>&1 || { tail -40 "$out/cmake.log"; exit 1; }
+if ! cmake --build $b -j "$(nproc)" >"$out/build.log" 2>&1; then
+  grep -E "error|Error" -A3 "$out/build.log" | head -100
+  exit 1
+fi
+echo "configure + build: ${SECONDS} s"
+
+SECONDS=0
+$b/tests/cuda/test_cuda >"$out/test_cuda.log" 2>&1
+echo "test_cuda: exit $?, ${SECONDS} s"
+grep -E "^\[ *(OK|FAILED|SKIPPED|PASSED) |Failure|Expected|Which is|actual" "$out/test_cuda.log" | head -60
+
+SECONDS=0
+(cd $b && timeout ${TEST_TIMEOUT:-240} ctest -j 8 --output-on-failure -E 'Cuda' >"$out/ctest.log" 2>&1)
+grep -E "tests passed|tests failed|Failed|\*\*\*" "$out/ctest.log" | head -30
+echo "ctest: ${SECONDS} s"
+
+dapx=$b/apps/dapx
+m=/tmp/dapx-cuda-models
+[ -f $m/q05/config.json ] || $dapx make-model --arch qwen2 --shape qwen2.5-0.5b --seed 1 --out $m/q05 >/dev/null
+[ -f $m/draft/config.json ] || $dapx make-model --arch qwen2 --shape tiny --seed 2 --max-position 32768 --out $m/draft >/dev/null
+[ -n "${SKIP_BENCH:-}" ] && exit 0
+SECONDS=0
+# shellcheck disable=SC2086
+timeout ${BENCH_TIMEOUT:-240} $b/bench/bench_kv_methods $m/q05 --draft $m/draft --device cuda --budget 256 \
+  --lengths ${LENGTHS:-1024 4096 16384} --methods ${METHODS:-full snapkv speckv:dense speckv:sparse specpc speckv-pc} \
+  --new-tokens ${NEW_TOKENS:-32} --out "$out/methods_cuda"
+echo "bench: ${SECONDS} s"
+
