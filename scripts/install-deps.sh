@@ -1,9 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian packages dapx needs, only those missing. Idempotent; quiet when all is there.
 set -euo pipefail
-packages=(build-essential cmake pkg-config libtorch-dev nlohmann-json3-dev libpcre2-dev
-          libutf8proc-dev libcli11-dev libcpp-httplib-dev googletest libgtest-dev
-          libbenchmark-dev gnuplot-nox
+packages=(build-essential cmake libtorch-dev nlohmann-json3-dev libpcre2-dev
+          libutf8proc-dev libcli11-dev libgtest-dev
           libopenblas0-openmp)  # LibTorch calls the system BLAS: OpenBLAS, not the reference one
 missing=()
 for p in "${packages[@]}"; do
