@@ -3,33 +3,53 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <string>
 
 #include "model/decode_attention.h"
+#include "model/prefill_attention.h"
 #include "util/error.h"
 
 namespace dapx {
 
-void decode_attention(const float* q, int64_t heads, const at::Tensor& k, const at::Tensor& v,
-                      const at::Tensor& key_mask, float* out) {
+namespace {
+
+// The raw kernels read an f32 CPU cache with contiguous rows, K and V of equal layout.
+void check_raw_cache(const at::Tensor& k, const at::Tensor& v, const at::Tensor& key_mask,
+                     const char* what) {
   if (k.dim() != 3 || !v.sizes().equals(k.sizes()) || !v.strides().equals(k.strides()))
-    throw Error("decode attention: keys and values must be [kv_heads, len, d] of equal layout");
-  const int64_t d = k.size(2);
+    throw Error(std::string(what) + ": keys and values must be [kv_heads, len, d] of equal layout");
   if (!k.is_cpu() || !v.is_cpu() || k.scalar_type() != at::kFloat ||
-      v.scalar_type() != at::kFloat || k.stride(2) != 1 || k.stride(1) != d)
-    throw Error("decode attention: needs an f32 CPU cache with contiguous rows");
+      v.scalar_type() != at::kFloat || k.stride(2) != 1 || k.stride(1) != k.size(2))
+    throw Error(std::string(what) + ": needs an f32 CPU cache with contiguous rows");
   if (key_mask.defined() && (!key_mask.is_cpu() || key_mask.dim() != 2 ||
                              key_mask.size(0) != k.size(0) || key_mask.size(1) < k.size(1)))
-    throw Error("decode attention: key mask must be [kv_heads, len] on the CPU");
+    throw Error(std::string(what) + ": key mask must be [kv_heads, len] on the CPU");
+}
+
+// The cache's mask is a bool view with unit row stride: used in place (no copy per layer).
+at::Tensor bool_rows(const at::Tensor& key_mask) {
+  return !key_mask.defined() || (key_mask.scalar_type() == at::kBool && key_mask.stride(1) == 1)
+             ? key_mask
+             : key_mask.to(at::kBool).contiguous();
+}
+
+bool raw_kernels_apply(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v) {
+  return q.is_cpu() && k.is_cpu() && v.is_cpu() && q.scalar_type() == at::kFloat &&
+         k.scalar_type() == at::kFloat && v.scalar_type() == at::kFloat && k.stride(2) == 1 &&
+         k.stride(1) == k.size(2) && v.strides().equals(k.strides());
+}
+
+}  // namespace
+
+void decode_attention(const float* q, int64_t heads, const at::Tensor& k, const at::Tensor& v,
+                      const at::Tensor& key_mask, float* out) {
+  check_raw_cache(k, v, key_mask, "decode attention");
   DecodeAttention a;
   a.q = q;
   a.k = k.data_ptr<float>();
   a.v = v.data_ptr<float>();
   a.head_stride = k.stride(0);
-  // The cache's mask is a bool view with unit row stride: used in place (no copy per layer).
-  const at::Tensor mask =
-      !key_mask.defined() || (key_mask.scalar_type() == at::kBool && key_mask.stride(1) == 1)
-          ? key_mask
-          : key_mask.to(at::kBool).contiguous();
+  const at::Tensor mask = bool_rows(key_mask);
   if (mask.defined()) {
     a.mask = mask.data_ptr<bool>();
     a.mask_stride = mask.stride(0);
@@ -37,23 +57,52 @@ void decode_attention(const float* q, int64_t heads, const at::Tensor& k, const 
   a.heads = heads;
   a.kv_heads = k.size(0);
   a.len = k.size(1);
-  a.d = d;
+  a.d = k.size(2);
   a.out = out;
   attend_one_token(a);
 }
 
+at::Tensor prefill_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                             const at::Tensor& key_mask) {
+  check_raw_cache(k, v, key_mask, "prefill attention");
+  if (q.dim() != 3 || q.size(2) != k.size(2) || q.size(1) > k.size(1))
+    throw Error("prefill attention: queries must be [heads, t <= len, d]");
+  const at::Tensor qc = q.contiguous();
+  at::Tensor out = at::empty(q.sizes(), q.options());
+  PrefillAttention a;
+  a.q = qc.data_ptr<float>();
+  a.k = k.data_ptr<float>();
+  a.v = v.data_ptr<float>();
+  a.head_stride = k.stride(0);
+  const at::Tensor mask = bool_rows(key_mask);
+  if (mask.defined()) {
+    a.mask = mask.data_ptr<bool>();
+    a.mask_stride = mask.stride(0);
+  }
+  a.heads = q.size(0);
+  a.kv_heads = k.size(0);
+  a.t = q.size(1);
+  a.len = k.size(1);
+  a.d = k.size(2);
+  a.out = out.data_ptr<float>();
+  attend_causal(a);
+  return out;
+}
+
 at::Tensor causal_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
-                            int64_t max_score_floats, const at::Tensor& key_mask) {
+                            const at::Tensor& key_mask) {
+  if (!raw_kernels_apply(q, k, v)) return blocked_attention(q, k, v, kScoreBufferFloats, key_mask);
+  if (q.size(1) > 1) return prefill_attention(q, k, v, key_mask);
+  const at::Tensor qc = q.contiguous();
+  at::Tensor out = at::empty(q.sizes(), q.options());
+  decode_attention(qc.data_ptr<float>(), q.size(0), k, v, key_mask, out.data_ptr<float>());
+  return out;
+}
+
+at::Tensor blocked_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                             int64_t max_score_floats, const at::Tensor& key_mask) {
   const int64_t heads = q.size(0), t = q.size(1), d = q.size(2);
   const int64_t kv_heads = k.size(0), len = k.size(1), group = heads / kv_heads;
-  if (t == 1 && q.is_cpu() && k.stride(2) == 1 && k.stride(1) == d &&
-      v.strides().equals(k.strides()) && q.scalar_type() == at::kFloat &&
-      k.scalar_type() == at::kFloat && v.scalar_type() == at::kFloat) {
-    const at::Tensor qc = q.contiguous();
-    at::Tensor out = at::empty({heads, 1, d}, q.options());
-    decode_attention(qc.data_ptr<float>(), heads, k, v, key_mask, out.data_ptr<float>());
-    return out;
-  }
   const int64_t older = len - t;
   const double scale = 1.0 / std::sqrt(static_cast<double>(d));
   const at::Tensor qg = q.view({kv_heads, group, t, d});

@@ -1,6 +1,6 @@
 #pragma once
 // Causal multi-head attention of new queries over a layer's cache, in f32, without ever
-// repeating K/V for GQA and with the score matrix bounded by query blocks.
+// repeating K/V for GQA and without a score matrix for the whole prompt.
 #include <ATen/ATen.h>
 
 namespace dapx {
@@ -13,12 +13,24 @@ constexpr int64_t kScoreBufferFloats = int64_t{4} << 20;
 
 // q: [heads, t, d] (the t newest tokens), k/v: [kv_heads, len, d] where the last t entries
 // are the new tokens themselves and the first len - t are older (all visible). Query i sees
-// every older entry and new entries 0..i. Returns [heads, t, d].
-// max_score_floats bounds the [heads, block, len] score buffer. key_mask (bool [kv_heads, len],
-// optional) hides padded slots of a head-adaptive cache.
+// every older entry and new entries 0..i. Returns [heads, t, d]. key_mask (bool [kv_heads,
+// len], optional) hides padded slots of a head-adaptive cache.
+// On an f32 CPU cache the raw kernels run (decode_attention for t == 1, prefill_attention
+// otherwise); elsewhere (CUDA) blocked_attention.
 at::Tensor causal_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
-                            int64_t max_score_floats = kScoreBufferFloats,
                             const at::Tensor& key_mask = {});
+
+// The same through LibTorch's matmul and softmax, on any device: queries in blocks whose
+// [heads, block, len] score buffer holds at most max_score_floats.
+at::Tensor blocked_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                             int64_t max_score_floats = kScoreBufferFloats,
+                             const at::Tensor& key_mask = {});
+
+// Prefill attention on an f32 CPU cache (causal_attention's path for t > 1 there): q [heads,
+// t, d], k/v the layer's live [kv_heads, len, d] views, key_mask as above. The work is
+// attend_causal's (prefill_attention.h): tiled, online softmax, no score matrix.
+at::Tensor prefill_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                             const at::Tensor& key_mask = {});
 
 // One new token over an f32 CPU cache (decode), on raw buffers: q [heads, d] (already
 // rotated), k/v the layer's live [kv_heads, len, d] views whose last entry is this token,

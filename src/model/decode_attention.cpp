@@ -10,7 +10,7 @@
 #include <numeric>
 #include <vector>
 
-#include "model/cpu_features.h"
+#include "model/attention_ops.h"
 #include "util/error.h"
 
 namespace dapx {
@@ -24,113 +24,6 @@ int64_t tile_rows(int64_t d) { return std::max<int64_t>(16, 4096 / d); }
 // multiply-adds, or the fork/join costs more than it saves.
 constexpr int64_t kMinKeysPerRange = 256;
 constexpr int64_t kMinParallelWork = 1 << 15;
-
-// Plain loops: any CPU.
-struct PortableOps {
-  static float dot(const float* a, const float* b, int64_t d) {
-    float s = 0.f;
-    for (int64_t i = 0; i < d; ++i) s += a[i] * b[i];
-    return s;
-  }
-  // s[t] = exp(s[t] - m); returns the sum.
-  static float exp_shift(float* s, int64_t n, float m) {
-    float sum = 0.f;
-    for (int64_t t = 0; t < n; ++t) sum += s[t] = std::exp(s[t] - m);
-    return sum;
-  }
-  // acc[0..d) += sum_t p[t] * rows[t][0..d) over n rows.
-  static void weighted_rows(float* acc, const float* p, const float* rows, int64_t n, int64_t d) {
-    for (int64_t t = 0; t < n; ++t)
-      for (int64_t i = 0; i < d; ++i) acc[i] += p[t] * rows[t * d + i];
-  }
-};
-
-#ifdef DAPX_X86
-// Inlined into attend_range_avx2 (flatten), where the AVX2 target is enabled.
-#define DAPX_AVX2 __attribute__((target("avx2,fma"))) static inline
-struct Avx2Ops {
-  DAPX_AVX2 float dot(const float* a, const float* b, int64_t d) {
-    __m256 s0 = _mm256_setzero_ps(), s1 = s0;
-    int64_t i = 0;
-    for (; i + 16 <= d; i += 16) {
-      s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), s0);
-      s1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8), _mm256_loadu_ps(b + i + 8), s1);
-    }
-    for (; i + 8 <= d; i += 8)
-      s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), s0);
-    float s = hsum8(_mm256_add_ps(s0, s1));
-    for (; i < d; ++i) s += a[i] * b[i];
-    return s;
-  }
-  // e^x for 8 lanes: x = n ln2 + r with |r| <= ln2 / 2, e^r by a degree-7 polynomial
-  // (Cephes' expf coefficients, about 1 ulp), 2^n through the exponent bits. Lanes below
-  // -87.3 (including -inf, masked keys) give exactly 0.
-  DAPX_AVX2 __m256 exp8(__m256 x) {
-    const __m256 lo = _mm256_set1_ps(-87.3f);
-    const __m256 underflow = _mm256_cmp_ps(x, lo, _CMP_LT_OQ);
-    x = _mm256_max_ps(lo, x);  // this operand order lets NaN through
-    const __m256 n = _mm256_floor_ps(
-        _mm256_fmadd_ps(x, _mm256_set1_ps(1.44269504088896341f), _mm256_set1_ps(0.5f)));
-    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
-    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
-    __m256 y = _mm256_set1_ps(1.9875691500e-4f);
-    y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(1.3981999507e-3f));
-    y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(8.3334519073e-3f));
-    y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(4.1665795894e-2f));
-    y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(1.6666665459e-1f));
-    y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(5.0000001201e-1f));
-    y = _mm256_fmadd_ps(y, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.f)));
-    const __m256i pow2n =
-        _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
-    y = _mm256_mul_ps(y, _mm256_castsi256_ps(pow2n));
-    return _mm256_andnot_ps(underflow, y);
-  }
-  DAPX_AVX2 float exp_shift(float* s, int64_t n, float m) {
-    const __m256 mv = _mm256_set1_ps(m);
-    __m256 sum = _mm256_setzero_ps();
-    int64_t t = 0;
-    for (; t + 8 <= n; t += 8) {
-      const __m256 e = exp8(_mm256_sub_ps(_mm256_loadu_ps(s + t), mv));
-      _mm256_storeu_ps(s + t, e);
-      sum = _mm256_add_ps(sum, e);
-    }
-    float total = hsum8(sum);
-    for (; t < n; ++t) total += s[t] = std::exp(s[t] - m);
-    return total;
-  }
-  // Columns in blocks of 32 held in 4 registers across all rows, then blocks of 8, then the
-  // scalar tail; the rows stay in L1 between blocks.
-  DAPX_AVX2 void weighted_rows(float* acc, const float* p, const float* rows, int64_t n,
-                               int64_t d) {
-    int64_t i = 0;
-    for (; i + 32 <= d; i += 32) {
-      __m256 a0 = _mm256_loadu_ps(acc + i), a1 = _mm256_loadu_ps(acc + i + 8),
-             a2 = _mm256_loadu_ps(acc + i + 16), a3 = _mm256_loadu_ps(acc + i + 24);
-      for (int64_t t = 0; t < n; ++t) {
-        const __m256 pt = _mm256_set1_ps(p[t]);
-        const float* r = rows + t * d + i;
-        a0 = _mm256_fmadd_ps(pt, _mm256_loadu_ps(r), a0);
-        a1 = _mm256_fmadd_ps(pt, _mm256_loadu_ps(r + 8), a1);
-        a2 = _mm256_fmadd_ps(pt, _mm256_loadu_ps(r + 16), a2);
-        a3 = _mm256_fmadd_ps(pt, _mm256_loadu_ps(r + 24), a3);
-      }
-      _mm256_storeu_ps(acc + i, a0);
-      _mm256_storeu_ps(acc + i + 8, a1);
-      _mm256_storeu_ps(acc + i + 16, a2);
-      _mm256_storeu_ps(acc + i + 24, a3);
-    }
-    for (; i + 8 <= d; i += 8) {
-      __m256 a0 = _mm256_loadu_ps(acc + i);
-      for (int64_t t = 0; t < n; ++t)
-        a0 = _mm256_fmadd_ps(_mm256_set1_ps(p[t]), _mm256_loadu_ps(rows + t * d + i), a0);
-      _mm256_storeu_ps(acc + i, a0);
-    }
-    for (; i < d; ++i)
-      for (int64_t t = 0; t < n; ++t) acc[i] += p[t] * rows[t * d + i];
-  }
-};
-#undef DAPX_AVX2
-#endif
 
 // Running softmax state of one query head over a key range: max m, sum l of exp(s - m),
 // acc = sum of exp(s - m) v.
@@ -175,7 +68,7 @@ inline void attend_range_impl(const DecodeAttention& a, int64_t h, int64_t j0, i
       out.l[g] += Ops::exp_shift(s, n, out.m[g]);
       // Masked rows enter with weight 0: LayerKV::compact fills padded slots with finite
       // copies of a real entry, so 0 * value stays 0.
-      Ops::weighted_rows(acc, s, values + t0 * d, n, d);
+      Ops::weighted_rows(acc, s, values + t0 * d, n, d, d);
     }
   }
 }

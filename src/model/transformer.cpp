@@ -159,8 +159,8 @@ at::Tensor Transformer::layer_forward(int l, const at::Tensor& x, int64_t pos0, 
   const AttentionInputs in = layer_qkv(l, x, rope ? *rope : own);
   kv.append(in.k, in.v);
   if (capture) capture_queries(*capture, l, cfg_.num_layers, in.q, pos0);
-  const at::Tensor attn = causal_attention(in.q, kv.keys(), kv.values(), kScoreBufferFloats,
-                                           kv.key_mask());  // [heads, t, d]
+  const at::Tensor attn =
+      causal_attention(in.q, kv.keys(), kv.values(), kv.key_mask());  // [heads, t, d]
   return layer_output(l, x, attn);
 }
 

@@ -1,4 +1,4 @@
-// Kernels against straightforward loops: blocked causal attention with GQA, the decode
+// Kernels against straightforward loops: causal attention with GQA (blocked and tiled), the decode
 // attention on raw buffers, KV cache compaction and byte accounting, sampling.
 #include <gtest/gtest.h>
 
@@ -35,8 +35,10 @@ TEST(Attention, BlockedCausalGqaMatchesNaive) {
                      v = at::randn({2, older + 7, 8});
     const at::Tensor want = naive_attention(q, k, v);
     for (int64_t max_floats : {int64_t{1} << 20, int64_t{1}, int64_t{100}})  // blocks of 1.. all
-      EXPECT_TRUE(at::allclose(causal_attention(q, k, v, max_floats), want, 1e-5, 1e-5))
+      EXPECT_TRUE(at::allclose(blocked_attention(q, k, v, max_floats), want, 1e-5, 1e-5))
           << "older " << older << " max_floats " << max_floats;
+    // the CPU path: the tiled prefill kernel
+    EXPECT_TRUE(at::allclose(causal_attention(q, k, v), want, 1e-5, 1e-5)) << "older " << older;
   }
 }
 
@@ -103,7 +105,7 @@ TEST(KVCache, PaddedRowsAreMaskedAndCounted) {
   EXPECT_TRUE(at::equal(mask[1], at::tensor(std::vector<uint8_t>{0, 1, 1, 0}).to(at::kBool)));
   // attention of a query over head 1 ignores the padded slots
   const at::Tensor q = at::randn({2, 1, 2});
-  const at::Tensor out = causal_attention(q, kv.keys(), kv.values(), 1 << 20, mask);
+  const at::Tensor out = causal_attention(q, kv.keys(), kv.values(), mask);
   const at::Tensor k1 = kv.keys()[1].index_select(0, at::tensor(std::vector<int64_t>{0, 3}));
   const at::Tensor v1 = kv.values()[1].index_select(0, at::tensor(std::vector<int64_t>{0, 3}));
   const at::Tensor want = at::matmul(at::softmax(at::matmul(k1, q[1][0]) / std::sqrt(2.0), 0), v1);

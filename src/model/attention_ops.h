@@ -1,0 +1,237 @@
+#pragma once
+// The inner loops the attention kernels share (decode_attention.cpp, prefill_attention.cpp):
+// dot products, a shifted exp with its sum, weighted sums of value rows, and a block of scores.
+// PortableOps runs on any CPU; Avx2Ops (x86 with AVX2 + FMA) is inlined into each kernel's
+// AVX2 entry point (flatten), where that target is enabled.
+#include <cmath>
+#include <cstdint>
+
+#include "model/cpu_features.h"
+
+namespace dapx {
+
+// Plain loops: any CPU.
+struct PortableOps {
+  static float dot(const float* a, const float* b, int64_t d) {
+    float s = 0.f;
+    for (int64_t i = 0; i < d; ++i) s += a[i] * b[i];
+    return s;
+  }
+  // s[t] = exp(s[t] - m); returns the sum.
+  static float exp_shift(float* s, int64_t n, float m) {
+    float sum = 0.f;
+    for (int64_t t = 0; t < n; ++t) sum += s[t] = std::exp(s[t] - m);
+    return sum;
+  }
+  // acc[0..d) += sum_t p[t] * rows[t][0..d) over n rows, stride elements apart.
+  static void weighted_rows(float* acc, const float* p, const float* rows, int64_t n, int64_t d,
+                            int64_t stride) {
+    for (int64_t t = 0; t < n; ++t)
+      for (int64_t i = 0; i < d; ++i) acc[i] += p[t] * rows[t * stride + i];
+  }
+  // Largest of s[0..n): NaN if any is NaN; -inf for n == 0.
+  static float max_of(const float* s, int64_t n) {
+    float best = -INFINITY;
+    for (int64_t c = 0; c < n; ++c)
+      if (!(s[c] <= best)) best = s[c];
+    return best;
+  }
+  // acc[r][0..d) += sum_c p[r][c] * values[c][0..d) for r < rows, c < n: acc [rows, d],
+  // p [rows, p_stride], values [n, d].
+  static void tile_weighted(float* acc, int64_t rows, int64_t d, const float* p, int64_t p_stride,
+                            const float* values, int64_t n) {
+    for (int64_t r = 0; r < rows; ++r)
+      weighted_rows(acc + r * d, p + r * p_stride, values, n, d, d);
+  }
+  // s[r][c] = q[r] . kt[.][c] for r < rows, c < cols: q [rows, d], kt [d, cols] (keys
+  // transposed), s [rows, cols]. cols is a multiple of 16.
+  static void tile_scores(const float* q, int64_t rows, int64_t d, const float* kt, int64_t cols,
+                          float* s) {
+    for (int64_t r = 0; r < rows; ++r)
+      for (int64_t c = 0; c < cols; ++c) {
+        float acc = 0.f;
+        for (int64_t i = 0; i < d; ++i) acc += q[r * d + i] * kt[i * cols + c];
+        s[r * cols + c] = acc;
+      }
+  }
+};
+
+#ifdef DAPX_X86
+// Inlined into attend_range_avx2 (flatten), where the AVX2 target is enabled.
+#define DAPX_AVX2 __attribute__((target("avx2,fma"))) static inline
+struct Avx2Ops {
+  DAPX_AVX2 float dot(const float* a, const float* b, int64_t d) {
+    __m256 s0 = _mm256_setzero_ps(), s1 = s0;
+    int64_t i = 0;
+    for (; i + 16 <= d; i += 16) {
+      s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), s0);
+      s1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8), _mm256_loadu_ps(b + i + 8), s1);
+    }
+    for (; i + 8 <= d; i += 8)
+      s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), s0);
+    float s = hsum8(_mm256_add_ps(s0, s1));
+    for (; i < d; ++i) s += a[i] * b[i];
+    return s;
+  }
+  // e^x for 8 lanes: x = n ln2 + r with |r| <= ln2 / 2, e^r by a degree-7 polynomial
+  // (Cephes' expf coefficients, about 1 ulp), 2^n through the exponent bits. Lanes below
+  // -87.3 (including -inf, masked keys) give exactly 0.
+  DAPX_AVX2 __m256 exp8(__m256 x) {
+    const __m256 lo = _mm256_set1_ps(-87.3f);
+    const __m256 underflow = _mm256_cmp_ps(x, lo, _CMP_LT_OQ);
+    x = _mm256_max_ps(lo, x);  // this operand order lets NaN through
+    const __m256 n = _mm256_floor_ps(
+        _mm256_fmadd_ps(x, _mm256_set1_ps(1.44269504088896341f), _mm256_set1_ps(0.5f)));
+    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
+    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
+    __m256 y = _mm256_set1_ps(1.9875691500e-4f);
+    y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(1.3981999507e-3f));
+    y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(8.3334519073e-3f));
+    y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(4.1665795894e-2f));
+    y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(1.6666665459e-1f));
+    y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(5.0000001201e-1f));
+    y = _mm256_fmadd_ps(y, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.f)));
+    const __m256i pow2n =
+        _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+    y = _mm256_mul_ps(y, _mm256_castsi256_ps(pow2n));
+    return _mm256_andnot_ps(underflow, y);
+  }
+  DAPX_AVX2 float exp_shift(float* s, int64_t n, float m) {
+    const __m256 mv = _mm256_set1_ps(m);
+    __m256 sum = _mm256_setzero_ps();
+    int64_t t = 0;
+    for (; t + 8 <= n; t += 8) {
+      const __m256 e = exp8(_mm256_sub_ps(_mm256_loadu_ps(s + t), mv));
+      _mm256_storeu_ps(s + t, e);
+      sum = _mm256_add_ps(sum, e);
+    }
+    float total = hsum8(sum);
+    for (; t < n; ++t) total += s[t] = std::exp(s[t] - m);
+    return total;
+  }
+  // Columns in blocks of 32 held in 4 registers across all rows, then blocks of 8, then the
+  // scalar tail; the rows stay in L1 between blocks.
+  DAPX_AVX2 void weighted_rows(float* acc, const float* p, const float* rows, int64_t n, int64_t d,
+                               int64_t stride) {
+    int64_t i = 0;
+    for (; i + 32 <= d; i += 32) {
+      __m256 a0 = _mm256_loadu_ps(acc + i), a1 = _mm256_loadu_ps(acc + i + 8),
+             a2 = _mm256_loadu_ps(acc + i + 16), a3 = _mm256_loadu_ps(acc + i + 24);
+      for (int64_t t = 0; t < n; ++t) {
+        const __m256 pt = _mm256_set1_ps(p[t]);
+        const float* r = rows + t * stride + i;
+        a0 = _mm256_fmadd_ps(pt, _mm256_loadu_ps(r), a0);
+        a1 = _mm256_fmadd_ps(pt, _mm256_loadu_ps(r + 8), a1);
+        a2 = _mm256_fmadd_ps(pt, _mm256_loadu_ps(r + 16), a2);
+        a3 = _mm256_fmadd_ps(pt, _mm256_loadu_ps(r + 24), a3);
+      }
+      _mm256_storeu_ps(acc + i, a0);
+      _mm256_storeu_ps(acc + i + 8, a1);
+      _mm256_storeu_ps(acc + i + 16, a2);
+      _mm256_storeu_ps(acc + i + 24, a3);
+    }
+    for (; i + 8 <= d; i += 8) {
+      __m256 a0 = _mm256_loadu_ps(acc + i);
+      for (int64_t t = 0; t < n; ++t)
+        a0 = _mm256_fmadd_ps(_mm256_set1_ps(p[t]), _mm256_loadu_ps(rows + t * stride + i), a0);
+      _mm256_storeu_ps(acc + i, a0);
+    }
+    for (; i < d; ++i)
+      for (int64_t t = 0; t < n; ++t) acc[i] += p[t] * rows[t * stride + i];
+  }
+  // As PortableOps::tile_weighted: blocks of 6 rows x 16 dims in 12 registers, each value
+  // row's vectors loaded once per 6 rows (12 independent FMA chains hide the FMA latency).
+  DAPX_AVX2 void tile_weighted(float* acc, int64_t rows, int64_t d, const float* p,
+                               int64_t p_stride, const float* values, int64_t n) {
+    constexpr int kRows = 6;
+    int64_t r = 0;
+    for (; r + kRows <= rows; r += kRows) {
+      const float* pr = p + r * p_stride;
+      int64_t x = 0;
+      for (; x + 16 <= d; x += 16) {
+        float* o = acc + r * d + x;
+        __m256 a[kRows][2];
+        for (int i = 0; i < kRows; ++i) {
+          a[i][0] = _mm256_loadu_ps(o + i * d);
+          a[i][1] = _mm256_loadu_ps(o + i * d + 8);
+        }
+        for (int64_t c = 0; c < n; ++c) {
+          const __m256 v0 = _mm256_loadu_ps(values + c * d + x);
+          const __m256 v1 = _mm256_loadu_ps(values + c * d + x + 8);
+          for (int i = 0; i < kRows; ++i) {
+            const __m256 w = _mm256_broadcast_ss(pr + i * p_stride + c);
+            a[i][0] = _mm256_fmadd_ps(w, v0, a[i][0]);
+            a[i][1] = _mm256_fmadd_ps(w, v1, a[i][1]);
+          }
+        }
+        for (int i = 0; i < kRows; ++i) {
+          _mm256_storeu_ps(o + i * d, a[i][0]);
+          _mm256_storeu_ps(o + i * d + 8, a[i][1]);
+        }
+      }
+      if (x < d)  // dims past the last block of 16: row by row
+        for (int i = 0; i < kRows; ++i)
+          weighted_rows(acc + (r + i) * d + x, pr + i * p_stride, values + x, n, d - x, d);
+    }
+    for (; r < rows; ++r) weighted_rows(acc + r * d, p + r * p_stride, values, n, d, d);
+  }
+  // As PortableOps::tile_scores: blocks of 6 rows x 16 columns in 12 registers, the keys'
+  // column vectors loaded once per 6 query rows.
+  DAPX_AVX2 void tile_scores(const float* q, int64_t rows, int64_t d, const float* kt, int64_t cols,
+                             float* s) {
+    constexpr int kRows = 6;
+    int64_t r = 0;
+    for (; r + kRows <= rows; r += kRows)
+      for (int64_t c = 0; c < cols; c += 16) {
+        __m256 a[kRows][2];
+        for (int i = 0; i < kRows; ++i) a[i][0] = a[i][1] = _mm256_setzero_ps();
+        const float* qr = q + r * d;
+        for (int64_t x = 0; x < d; ++x) {
+          const __m256 k0 = _mm256_loadu_ps(kt + x * cols + c);
+          const __m256 k1 = _mm256_loadu_ps(kt + x * cols + c + 8);
+          for (int i = 0; i < kRows; ++i) {
+            const __m256 b = _mm256_broadcast_ss(qr + i * d + x);
+            a[i][0] = _mm256_fmadd_ps(b, k0, a[i][0]);
+            a[i][1] = _mm256_fmadd_ps(b, k1, a[i][1]);
+          }
+        }
+        for (int i = 0; i < kRows; ++i) {
+          _mm256_storeu_ps(s + (r + i) * cols + c, a[i][0]);
+          _mm256_storeu_ps(s + (r + i) * cols + c + 8, a[i][1]);
+        }
+      }
+    for (; r < rows; ++r)
+      for (int64_t c = 0; c < cols; c += 16) {
+        __m256 a0 = _mm256_setzero_ps(), a1 = a0;
+        for (int64_t x = 0; x < d; ++x) {
+          const __m256 b = _mm256_broadcast_ss(q + r * d + x);
+          a0 = _mm256_fmadd_ps(b, _mm256_loadu_ps(kt + x * cols + c), a0);
+          a1 = _mm256_fmadd_ps(b, _mm256_loadu_ps(kt + x * cols + c + 8), a1);
+        }
+        _mm256_storeu_ps(s + r * cols + c, a0);
+        _mm256_storeu_ps(s + r * cols + c + 8, a1);
+      }
+  }
+  // Largest of s[0..n): NaN if any is NaN (as the scalar loop's !(s <= max) test).
+  DAPX_AVX2 float max_of(const float* s, int64_t n) {
+    __m256 m = _mm256_set1_ps(-INFINITY), nan = _mm256_setzero_ps();
+    int64_t c = 0;
+    for (; c + 8 <= n; c += 8) {
+      const __m256 x = _mm256_loadu_ps(s + c);
+      m = _mm256_max_ps(m, x);
+      nan = _mm256_or_ps(nan, _mm256_cmp_ps(x, x, _CMP_UNORD_Q));
+    }
+    __m128 h = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+    h = _mm_max_ps(h, _mm_movehl_ps(h, h));
+    h = _mm_max_ss(h, _mm_movehdup_ps(h));
+    float best = _mm_cvtss_f32(h);
+    if (_mm256_movemask_ps(nan)) return NAN;
+    for (; c < n; ++c)
+      if (!(s[c] <= best)) best = s[c];
+    return best;
+  }
+};
+#undef DAPX_AVX2
+#endif
+
+}  // namespace dapx
