@@ -33,13 +33,13 @@ at::Tensor bool_rows(const at::Tensor& key_mask) {
              : key_mask.to(at::kBool).contiguous();
 }
 
+}  // namespace
+
 bool raw_kernels_apply(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v) {
   return q.is_cpu() && k.is_cpu() && v.is_cpu() && q.scalar_type() == at::kFloat &&
-         k.scalar_type() == at::kFloat && v.scalar_type() == at::kFloat && k.stride(2) == 1 &&
-         k.stride(1) == k.size(2) && v.strides().equals(k.strides());
+         k.scalar_type() == at::kFloat && v.scalar_type() == at::kFloat && k.dim() == 3 &&
+         k.stride(2) == 1 && k.stride(1) == k.size(2) && v.strides().equals(k.strides());
 }
-
-}  // namespace
 
 void decode_attention(const float* q, int64_t heads, const at::Tensor& k, const at::Tensor& v,
                       const at::Tensor& key_mask, float* out) {
@@ -63,7 +63,8 @@ void decode_attention(const float* q, int64_t heads, const at::Tensor& k, const 
 }
 
 at::Tensor prefill_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
-                             const at::Tensor& key_mask) {
+                             const at::Tensor& key_mask, int64_t pos0, int64_t band,
+                             const at::Tensor& vertical) {
   check_raw_cache(k, v, key_mask, "prefill attention");
   if (q.dim() != 3 || q.size(2) != k.size(2) || q.size(1) > k.size(1))
     throw Error("prefill attention: queries must be [heads, t <= len, d]");
@@ -84,8 +85,18 @@ at::Tensor prefill_attention(const at::Tensor& q, const at::Tensor& k, const at:
   a.t = q.size(1);
   a.len = k.size(1);
   a.d = k.size(2);
+  a.pos0 = pos0;
+  at::Tensor vert;
+  if (band > 0) {
+    vert = vertical.to(at::kCPU, at::kLong).contiguous();
+    if (vert.dim() != 2 || vert.size(0) != k.size(0))
+      throw Error("sparse attention: vertical keys must be [kv_heads, V]");
+    a.band = band;
+    a.vertical = vert.data_ptr<int64_t>();
+    a.n_vertical = a.vertical_stride = vert.size(1);
+  }
   a.out = out.data_ptr<float>();
-  attend_causal(a);
+  attend_prefill(a);
   return out;
 }
 

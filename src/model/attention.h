@@ -26,11 +26,17 @@ at::Tensor blocked_attention(const at::Tensor& q, const at::Tensor& k, const at:
                              int64_t max_score_floats = kScoreBufferFloats,
                              const at::Tensor& key_mask = {});
 
-// Prefill attention on an f32 CPU cache (causal_attention's path for t > 1 there): q [heads,
-// t, d], k/v the layer's live [kv_heads, len, d] views, key_mask as above. The work is
-// attend_causal's (prefill_attention.h): tiled, online softmax, no score matrix.
+// Where the raw CPU kernels below apply: f32 CPU tensors, contiguous key rows, K and V of
+// equal layout.
+bool raw_kernels_apply(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v);
+
+// Prefill attention on an f32 CPU cache, the work of attend_prefill (prefill_attention.h):
+// tiled, online softmax, no score matrix. q [heads, t, d] at positions pos0.. (-1: the last t
+// keys), k/v the layer's live [kv_heads, len, d] views, key_mask as above. band > 0 makes it
+// sparse (sparse_attention.h): the band plus vertical, int64 [kv_heads, V] ascending positions.
 at::Tensor prefill_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
-                             const at::Tensor& key_mask = {});
+                             const at::Tensor& key_mask = {}, int64_t pos0 = -1, int64_t band = 0,
+                             const at::Tensor& vertical = {});
 
 // One new token over an f32 CPU cache (decode), on raw buffers: q [heads, d] (already
 // rotated), k/v the layer's live [kv_heads, len, d] views whose last entry is this token,

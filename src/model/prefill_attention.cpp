@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <string>
 #include <vector>
 
 #include "model/attention_ops.h"
@@ -20,53 +21,57 @@ int64_t positions_per_tile(int64_t group) { return std::max<int64_t>(1, 128 / gr
 // One worker's buffers, sized once per call.
 struct Scratch {
   std::vector<float> q, kt, s, acc, m, l;
-  Scratch(int64_t rows, int64_t d)
-      : q(rows * d), kt(d * kKeyTile), s(rows * kKeyTile), acc(rows * d), m(rows), l(rows) {}
+  std::vector<int64_t> lo, hi;  // per position of the tile: the visible keys [lo, hi)
+  Scratch(int64_t rows, int64_t positions, int64_t d)
+      : q(rows * d),
+        kt(d * kKeyTile),
+        s(rows * kKeyTile),
+        acc(rows * d),
+        m(rows),
+        l(rows),
+        lo(positions),
+        hi(positions) {}
 };
 
-// Positions [i0, i1) of every query head of KV head h. Row r = g * n + (i - i0).
+// Keys j of one source (rows j * d of keys/values); position i of the tile sees [lo[i], hi[i]).
+struct KeySource {
+  const float* keys;
+  const float* values;
+  const bool* mask;  // optional
+};
+
+// Adds one source's keys to the running softmax state of the tile's rows (r = g * n + i).
 template <typename Ops>
-inline void attend_tile_impl(const PrefillAttention& a, int64_t h, int64_t i0, int64_t i1,
-                             Scratch& w) {
-  const int64_t d = a.d, group = a.heads / a.kv_heads, n = i1 - i0, rows = group * n;
-  const int64_t older = a.len - a.t;
-  const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(d)));
-  const float* keys = a.k + h * a.head_stride;
-  const float* values = a.v + h * a.head_stride;
-  const bool* mask = a.mask ? a.mask + h * a.mask_stride : nullptr;
-  for (int64_t g = 0; g < group; ++g)  // gather the queries, pre-scaled
-    for (int64_t i = 0; i < n; ++i) {
-      const float* src = a.q + ((h * group + g) * a.t + i0 + i) * d;
-      float* dst = w.q.data() + (g * n + i) * d;
-      for (int64_t x = 0; x < d; ++x) dst[x] = src[x] * scale;
-    }
-  std::fill(w.m.begin(), w.m.begin() + rows, kNegInf);
-  std::fill(w.l.begin(), w.l.begin() + rows, 0.f);
-  std::fill(w.acc.begin(), w.acc.begin() + rows * d, 0.f);
-  const int64_t end = older + i1;  // keys the tile's last position sees
-  for (int64_t j0 = 0; j0 < end; j0 += kKeyTile) {
+inline void add_source(const KeySource& src, int64_t rows, int64_t n, int64_t d, Scratch& w) {
+  int64_t first = w.lo[0], end = w.hi[0];
+  for (int64_t i = 1; i < n; ++i) {
+    first = std::min(first, w.lo[i]);
+    end = std::max(end, w.hi[i]);
+  }
+  for (int64_t j0 = first; j0 < end; j0 += kKeyTile) {
     const int64_t nk = std::min(kKeyTile, end - j0);
     // keys transposed: kt[x][c] = key j0 + c, element x (zero past nk)
     for (int64_t c = 0; c < kKeyTile; ++c) {
       if (c < nk) {
-        const float* key = keys + (j0 + c) * d;
+        const float* key = src.keys + (j0 + c) * d;
         for (int64_t x = 0; x < d; ++x) w.kt[x * kKeyTile + c] = key[x];
       } else {
         for (int64_t x = 0; x < d; ++x) w.kt[x * kKeyTile + c] = 0.f;
       }
     }
     Ops::tile_scores(w.q.data(), rows, d, w.kt.data(), kKeyTile, w.s.data());
-    // Scores -> weights in place, row by row; a weight past what its row sees is 0, so one
-    // block product adds every row's weighted values.
+    // Scores -> weights in place, row by row; a weight outside what its row sees is 0, so
+    // one block product adds every row's weighted values.
     for (int64_t r = 0; r < rows; ++r) {
-      // position i0 + r % n sees keys < older + i0 + r % n + 1: a prefix of this tile
-      const int64_t seen = std::min(nk, older + i0 + r % n + 1 - j0);
+      const int64_t i = r % n;
+      const int64_t c0 = std::clamp<int64_t>(w.lo[i] - j0, 0, nk);
+      const int64_t c1 = std::clamp<int64_t>(w.hi[i] - j0, 0, nk);
       float* s = w.s.data() + r * kKeyTile;
-      if (mask)
-        for (int64_t c = 0; c < seen; ++c)
-          if (mask[j0 + c]) s[c] = kNegInf;
-      const float tile_max = Ops::max_of(s, std::max<int64_t>(seen, 0));  // NaN propagates
-      if (tile_max == kNegInf) {  // nothing visible in this tile (causal or masked)
+      if (src.mask)
+        for (int64_t c = c0; c < c1; ++c)
+          if (src.mask[j0 + c]) s[c] = kNegInf;
+      const float tile_max = Ops::max_of(s + c0, std::max<int64_t>(c1 - c0, 0));  // NaN stays
+      if (tile_max == kNegInf) {  // nothing visible in this tile (causal, band or masked)
         std::fill(s, s + nk, 0.f);
         continue;
       }
@@ -77,10 +82,52 @@ inline void attend_tile_impl(const PrefillAttention& a, int64_t h, int64_t i0, i
         for (int64_t x = 0; x < d; ++x) acc[x] *= c;
         w.m[r] = tile_max;
       }
-      w.l[r] += Ops::exp_shift(s, seen, w.m[r]);
-      std::fill(s + seen, s + nk, 0.f);
+      w.l[r] += Ops::exp_shift(s + c0, c1 - c0, w.m[r]);
+      std::fill(s, s + c0, 0.f);
+      std::fill(s + c1, s + nk, 0.f);
     }
-    Ops::tile_weighted(w.acc.data(), rows, d, w.s.data(), kKeyTile, values + j0 * d, nk);
+    Ops::tile_weighted(w.acc.data(), rows, d, w.s.data(), kKeyTile, src.values + j0 * d, nk);
+  }
+}
+
+// Positions [i0, i1) of every query head of KV head h. Row r = g * n + (i - i0).
+// gathered: KV head h's vertical keys and values, [n_vertical, d] each (sparse only).
+template <typename Ops>
+inline void attend_tile_impl(const PrefillAttention& a, int64_t h, int64_t i0, int64_t i1,
+                             const float* gathered_k, const float* gathered_v, Scratch& w) {
+  const int64_t d = a.d, group = a.heads / a.kv_heads, n = i1 - i0, rows = group * n;
+  const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(d)));
+  for (int64_t g = 0; g < group; ++g)  // gather the queries, pre-scaled
+    for (int64_t i = 0; i < n; ++i) {
+      const float* src = a.q + ((h * group + g) * a.t + i0 + i) * d;
+      float* dst = w.q.data() + (g * n + i) * d;
+      for (int64_t x = 0; x < d; ++x) dst[x] = src[x] * scale;
+    }
+  std::fill(w.m.begin(), w.m.begin() + rows, kNegInf);
+  std::fill(w.l.begin(), w.l.begin() + rows, 0.f);
+  std::fill(w.acc.begin(), w.acc.begin() + rows * d, 0.f);
+  const KeySource cache{a.k + h * a.head_stride, a.v + h * a.head_stride,
+                        a.mask ? a.mask + h * a.mask_stride : nullptr};
+  if (a.band <= 0) {  // dense causal: keys [0, p]
+    for (int64_t i = 0; i < n; ++i) {
+      w.lo[i] = 0;
+      w.hi[i] = a.pos0 + i0 + i + 1;
+    }
+    add_source<Ops>(cache, rows, n, d, w);
+  } else {
+    // vertical keys at positions <= p - band: a prefix of the ascending list
+    const int64_t* vpos = a.vertical + h * a.vertical_stride;
+    for (int64_t i = 0; i < n; ++i) {
+      w.lo[i] = 0;
+      w.hi[i] = std::upper_bound(vpos, vpos + a.n_vertical, a.pos0 + i0 + i - a.band) - vpos;
+    }
+    add_source<Ops>(KeySource{gathered_k, gathered_v, nullptr}, rows, n, d, w);
+    for (int64_t i = 0; i < n; ++i) {  // the band (p - band, p]
+      const int64_t p = a.pos0 + i0 + i;
+      w.lo[i] = std::max<int64_t>(0, p - a.band + 1);
+      w.hi[i] = p + 1;
+    }
+    add_source<Ops>(cache, rows, n, d, w);
   }
   for (int64_t g = 0; g < group; ++g)
     for (int64_t i = 0; i < n; ++i) {
@@ -93,47 +140,79 @@ inline void attend_tile_impl(const PrefillAttention& a, int64_t h, int64_t i0, i
 }
 
 void attend_tile_portable(const PrefillAttention& a, int64_t h, int64_t i0, int64_t i1,
-                          Scratch& w) {
-  attend_tile_impl<PortableOps>(a, h, i0, i1, w);
+                          const float* gk, const float* gv, Scratch& w) {
+  attend_tile_impl<PortableOps>(a, h, i0, i1, gk, gv, w);
 }
 
 #ifdef DAPX_X86
 __attribute__((target("avx2,fma"), flatten)) void attend_tile_avx2(const PrefillAttention& a,
                                                                    int64_t h, int64_t i0,
-                                                                   int64_t i1, Scratch& w) {
-  attend_tile_impl<Avx2Ops>(a, h, i0, i1, w);
+                                                                   int64_t i1, const float* gk,
+                                                                   const float* gv, Scratch& w) {
+  attend_tile_impl<Avx2Ops>(a, h, i0, i1, gk, gv, w);
 }
 #else
-void attend_tile_avx2(const PrefillAttention& a, int64_t h, int64_t i0, int64_t i1, Scratch& w) {
-  attend_tile_portable(a, h, i0, i1, w);
+void attend_tile_avx2(const PrefillAttention& a, int64_t h, int64_t i0, int64_t i1, const float* gk,
+                      const float* gv, Scratch& w) {
+  attend_tile_portable(a, h, i0, i1, gk, gv, w);
 }
 #endif
 
-}  // namespace
-
-void attend_causal(const PrefillAttention& a) {
-  if (a.heads < 1 || a.kv_heads < 1 || a.heads % a.kv_heads != 0 || a.d < 1 || a.t < 0 ||
-      a.len < a.t || !a.q || !a.k || !a.v || !a.out)
-    throw Error(
-        "prefill attention: heads must be a multiple of kv_heads, d >= 1, t <= len, buffers set");
+void check(const PrefillAttention& a) {
+  const auto fail = [](const std::string& why) { throw Error("prefill attention: " + why); };
+  if (a.heads < 1 || a.kv_heads < 1 || a.heads % a.kv_heads != 0)
+    fail("heads must be a positive multiple of kv_heads");
+  if (a.d < 1 || a.t < 0 || !a.q || !a.k || !a.v || !a.out) fail("needs d >= 1, t >= 0, buffers");
+  if (a.pos0 < 0 || a.pos0 + a.t > a.len) fail("query positions must lie within the keys");
   if ((a.kv_heads > 1 && a.head_stride < a.len * a.d) ||
       (a.mask && a.kv_heads > 1 && a.mask_stride < a.len))
-    throw Error("prefill attention: head or mask stride shorter than the keys");
-  const int64_t group = a.heads / a.kv_heads, per_tile = positions_per_tile(group);
+    fail("head or mask stride shorter than the keys");
+  if (a.band > 0) {
+    if (a.n_vertical < 0 || (a.n_vertical > 0 && !a.vertical) ||
+        (a.kv_heads > 1 && a.vertical_stride < a.n_vertical))
+      fail("vertical keys must be [kv_heads, n_vertical] positions");
+    for (int64_t h = 0; h < a.kv_heads; ++h)
+      for (int64_t j = 0; j < a.n_vertical; ++j) {
+        const int64_t p = a.vertical[h * a.vertical_stride + j];
+        if (p < 0 || p >= a.len || (j > 0 && p <= a.vertical[h * a.vertical_stride + j - 1]))
+          fail("vertical key positions must be ascending and within the keys");
+      }
+  }
+}
+
+}  // namespace
+
+void attend_prefill(const PrefillAttention& args) {
+  PrefillAttention a = args;
+  if (a.pos0 == -1) a.pos0 = a.len - a.t;
+  check(a);
+  const int64_t group = a.heads / a.kv_heads, per_tile = positions_per_tile(group), d = a.d;
   const int64_t tiles = (a.t + per_tile - 1) / per_tile, items = a.kv_heads * tiles;
   const bool avx2 = cpu_has_avx2() && !a.portable;
-  // Later tiles see more keys: dynamic scheduling balances the causal triangle.
-#pragma omp parallel if (items > 1 && a.t * a.len * a.heads * a.d >= (int64_t{1} << 18))
+  // Sparse: each KV head's vertical keys and values gathered once, contiguous.
+  const int64_t nv = a.band > 0 ? a.n_vertical : 0;
+  std::vector<float> gathered(2 * a.kv_heads * nv * d);
+  for (int64_t h = 0; h < a.kv_heads; ++h)
+    for (int64_t j = 0; j < nv; ++j) {
+      const int64_t p = a.vertical[h * a.vertical_stride + j];
+      std::copy_n(a.k + h * a.head_stride + p * d, d, gathered.data() + (h * nv + j) * d);
+      std::copy_n(a.v + h * a.head_stride + p * d, d,
+                  gathered.data() + ((a.kv_heads + h) * nv + j) * d);
+    }
+    // Later tiles see more keys: dynamic scheduling, biggest first, balances the triangle.
+#pragma omp parallel if (items > 1 && a.t * a.len * a.heads * d >= (int64_t{1} << 18))
   {
-    Scratch w(group * std::min(per_tile, a.t), a.d);
+    Scratch w(group * std::min(per_tile, a.t), std::min(per_tile, a.t), d);
 #pragma omp for schedule(dynamic, 1)
     for (int64_t item = 0; item < items; ++item) {
-      const int64_t h = item % a.kv_heads, tile = tiles - 1 - item / a.kv_heads;  // big first
+      const int64_t h = item % a.kv_heads, tile = tiles - 1 - item / a.kv_heads;
       const int64_t i0 = tile * per_tile, i1 = std::min(a.t, i0 + per_tile);
+      const float* gk = gathered.data() + h * nv * d;
+      const float* gv = gathered.data() + (a.kv_heads + h) * nv * d;
       if (avx2)
-        attend_tile_avx2(a, h, i0, i1, w);
+        attend_tile_avx2(a, h, i0, i1, gk, gv, w);
       else
-        attend_tile_portable(a, h, i0, i1, w);
+        attend_tile_portable(a, h, i0, i1, gk, gv, w);
     }
   }
 }

@@ -7,8 +7,15 @@
 namespace dapx {
 
 at::Tensor sparse_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
-                            int64_t pos0, const at::Tensor& vertical, int64_t band,
-                            int64_t max_score_floats) {
+                            int64_t pos0, const at::Tensor& vertical, int64_t band) {
+  if (!raw_kernels_apply(q, k, v) || band < 1)
+    return blocked_sparse_attention(q, k, v, pos0, vertical, band);
+  return prefill_attention(q, k, v, {}, pos0, band, vertical);
+}
+
+at::Tensor blocked_sparse_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                                    int64_t pos0, const at::Tensor& vertical, int64_t band,
+                                    int64_t max_score_floats) {
   const int64_t heads = q.size(0), t = q.size(1), d = q.size(2);
   const int64_t kv_heads = k.size(0), group = heads / kv_heads, nv = vertical.size(1);
   const double scale = 1.0 / std::sqrt(static_cast<double>(d));

@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 #include <omp.h>
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <memory>
@@ -22,12 +23,15 @@ struct Case {
   int64_t heads, kv_heads, t, older, d;
   bool masked;
   float spread = 2.f;  // of q, k, v: 30 puts scores hundreds apart (exp underflows to 0)
+  // Sparse when band > 0: n_vertical random vertical keys per KV head; `later` keys follow
+  // the queries' own (the sparse prefill appends a whole layer's keys first).
+  int64_t band = 0, n_vertical = 0, later = 0;
 };
 
 void check(const Case& c, int threads, bool portable, unsigned seed) {
   std::mt19937 rng(seed);
   std::normal_distribution<float> nd(0.f, c.spread);
-  const int64_t len = c.older + c.t, capacity = len + 5;  // heads `capacity` rows apart
+  const int64_t len = c.older + c.t + c.later, capacity = len + 5;  // heads `capacity` apart
   std::vector<float> q(c.heads * c.t * c.d), k(c.kv_heads * capacity * c.d),
       v(c.kv_heads * capacity * c.d), out(c.heads * c.t * c.d, 123.f);
   for (auto& x : q) x = nd(rng);
@@ -44,6 +48,15 @@ void check(const Case& c, int threads, bool portable, unsigned seed) {
                                    (h == 1 && j >= 1 && j < len / 2) || (h == 2 && j + 1 < len);
   const std::unique_ptr<bool[]> mask(new bool[hidden.size()]);
   for (size_t i = 0; i < hidden.size(); ++i) mask[i] = hidden[i] != 0;
+  std::vector<int64_t> vertical;  // [kv_heads, n_vertical], ascending per head
+  for (int64_t h = 0; h < c.kv_heads; ++h) {
+    std::vector<int64_t> all(len);
+    for (int64_t j = 0; j < len; ++j) all[j] = j;
+    std::shuffle(all.begin(), all.end(), rng);
+    all.resize(c.n_vertical);
+    std::sort(all.begin(), all.end());
+    vertical.insert(vertical.end(), all.begin(), all.end());
+  }
 
   PrefillAttention a;
   a.q = q.data();
@@ -57,10 +70,14 @@ void check(const Case& c, int threads, bool portable, unsigned seed) {
   a.t = c.t;
   a.len = len;
   a.d = c.d;
+  a.pos0 = c.older;
+  a.band = c.band;
+  a.vertical = vertical.data();
+  a.n_vertical = a.vertical_stride = c.n_vertical;
   a.out = out.data();
   a.portable = portable;
   omp_set_num_threads(threads);
-  attend_causal(a);
+  attend_prefill(a);
 
   const int64_t group = c.heads / c.kv_heads;
   constexpr double kNegInf = -std::numeric_limits<double>::infinity();
@@ -72,6 +89,10 @@ void check(const Case& c, int threads, bool portable, unsigned seed) {
       double m = kNegInf;
       for (int64_t j = 0; j < seen; ++j) {
         if (c.masked && hidden[g * capacity + j]) continue;
+        if (c.band > 0 && j <= c.older + i - c.band &&  // older than the band: vertical only
+            !std::binary_search(vertical.begin() + g * c.n_vertical,
+                                vertical.begin() + (g + 1) * c.n_vertical, j))
+          continue;
         double dot = 0;
         for (int64_t x = 0; x < c.d; ++x) dot += double(qi[x]) * k[(g * capacity + j) * c.d + x];
         s[j] = dot / std::sqrt(double(c.d));
@@ -117,6 +138,22 @@ TEST(PrefillAttention, MatchesTwoPassCausalSoftmax) {
   omp_set_num_threads(saved);
 }
 
+// SpecKV's sparse prefill: the band (p - band, p] plus vertical keys <= p - band.
+TEST(PrefillAttention, SparseMatchesBandPlusVerticalSoftmax) {
+  const int saved = omp_get_max_threads();
+  unsigned seed = 100;
+  //                                      heads kv t older d  mask spread band vert later
+  for (const Case& c : std::vector<Case>{{4, 2, 40, 0, 8, false, 2.f, 1, 5, 0},
+                                         {6, 2, 90, 0, 16, false, 2.f, 5, 12, 30},
+                                         {14, 2, 130, 200, 64, false, 2.f, 70, 100, 50},
+                                         {8, 8, 20, 150, 32, false, 2.f, 300, 64, 0},  // band > p
+                                         {7, 1, 60, 100, 64, false, 2.f, 16, 0, 10},   // band only
+                                         {2, 1, 100, 0, 64, false, 2.f, 8, 100, 0}})   // all keys
+    for (int threads : {1, 3})
+      for (bool portable : {false, true}) check(c, threads, portable, seed++);
+  omp_set_num_threads(saved);
+}
+
 TEST(PrefillAttention, RejectsInvalidShapes) {
   std::vector<float> buf(64);
   PrefillAttention a;
@@ -126,10 +163,17 @@ TEST(PrefillAttention, RejectsInvalidShapes) {
   a.kv_heads = 2;  // 3 query heads cannot share 2 KV heads evenly
   a.t = a.len = 1;
   a.d = 4;
-  EXPECT_THROW(attend_causal(a), Error);
+  EXPECT_THROW(attend_prefill(a), Error);
   a.kv_heads = 1;
   a.t = 2;  // more queries than keys
-  EXPECT_THROW(attend_causal(a), Error);
+  EXPECT_THROW(attend_prefill(a), Error);
+  a.t = 1;
+  a.band = 2;  // sparse with vertical positions out of order
+  const int64_t unordered[] = {0, 0};
+  a.vertical = unordered;
+  a.n_vertical = a.vertical_stride = 2;
+  a.len = 4;
+  EXPECT_THROW(attend_prefill(a), Error);
 }
 
 }  // namespace

@@ -45,9 +45,12 @@ TEST(SparseAttention, MatchesNaiveMaskedComputation) {
     for (int64_t band : {1, 5, 12}) {
       const at::Tensor want = naive_sparse(q, k, v, pos0, vertical, band);
       for (int64_t floats : {int64_t{1} << 20, int64_t{50}})
-        EXPECT_TRUE(
-            at::allclose(sparse_attention(q, k, v, pos0, vertical, band, floats), want, 1e-5, 1e-5))
+        EXPECT_TRUE(at::allclose(blocked_sparse_attention(q, k, v, pos0, vertical, band, floats),
+                                 want, 1e-5, 1e-5))
             << "pos0 " << pos0 << " band " << band;
+      // the CPU path: the tiled kernel
+      EXPECT_TRUE(at::allclose(sparse_attention(q, k, v, pos0, vertical, band), want, 1e-5, 1e-5))
+          << "pos0 " << pos0 << " band " << band;
     }
   }
 }
@@ -55,7 +58,7 @@ TEST(SparseAttention, MatchesNaiveMaskedComputation) {
 TEST(SparseAttention, EqualsDenseWhenTheBandCoversEverything) {
   at::manual_seed(5);
   const at::Tensor k = at::randn({2, 30, 8}), v = at::randn({2, 30, 8}), q = at::randn({4, 30, 8});
-  const at::Tensor vertical = at::tensor(std::vector<int64_t>{0, 5, 9, 7}).view({2, 2});
+  const at::Tensor vertical = at::tensor(std::vector<int64_t>{0, 5, 7, 9}).view({2, 2});
   EXPECT_TRUE(at::allclose(sparse_attention(q, k, v, 0, vertical, 30), causal_attention(q, k, v),
                            1e-5, 1e-5));
   // or when the vertical set holds every key older than a short band
