@@ -29,6 +29,12 @@ struct PortableOps {
     for (int64_t t = 0; t < n; ++t)
       for (int64_t i = 0; i < d; ++i) acc[i] += p[t] * rows[t * stride + i];
   }
+  // s[r * s_stride + c] = q[r] . keys[c] for r < rows, c < n: q [rows, d], keys [n, d].
+  static void row_scores(const float* q, int64_t rows, int64_t d, const float* keys, int64_t n,
+                         float* s, int64_t s_stride) {
+    for (int64_t r = 0; r < rows; ++r)
+      for (int64_t c = 0; c < n; ++c) s[r * s_stride + c] = dot(q + r * d, keys + c * d, d);
+  }
   // Largest of s[0..n): NaN if any is NaN; -inf for n == 0.
   static float max_of(const float* s, int64_t n) {
     float best = -INFINITY;
@@ -211,6 +217,31 @@ struct Avx2Ops {
         _mm256_storeu_ps(s + r * cols + c, a0);
         _mm256_storeu_ps(s + r * cols + c + 8, a1);
       }
+  }
+  // As PortableOps::row_scores: 8 keys at a time, one accumulator each, summed across lanes
+  // together (hadd tree) instead of one horizontal sum per key.
+  DAPX_AVX2 void row_scores(const float* q, int64_t rows, int64_t d, const float* keys, int64_t n,
+                            float* s, int64_t s_stride) {
+    const int64_t blocks = d % 8 == 0 ? n / 8 : 0;
+    for (int64_t r = 0; r < rows; ++r) {
+      const float* qr = q + r * d;
+      for (int64_t b = 0; b < blocks; ++b) {
+        const float* k = keys + b * 8 * d;
+        __m256 a[8];
+        for (int c = 0; c < 8; ++c) a[c] = _mm256_setzero_ps();
+        for (int64_t x = 0; x < d; x += 8) {
+          const __m256 qv = _mm256_loadu_ps(qr + x);
+          for (int c = 0; c < 8; ++c)
+            a[c] = _mm256_fmadd_ps(qv, _mm256_loadu_ps(k + c * d + x), a[c]);
+        }
+        const __m256 u0 = _mm256_hadd_ps(_mm256_hadd_ps(a[0], a[1]), _mm256_hadd_ps(a[2], a[3]));
+        const __m256 u1 = _mm256_hadd_ps(_mm256_hadd_ps(a[4], a[5]), _mm256_hadd_ps(a[6], a[7]));
+        _mm256_storeu_ps(s + r * s_stride + b * 8,
+                         _mm256_add_ps(_mm256_permute2f128_ps(u0, u1, 0x20),
+                                       _mm256_permute2f128_ps(u0, u1, 0x31)));
+      }
+      for (int64_t c = blocks * 8; c < n; ++c) s[r * s_stride + c] = dot(qr, keys + c * d, d);
+    }
   }
   // Largest of s[0..n): NaN if any is NaN (as the scalar loop's !(s <= max) test).
   DAPX_AVX2 float max_of(const float* s, int64_t n) {

@@ -33,13 +33,13 @@ struct Partial {
   float* acc;  // [group, d]
 };
 
-// Keys [j0, j1) of KV head h for its whole query group, tile by tile.
+// Keys [j0, j1) of KV head h for its whole query group, tile by tile: the group's scores for
+// a tile in one pass over its keys, the weighted values in one pass over its values.
 template <typename Ops>
 inline void attend_range_impl(const DecodeAttention& a, int64_t h, int64_t j0, int64_t j1,
                               const Partial& out) {
   const int64_t d = a.d, group = a.heads / a.kv_heads;
   const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(d)));
-  const float* q = a.q + h * group * d;
   const float* keys = a.k + h * a.head_stride;
   const float* values = a.v + h * a.head_stride;
   const bool* mask = a.mask ? a.mask + h * a.mask_stride : nullptr;
@@ -47,29 +47,33 @@ inline void attend_range_impl(const DecodeAttention& a, int64_t h, int64_t j0, i
   std::fill(out.l, out.l + group, 0.f);
   std::fill(out.acc, out.acc + group * d, 0.f);
   const int64_t tile = tile_rows(d);
-  std::vector<float> scores(tile);
-  float* s = scores.data();
+  std::vector<float> scaled_q(group * d), scores(group * tile);
+  for (int64_t i = 0; i < group * d; ++i) scaled_q[i] = a.q[h * group * d + i] * scale;
   for (int64_t t0 = j0; t0 < j1; t0 += tile) {
     const int64_t n = std::min(tile, j1 - t0);
+    Ops::row_scores(scaled_q.data(), group, d, keys + t0 * d, n, scores.data(), tile);
     for (int64_t g = 0; g < group; ++g) {
-      float tile_max = kNegInf;
-      for (int64_t t = 0; t < n; ++t) {
-        s[t] = mask && mask[t0 + t] ? kNegInf : Ops::dot(q + g * d, keys + (t0 + t) * d, d) * scale;
-        if (!(s[t] <= tile_max)) tile_max = s[t];  // (a NaN score propagates)
+      float* s = scores.data() + g * tile;
+      if (mask)
+        for (int64_t t = 0; t < n; ++t)
+          if (mask[t0 + t]) s[t] = kNegInf;
+      const float tile_max = Ops::max_of(s, n);  // (a NaN score propagates)
+      if (tile_max == kNegInf) {                 // every key of the tile is masked: weights 0
+        std::fill(s, s + n, 0.f);
+        continue;
       }
-      if (tile_max == kNegInf) continue;  // every key of the tile is masked
-      float* acc = out.acc + g * d;
       if (tile_max > out.m[g]) {  // rescale what was accumulated under the old max
         const float c = out.m[g] == kNegInf ? 0.f : std::exp(out.m[g] - tile_max);
         out.l[g] *= c;
+        float* acc = out.acc + g * d;
         for (int64_t i = 0; i < d; ++i) acc[i] *= c;
         out.m[g] = tile_max;
       }
       out.l[g] += Ops::exp_shift(s, n, out.m[g]);
-      // Masked rows enter with weight 0: LayerKV::compact fills padded slots with finite
-      // copies of a real entry, so 0 * value stays 0.
-      Ops::weighted_rows(acc, s, values + t0 * d, n, d, d);
     }
+    // Masked keys enter with weight 0: LayerKV::compact fills padded slots with finite copies
+    // of a real entry, so 0 * value stays 0.
+    Ops::tile_weighted(out.acc, group, d, scores.data(), tile, values + t0 * d, n);
   }
 }
 

@@ -84,8 +84,9 @@ void check(const Case& c, int threads, bool portable, unsigned seed) {
       for (auto& w : want) w /= l;
     }
     for (int64_t i = 0; i < c.d; ++i)
-      // scores in the hundreds carry f32 rounding of ~1e-4 into the weights
-      ASSERT_NEAR(out[h * c.d + i], want[i], (c.spread > 2 ? 1e-3 : 2e-5) * (1 + std::abs(want[i])))
+      // Scores in the hundreds are f32 sums of 64 products near 1000: their rounding (~1e-3)
+      // moves the weights by as much; what that case checks is the underflow handling.
+      ASSERT_NEAR(out[h * c.d + i], want[i], (c.spread > 2 ? 1e-2 : 2e-5) * (1 + std::abs(want[i])))
           << "heads " << c.heads << " kv " << c.kv_heads << " len " << c.len << " d " << c.d
           << " threads " << threads << (portable ? " portable" : "") << ": head " << h << " dim "
           << i;
