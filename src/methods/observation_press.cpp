@@ -33,6 +33,10 @@ at::Tensor ObservationPress::select_scored(const LayerContext& ctx, const at::Te
 }
 
 at::Tensor HeavyHitterPress::scores(const LayerContext& ctx) const {
+  if (raw_kernels_apply(ctx.obs_queries, ctx.keys, ctx.keys))  // CPU: tiled, no score rows
+    return pool_scores(accumulated_attention(ctx.obs_queries, ctx.keys, ctx.plan.obs_positions,
+                                             ctx.plan.scored_end),
+                       p_.kernel, p_.pool, PoolPadding::Symmetric);
   const int64_t rows = ctx.obs_queries.size(1), kv_heads = ctx.keys.size(0);
   const int64_t block = std::max<int64_t>(
       1, kScoreBufferFloats / std::max<int64_t>(1, ctx.keys.size(1) * ctx.obs_queries.size(0)));

@@ -31,8 +31,9 @@ class ObservationPress : public KVPress {
   std::vector<int64_t> budgets_;
 };
 
-// H2O: the observation rows are every prompt query; attention is accumulated in row blocks
-// (never an n x n matrix), then the same selection.
+// H2O: the observation rows are every prompt query; their attention is accumulated per key
+// (on the CPU by the tiled kernel, elsewhere in row blocks: never an n x n matrix), then the
+// same selection.
 class HeavyHitterPress : public ObservationPress {
  public:
   using ObservationPress::ObservationPress;

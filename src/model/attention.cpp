@@ -33,6 +33,25 @@ at::Tensor bool_rows(const at::Tensor& key_mask) {
              : key_mask.to(at::kBool).contiguous();
 }
 
+// Points a kernel's arguments (DecodeAttention or PrefillAttention) at the layer's cache and
+// mask; returns the mask tensor the pointer reads, to be kept alive while the kernel runs.
+template <typename Args>
+at::Tensor point_at_cache(Args& a, const at::Tensor& k, const at::Tensor& v,
+                          const at::Tensor& key_mask) {
+  a.k = k.data_ptr<float>();
+  a.v = v.data_ptr<float>();
+  a.head_stride = k.stride(0);
+  a.kv_heads = k.size(0);
+  a.len = k.size(1);
+  a.d = k.size(2);
+  const at::Tensor mask = bool_rows(key_mask);
+  if (mask.defined()) {
+    a.mask = mask.data_ptr<bool>();
+    a.mask_stride = mask.stride(0);
+  }
+  return mask;
+}
+
 }  // namespace
 
 bool raw_kernels_apply(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v) {
@@ -45,19 +64,9 @@ void decode_attention(const float* q, int64_t heads, const at::Tensor& k, const 
                       const at::Tensor& key_mask, float* out) {
   check_raw_cache(k, v, key_mask, "decode attention");
   DecodeAttention a;
+  const at::Tensor mask = point_at_cache(a, k, v, key_mask);
   a.q = q;
-  a.k = k.data_ptr<float>();
-  a.v = v.data_ptr<float>();
-  a.head_stride = k.stride(0);
-  const at::Tensor mask = bool_rows(key_mask);
-  if (mask.defined()) {
-    a.mask = mask.data_ptr<bool>();
-    a.mask_stride = mask.stride(0);
-  }
   a.heads = heads;
-  a.kv_heads = k.size(0);
-  a.len = k.size(1);
-  a.d = k.size(2);
   a.out = out;
   attend_one_token(a);
 }
@@ -71,20 +80,10 @@ at::Tensor prefill_attention(const at::Tensor& q, const at::Tensor& k, const at:
   const at::Tensor qc = q.contiguous();
   at::Tensor out = at::empty(q.sizes(), q.options());
   PrefillAttention a;
+  const at::Tensor mask = point_at_cache(a, k, v, key_mask);
   a.q = qc.data_ptr<float>();
-  a.k = k.data_ptr<float>();
-  a.v = v.data_ptr<float>();
-  a.head_stride = k.stride(0);
-  const at::Tensor mask = bool_rows(key_mask);
-  if (mask.defined()) {
-    a.mask = mask.data_ptr<bool>();
-    a.mask_stride = mask.stride(0);
-  }
   a.heads = q.size(0);
-  a.kv_heads = k.size(0);
   a.t = q.size(1);
-  a.len = k.size(1);
-  a.d = k.size(2);
   a.pos0 = pos0;
   at::Tensor vert;
   if (band > 0) {
@@ -97,6 +96,29 @@ at::Tensor prefill_attention(const at::Tensor& q, const at::Tensor& k, const at:
   }
   a.out = out.data_ptr<float>();
   attend_prefill(a);
+  return out;
+}
+
+at::Tensor accumulated_attention(const at::Tensor& q, const at::Tensor& keys,
+                                 const std::vector<int64_t>& positions, int64_t n_scored) {
+  check_raw_cache(keys, keys, {}, "accumulated attention");
+  if (q.dim() != 3 || q.size(2) != keys.size(2) || q.size(1) != int64_t(positions.size()))
+    throw Error("accumulated attention: queries must be [heads, rows, d], one position per row");
+  const at::Tensor qc = q.contiguous();
+  at::Tensor out = at::empty({keys.size(0), n_scored}, keys.options());
+  AttentionColumnSums a;
+  a.q = qc.data_ptr<float>();
+  a.k = keys.data_ptr<float>();
+  a.head_stride = keys.stride(0);
+  a.positions = positions.data();
+  a.heads = q.size(0);
+  a.kv_heads = keys.size(0);
+  a.rows = q.size(1);
+  a.len = keys.size(1);
+  a.d = keys.size(2);
+  a.n_scored = n_scored;
+  a.out = out.data_ptr<float>();
+  attention_column_sums(a);
   return out;
 }
 

@@ -3,6 +3,8 @@
 // repeating K/V for GQA and without a score matrix for the whole prompt.
 #include <ATen/ATen.h>
 
+#include <vector>
+
 namespace dapx {
 
 // Floats in one query block's score buffer: 16 MiB. Below glibc's largest mmap threshold
@@ -37,6 +39,13 @@ bool raw_kernels_apply(const at::Tensor& q, const at::Tensor& k, const at::Tenso
 at::Tensor prefill_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                              const at::Tensor& key_mask = {}, int64_t pos0 = -1, int64_t band = 0,
                              const at::Tensor& vertical = {});
+
+// H2O's key scores on an f32 CPU cache, the work of attention_column_sums
+// (prefill_attention.h): q [heads, rows, d] with row r at positions[r] (seeing keys <= it),
+// keys [kv_heads, len, d]; returns [kv_heads, n_scored]: per KV head, its group's softmax
+// probabilities summed over rows and heads, per key.
+at::Tensor accumulated_attention(const at::Tensor& q, const at::Tensor& keys,
+                                 const std::vector<int64_t>& positions, int64_t n_scored);
 
 // One new token over an f32 CPU cache (decode), on raw buffers: q [heads, d] (already
 // rotated), k/v the layer's live [kv_heads, len, d] views whose last entry is this token,

@@ -1,5 +1,9 @@
 #include "model/prefill_attention.h"
 
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -33,6 +37,18 @@ struct Scratch {
         hi(positions) {}
 };
 
+// kt[x][c] = element x of key j0 + c for c < nk, 0 for nk <= c < kKeyTile.
+inline void transpose_keys(const float* keys, int64_t j0, int64_t nk, int64_t d, float* kt) {
+  for (int64_t c = 0; c < kKeyTile; ++c) {
+    if (c < nk) {
+      const float* key = keys + (j0 + c) * d;
+      for (int64_t x = 0; x < d; ++x) kt[x * kKeyTile + c] = key[x];
+    } else {
+      for (int64_t x = 0; x < d; ++x) kt[x * kKeyTile + c] = 0.f;
+    }
+  }
+}
+
 // Keys j of one source (rows j * d of keys/values); position i of the tile sees [lo[i], hi[i]).
 struct KeySource {
   const float* keys;
@@ -50,15 +66,7 @@ inline void add_source(const KeySource& src, int64_t rows, int64_t n, int64_t d,
   }
   for (int64_t j0 = first; j0 < end; j0 += kKeyTile) {
     const int64_t nk = std::min(kKeyTile, end - j0);
-    // keys transposed: kt[x][c] = key j0 + c, element x (zero past nk)
-    for (int64_t c = 0; c < kKeyTile; ++c) {
-      if (c < nk) {
-        const float* key = src.keys + (j0 + c) * d;
-        for (int64_t x = 0; x < d; ++x) w.kt[x * kKeyTile + c] = key[x];
-      } else {
-        for (int64_t x = 0; x < d; ++x) w.kt[x * kKeyTile + c] = 0.f;
-      }
-    }
+    transpose_keys(src.keys, j0, nk, d, w.kt.data());
     Ops::tile_scores(w.q.data(), rows, d, w.kt.data(), kKeyTile, w.s.data());
     // Scores -> weights in place, row by row; a weight outside what its row sees is 0, so
     // one block product adds every row's weighted values.
@@ -158,6 +166,73 @@ void attend_tile_avx2(const PrefillAttention& a, int64_t h, int64_t i0, int64_t 
 }
 #endif
 
+// Rows [r0, r1) of every query head of KV head h (row g * n + i is head g's row r0 + i):
+// adds their probabilities over keys [0, n_scored) to col[0, n_scored).
+template <typename Ops>
+inline void column_sums_impl(const AttentionColumnSums& a, int64_t h, int64_t r0, int64_t r1,
+                             Scratch& w, float* col) {
+  const int64_t d = a.d, group = a.heads / a.kv_heads, n = r1 - r0, rows = group * n;
+  const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(d)));
+  for (int64_t g = 0; g < group; ++g)
+    for (int64_t i = 0; i < n; ++i) {
+      const float* src = a.q + ((h * group + g) * a.rows + r0 + i) * d;
+      float* dst = w.q.data() + (g * n + i) * d;
+      for (int64_t x = 0; x < d; ++x) dst[x] = src[x] * scale;
+    }
+  int64_t end = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    w.hi[i] = a.positions[r0 + i] + 1;
+    end = std::max(end, w.hi[i]);
+  }
+  std::fill(w.m.begin(), w.m.begin() + rows, kNegInf);
+  std::fill(w.l.begin(), w.l.begin() + rows, 0.f);
+  const float* keys = a.k + h * a.head_stride;
+  for (int pass = 0; pass < 2; ++pass) {  // 0: row max and sum; 1: probabilities per key
+    const int64_t pass_end = pass == 0 ? end : std::min(end, a.n_scored);
+    for (int64_t j0 = 0; j0 < pass_end; j0 += kKeyTile) {
+      const int64_t nk = std::min(kKeyTile, pass_end - j0);
+      transpose_keys(keys, j0, nk, d, w.kt.data());
+      Ops::tile_scores(w.q.data(), rows, d, w.kt.data(), kKeyTile, w.s.data());
+      for (int64_t r = 0; r < rows; ++r) {
+        const int64_t c1 = std::clamp<int64_t>(w.hi[r % n] - j0, 0, nk);
+        float* s = w.s.data() + r * kKeyTile;
+        if (pass == 0) {
+          const float tile_max = Ops::max_of(s, c1);
+          if (tile_max == kNegInf) continue;
+          if (tile_max > w.m[r]) {
+            w.l[r] *= w.m[r] == kNegInf ? 0.f : std::exp(w.m[r] - tile_max);
+            w.m[r] = tile_max;
+          }
+          w.l[r] += Ops::exp_shift(s, c1, w.m[r]);
+        } else if (c1 > 0 && w.l[r] > 0.f) {
+          Ops::exp_shift(s, c1, w.m[r]);
+          const float inv = 1.f / w.l[r];
+          for (int64_t c = 0; c < c1; ++c) col[j0 + c] += s[c] * inv;
+        }
+      }
+    }
+  }
+}
+
+void column_sums_portable(const AttentionColumnSums& a, int64_t h, int64_t r0, int64_t r1,
+                          Scratch& w, float* col) {
+  column_sums_impl<PortableOps>(a, h, r0, r1, w, col);
+}
+
+#ifdef DAPX_X86
+__attribute__((target("avx2,fma"), flatten)) void column_sums_avx2(const AttentionColumnSums& a,
+                                                                   int64_t h, int64_t r0,
+                                                                   int64_t r1, Scratch& w,
+                                                                   float* col) {
+  column_sums_impl<Avx2Ops>(a, h, r0, r1, w, col);
+}
+#else
+void column_sums_avx2(const AttentionColumnSums& a, int64_t h, int64_t r0, int64_t r1, Scratch& w,
+                      float* col) {
+  column_sums_portable(a, h, r0, r1, w, col);
+}
+#endif
+
 void check(const PrefillAttention& a) {
   const auto fail = [](const std::string& why) { throw Error("prefill attention: " + why); };
   if (a.heads < 1 || a.kv_heads < 1 || a.heads % a.kv_heads != 0)
@@ -215,6 +290,54 @@ void attend_prefill(const PrefillAttention& args) {
         attend_tile_portable(a, h, i0, i1, gk, gv, w);
     }
   }
+}
+
+void attention_column_sums(const AttentionColumnSums& a) {
+  const auto fail = [](const std::string& why) { throw Error("attention column sums: " + why); };
+  if (a.heads < 1 || a.kv_heads < 1 || a.heads % a.kv_heads != 0)
+    fail("heads must be a positive multiple of kv_heads");
+  if (a.d < 1 || a.rows < 0 || a.n_scored < 0 || a.n_scored > a.len || !a.q || !a.k || !a.out ||
+      (a.rows > 0 && !a.positions))
+    fail("needs d >= 1, rows >= 0, 0 <= n_scored <= len, buffers");
+  if (a.kv_heads > 1 && a.head_stride < a.len * a.d) fail("head stride shorter than the keys");
+  for (int64_t r = 0; r < a.rows; ++r)
+    if (a.positions[r] < 0 || a.positions[r] >= a.len)
+      fail("row position " + std::to_string(a.positions[r]) + " outside the " +
+           std::to_string(a.len) + " keys");
+  const int64_t group = a.heads / a.kv_heads, per_tile = positions_per_tile(group);
+  const int64_t tiles = (a.rows + per_tile - 1) / per_tile, items = a.kv_heads * tiles;
+  const int64_t width = a.kv_heads * a.n_scored;
+  const bool avx2 = cpu_has_avx2() && !a.portable;
+  // Each thread sums into its own row of partial, items dealt round-robin (schedule(static,
+  // 1)), rows added in thread order: the same scores in every run with the same threads.
+  int threads = 1;
+#ifdef _OPENMP
+  threads = omp_get_max_threads();
+#endif
+  const bool parallel = items > 1 && a.rows * a.len * a.heads * a.d >= (int64_t{1} << 18);
+  if (!parallel) threads = 1;
+  std::vector<float> partial(threads * width, 0.f);
+#pragma omp parallel num_threads(threads) if (parallel)
+  {
+    int tid = 0;
+#ifdef _OPENMP
+    tid = omp_get_thread_num();
+#endif
+    Scratch w(group * std::min(per_tile, a.rows), std::min(per_tile, a.rows), a.d);
+#pragma omp for schedule(static, 1)
+    for (int64_t item = 0; item < items; ++item) {
+      const int64_t h = item % a.kv_heads, tile = tiles - 1 - item / a.kv_heads;
+      const int64_t r0 = tile * per_tile, r1 = std::min(a.rows, r0 + per_tile);
+      float* col = partial.data() + tid * width + h * a.n_scored;
+      if (avx2)
+        column_sums_avx2(a, h, r0, r1, w, col);
+      else
+        column_sums_portable(a, h, r0, r1, w, col);
+    }
+  }
+  std::fill(a.out, a.out + width, 0.f);
+  for (int t = 0; t < threads; ++t)
+    for (int64_t i = 0; i < width; ++i) a.out[i] += partial[t * width + i];
 }
 
 }  // namespace dapx

@@ -35,4 +35,20 @@ struct PrefillAttention {
 // Dense: query i sees every key at a position <= pos0 + i.
 void attend_prefill(const PrefillAttention& a);
 
+// H2O's key scores, with the same tiles: for each KV head h, the softmax attention
+// probabilities of its group's query rows summed per key,
+//   out[h][j] = sum over heads g of h and rows r of softmax(q[g][r] . K^T / sqrt(d))[j],
+// for keys j < n_scored, where row r (at positions[r]) sees keys j <= positions[r]. Two passes
+// over the keys per row tile: row max and sum, then the normalised probabilities.
+struct AttentionColumnSums {
+  const float* q = nullptr;  // [heads, rows, d] contiguous, already rotated
+  const float* k = nullptr;  // key j (at position j) of KV head h at k + h * head_stride + j * d
+  int64_t head_stride = 0;
+  const int64_t* positions = nullptr;  // [rows], each < len
+  int64_t heads = 0, kv_heads = 0, rows = 0, len = 0, d = 0, n_scored = 0;
+  float* out = nullptr;  // [kv_heads, n_scored]
+  bool portable = false;
+};
+void attention_column_sums(const AttentionColumnSums& a);
+
 }  // namespace dapx

@@ -154,6 +154,74 @@ TEST(PrefillAttention, SparseMatchesBandPlusVerticalSoftmax) {
   omp_set_num_threads(saved);
 }
 
+// H2O's scores: per KV head, the group's softmax probabilities summed over rows, per key,
+// against double loops; and the same bits in a second run with the same threads.
+TEST(PrefillAttention, ColumnSumsMatchSummedSoftmax) {
+  const int saved = omp_get_max_threads();
+  struct Sums {
+    int64_t heads, kv_heads, len, d, n_scored, stride;  // rows: positions 0, stride, 2 stride...
+  };
+  unsigned seed = 200;
+  for (const Sums& c : std::vector<Sums>{{2, 1, 10, 8, 10, 1},
+                                         {6, 2, 150, 16, 120, 1},
+                                         {14, 2, 300, 64, 268, 1},
+                                         {8, 4, 200, 20, 200, 3},
+                                         {7, 1, 90, 64, 40, 2}})
+    for (int threads : {1, 3})
+      for (bool portable : {false, true}) {
+        std::mt19937 rng(seed++);
+        std::normal_distribution<float> nd(0.f, 2.f);
+        std::vector<int64_t> positions;
+        for (int64_t p = 0; p < c.len; p += c.stride) positions.push_back(p);
+        const int64_t rows = positions.size(), capacity = c.len + 2;
+        std::vector<float> q(c.heads * rows * c.d), k(c.kv_heads * capacity * c.d),
+            out(c.kv_heads * c.n_scored, 123.f), again(out.size());
+        for (auto& x : q) x = nd(rng);
+        for (auto& x : k) x = nd(rng);
+        AttentionColumnSums a;
+        a.q = q.data();
+        a.k = k.data();
+        a.head_stride = capacity * c.d;
+        a.positions = positions.data();
+        a.heads = c.heads;
+        a.kv_heads = c.kv_heads;
+        a.rows = rows;
+        a.len = c.len;
+        a.d = c.d;
+        a.n_scored = c.n_scored;
+        a.out = out.data();
+        a.portable = portable;
+        omp_set_num_threads(threads);
+        attention_column_sums(a);
+        a.out = again.data();
+        attention_column_sums(a);
+        EXPECT_EQ(out, again) << "not the same bits twice";
+        const int64_t group = c.heads / c.kv_heads;
+        std::vector<double> want(c.kv_heads * c.n_scored, 0.0);
+        for (int64_t h = 0; h < c.heads; ++h)
+          for (int64_t r = 0; r < rows; ++r) {
+            const int64_t g = h / group, seen = positions[r] + 1;
+            std::vector<double> s(seen);
+            double m = -std::numeric_limits<double>::infinity(), l = 0;
+            for (int64_t j = 0; j < seen; ++j) {
+              double dot = 0;
+              for (int64_t x = 0; x < c.d; ++x)
+                dot += double(q[(h * rows + r) * c.d + x]) * k[(g * capacity + j) * c.d + x];
+              s[j] = dot / std::sqrt(double(c.d));
+              m = std::max(m, s[j]);
+            }
+            for (int64_t j = 0; j < seen; ++j) l += std::exp(s[j] - m);
+            for (int64_t j = 0; j < std::min(seen, c.n_scored); ++j)
+              want[g * c.n_scored + j] += std::exp(s[j] - m) / l;
+          }
+        for (size_t i = 0; i < want.size(); ++i)
+          ASSERT_NEAR(out[i], want[i], 1e-5 * (1 + want[i]))
+              << "heads " << c.heads << " kv " << c.kv_heads << " len " << c.len << " d " << c.d
+              << " threads " << threads << (portable ? " portable" : "") << ": entry " << i;
+      }
+  omp_set_num_threads(saved);
+}
+
 TEST(PrefillAttention, RejectsInvalidShapes) {
   std::vector<float> buf(64);
   PrefillAttention a;
