@@ -124,8 +124,10 @@ at::Tensor accumulated_attention(const at::Tensor& q, const at::Tensor& keys,
 
 at::Tensor causal_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                             const at::Tensor& key_mask) {
+  if (q.dim() != 3 || k.dim() != 3 || q.size(2) != k.size(2))
+    throw Error("attention: queries must be [heads, t, d] over keys [kv_heads, len, d]");
   if (!raw_kernels_apply(q, k, v)) return blocked_attention(q, k, v, kScoreBufferFloats, key_mask);
-  if (q.size(1) > 1) return prefill_attention(q, k, v, key_mask);
+  if (q.size(1) != 1) return prefill_attention(q, k, v, key_mask);  // (t = 0 included)
   const at::Tensor qc = q.contiguous();
   at::Tensor out = at::empty(q.sizes(), q.options());
   decode_attention(qc.data_ptr<float>(), q.size(0), k, v, key_mask, out.data_ptr<float>());

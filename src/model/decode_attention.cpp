@@ -62,7 +62,7 @@ inline void attend_range_impl(const DecodeAttention& a, int64_t h, int64_t j0, i
         std::fill(s, s + n, 0.f);
         continue;
       }
-      if (tile_max > out.m[g]) {  // rescale what was accumulated under the old max
+      if (!(tile_max <= out.m[g])) {  // rescale to the new max (a NaN max stays)
         const float c = out.m[g] == kNegInf ? 0.f : std::exp(out.m[g] - tile_max);
         out.l[g] *= c;
         float* acc = out.acc + g * d;
@@ -135,7 +135,8 @@ void attend_one_token(const DecodeAttention& a) {
       float* o = a.out + (h * group + g) * d;
       float m = kNegInf, l = 0.f;
       for (int64_t r = 0; r < ranges; ++r)
-        m = std::max(m, partials[(h * ranges + r) * per_item + g]);
+        if (const float x = partials[(h * ranges + r) * per_item + g]; !std::isnan(m) && !(x <= m))
+          m = x;  // (a NaN max, once seen, stays)
       std::fill(o, o + d, 0.f);
       if (m == kNegInf) continue;  // nothing visible
       for (int64_t r = 0; r < ranges; ++r) {

@@ -83,7 +83,7 @@ inline void add_source(const KeySource& src, int64_t rows, int64_t n, int64_t d,
         std::fill(s, s + nk, 0.f);
         continue;
       }
-      if (tile_max > w.m[r]) {  // rescale what was accumulated under the old max
+      if (!(tile_max <= w.m[r])) {  // rescale to the new max (a NaN max stays)
         const float c = w.m[r] == kNegInf ? 0.f : std::exp(w.m[r] - tile_max);
         w.l[r] *= c;
         float* acc = w.acc.data() + r * d;
@@ -142,7 +142,7 @@ inline void attend_tile_impl(const PrefillAttention& a, int64_t h, int64_t i0, i
       const int64_t r = g * n + i;
       float* o = a.out + ((h * group + g) * a.t + i0 + i) * d;
       const float* acc = w.acc.data() + r * d;
-      const float inv = w.l[r] > 0.f ? 1.f / w.l[r] : 0.f;
+      const float inv = w.l[r] <= 0.f ? 0.f : 1.f / w.l[r];  // (NaN stays NaN)
       for (int64_t x = 0; x < d; ++x) o[x] = acc[x] * inv;
     }
 }
@@ -199,12 +199,12 @@ inline void column_sums_impl(const AttentionColumnSums& a, int64_t h, int64_t r0
         if (pass == 0) {
           const float tile_max = Ops::max_of(s, c1);
           if (tile_max == kNegInf) continue;
-          if (tile_max > w.m[r]) {
+          if (!(tile_max <= w.m[r])) {
             w.l[r] *= w.m[r] == kNegInf ? 0.f : std::exp(w.m[r] - tile_max);
             w.m[r] = tile_max;
           }
           w.l[r] += Ops::exp_shift(s, c1, w.m[r]);
-        } else if (c1 > 0 && w.l[r] > 0.f) {
+        } else if (c1 > 0 && !(w.l[r] <= 0.f)) {  // (a NaN row stays NaN)
           Ops::exp_shift(s, c1, w.m[r]);
           const float inv = 1.f / w.l[r];
           for (int64_t c = 0; c < c1; ++c) col[j0 + c] += s[c] * inv;
@@ -237,12 +237,14 @@ void check(const PrefillAttention& a) {
   const auto fail = [](const std::string& why) { throw Error("prefill attention: " + why); };
   if (a.heads < 1 || a.kv_heads < 1 || a.heads % a.kv_heads != 0)
     fail("heads must be a positive multiple of kv_heads");
-  if (a.d < 1 || a.t < 0 || !a.q || !a.k || !a.v || !a.out) fail("needs d >= 1, t >= 0, buffers");
+  if (a.d < 1 || a.t < 0 || !a.k || !a.v || (a.t > 0 && (!a.q || !a.out)))
+    fail("needs d >= 1, t >= 0, buffers");
   if (a.pos0 < 0 || a.pos0 + a.t > a.len) fail("query positions must lie within the keys");
   if ((a.kv_heads > 1 && a.head_stride < a.len * a.d) ||
       (a.mask && a.kv_heads > 1 && a.mask_stride < a.len))
     fail("head or mask stride shorter than the keys");
   if (a.band > 0) {
+    if (a.mask) fail("sparse prefill runs on a fresh cache: no key mask");
     if (a.n_vertical < 0 || (a.n_vertical > 0 && !a.vertical) ||
         (a.kv_heads > 1 && a.vertical_stride < a.n_vertical))
       fail("vertical keys must be [kv_heads, n_vertical] positions");

@@ -23,6 +23,7 @@ struct PrefillAttention {
   int64_t heads = 0, kv_heads = 0, t = 0, len = 0, d = 0, pos0 = -1;
   // Sparse when band > 0: the query at p sees keys (p - band, p] and the vertical keys
   // <= p - band, vertical[h * vertical_stride + 0..n_vertical) ascending positions of KV head h.
+  // (Sparse prefill fills a fresh cache: no mask then.)
   int64_t band = 0;
   const int64_t* vertical = nullptr;
   int64_t n_vertical = 0, vertical_stride = 0;
@@ -31,7 +32,8 @@ struct PrefillAttention {
 };
 
 // out[h][i] = softmax(q[h][i] . K^T / sqrt(d)) V over the keys query i sees (above) of KV head
-// h / (heads / kv_heads) that the mask does not hide; a query that sees no key gets zeros.
+// h / (heads / kv_heads) that the mask does not hide; a query that sees no key gets zeros, a
+// NaN score makes its query's output NaN.
 // Dense: query i sees every key at a position <= pos0 + i.
 void attend_prefill(const PrefillAttention& a);
 

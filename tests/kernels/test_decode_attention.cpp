@@ -112,6 +112,35 @@ TEST(DecodeAttention, MatchesTwoPassSoftmax) {
   omp_set_num_threads(saved);
 }
 
+// A NaN in one query head makes that head's output NaN (never zeros), also when the keys
+// are split into ranges; the other heads are untouched.
+TEST(DecodeAttention, NanQueryGivesNanNotZeros) {
+  const int saved = omp_get_max_threads();
+  const int64_t heads = 4, kv_heads = 2, len = 2000, d = 16;
+  std::vector<float> q(heads * d, 0.5f), k(kv_heads * len * d, 0.25f), v(kv_heads * len * d, 1.f),
+      out(heads * d);
+  q[3] = std::numeric_limits<float>::quiet_NaN();  // head 0
+  for (int threads : {1, 4})
+    for (bool portable : {false, true}) {
+      DecodeAttention a;
+      a.q = q.data();
+      a.k = k.data();
+      a.v = v.data();
+      a.head_stride = len * d;
+      a.heads = heads;
+      a.kv_heads = kv_heads;
+      a.len = len;
+      a.d = d;
+      a.out = out.data();
+      a.portable = portable;
+      omp_set_num_threads(threads);
+      attend_one_token(a);
+      EXPECT_TRUE(std::isnan(out[0])) << threads << portable;
+      EXPECT_FLOAT_EQ(out[2 * d], 1.f);
+    }
+  omp_set_num_threads(saved);
+}
+
 TEST(DecodeAttention, RejectsInvalidShapes) {
   std::vector<float> buf(64);
   DecodeAttention a;

@@ -222,6 +222,48 @@ TEST(PrefillAttention, ColumnSumsMatchSummedSoftmax) {
   omp_set_num_threads(saved);
 }
 
+// A NaN in one query makes that query's output NaN (never zeros), in the attention and in
+// H2O's sums; the other heads are untouched.
+TEST(PrefillAttention, NanQueryGivesNanNotZeros) {
+  const int64_t heads = 4, kv_heads = 2, t = 70, d = 16;
+  std::vector<float> q(heads * t * d, 0.5f), k(kv_heads * t * d, 0.25f), v(kv_heads * t * d, 1.f),
+      out(heads * t * d), sums(kv_heads * t);
+  q[(0 * t + 40) * d + 3] = std::numeric_limits<float>::quiet_NaN();  // head 0, query 40
+  for (bool portable : {false, true}) {
+    PrefillAttention a;
+    a.q = q.data();
+    a.k = k.data();
+    a.v = v.data();
+    a.head_stride = t * d;
+    a.heads = heads;
+    a.kv_heads = kv_heads;
+    a.t = a.len = t;
+    a.d = d;
+    a.out = out.data();
+    a.portable = portable;
+    attend_prefill(a);
+    EXPECT_TRUE(std::isnan(out[(0 * t + 40) * d])) << portable;
+    EXPECT_FLOAT_EQ(out[(0 * t + 39) * d], 1.f);
+    EXPECT_FLOAT_EQ(out[(2 * t + 40) * d], 1.f);
+    std::vector<int64_t> positions(t);
+    for (int64_t i = 0; i < t; ++i) positions[i] = i;
+    AttentionColumnSums c;
+    c.q = q.data();
+    c.k = k.data();
+    c.head_stride = t * d;
+    c.positions = positions.data();
+    c.heads = heads;
+    c.kv_heads = kv_heads;
+    c.rows = c.len = c.n_scored = t;
+    c.d = d;
+    c.out = sums.data();
+    c.portable = portable;
+    attention_column_sums(c);
+    EXPECT_TRUE(std::isnan(sums[0])) << portable;  // KV head 0: row 40 sees key 0
+    EXPECT_FALSE(std::isnan(sums[t])) << portable;
+  }
+}
+
 TEST(PrefillAttention, RejectsInvalidShapes) {
   std::vector<float> buf(64);
   PrefillAttention a;
@@ -241,6 +283,11 @@ TEST(PrefillAttention, RejectsInvalidShapes) {
   a.vertical = unordered;
   a.n_vertical = a.vertical_stride = 2;
   a.len = 4;
+  EXPECT_THROW(attend_prefill(a), Error);
+  const int64_t ordered[] = {0, 1};
+  a.vertical = ordered;
+  const bool mask[4] = {};
+  a.mask = mask;  // sparse prefill takes no mask
   EXPECT_THROW(attend_prefill(a), Error);
 }
 

@@ -40,6 +40,10 @@ TEST(Attention, BlockedCausalGqaMatchesNaive) {
     // the CPU path: the tiled prefill kernel
     EXPECT_TRUE(at::allclose(causal_attention(q, k, v), want, 1e-5, 1e-5)) << "older " << older;
   }
+  // no new tokens: an empty result; a head size that differs from the keys': an error
+  const at::Tensor k = at::randn({2, 5, 8}), v = at::randn({2, 5, 8});
+  EXPECT_EQ(causal_attention(at::randn({6, 0, 8}), k, v).numel(), 0);
+  EXPECT_THROW(causal_attention(at::randn({6, 1, 4}), k, v), Error);
 }
 
 // The decode step's attention on raw buffers, over a head-adaptive (padded) cache that grew
