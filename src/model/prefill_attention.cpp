@@ -37,6 +37,19 @@ struct Scratch {
         hi(positions) {}
 };
 
+// The tile's query rows, pre-scaled by 1/sqrt(d): dst row g * n + i is head h * group + g's
+// row r0 + i of q [heads, rows_per_head, d].
+inline void gather_queries(const float* q, int64_t rows_per_head, int64_t h, int64_t group,
+                           int64_t r0, int64_t n, int64_t d, float* dst) {
+  const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(d)));
+  for (int64_t g = 0; g < group; ++g)
+    for (int64_t i = 0; i < n; ++i) {
+      const float* src = q + ((h * group + g) * rows_per_head + r0 + i) * d;
+      float* out = dst + (g * n + i) * d;
+      for (int64_t x = 0; x < d; ++x) out[x] = src[x] * scale;
+    }
+}
+
 // kt[x][c] = element x of key j0 + c for c < nk, 0 for nk <= c < kKeyTile.
 inline void transpose_keys(const float* keys, int64_t j0, int64_t nk, int64_t d, float* kt) {
   for (int64_t c = 0; c < kKeyTile; ++c) {
@@ -104,13 +117,7 @@ template <typename Ops>
 inline void attend_tile_impl(const PrefillAttention& a, int64_t h, int64_t i0, int64_t i1,
                              const float* gathered_k, const float* gathered_v, Scratch& w) {
   const int64_t d = a.d, group = a.heads / a.kv_heads, n = i1 - i0, rows = group * n;
-  const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(d)));
-  for (int64_t g = 0; g < group; ++g)  // gather the queries, pre-scaled
-    for (int64_t i = 0; i < n; ++i) {
-      const float* src = a.q + ((h * group + g) * a.t + i0 + i) * d;
-      float* dst = w.q.data() + (g * n + i) * d;
-      for (int64_t x = 0; x < d; ++x) dst[x] = src[x] * scale;
-    }
+  gather_queries(a.q, a.t, h, group, i0, n, d, w.q.data());
   std::fill(w.m.begin(), w.m.begin() + rows, kNegInf);
   std::fill(w.l.begin(), w.l.begin() + rows, 0.f);
   std::fill(w.acc.begin(), w.acc.begin() + rows * d, 0.f);
@@ -172,13 +179,7 @@ template <typename Ops>
 inline void column_sums_impl(const AttentionColumnSums& a, int64_t h, int64_t r0, int64_t r1,
                              Scratch& w, float* col) {
   const int64_t d = a.d, group = a.heads / a.kv_heads, n = r1 - r0, rows = group * n;
-  const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(d)));
-  for (int64_t g = 0; g < group; ++g)
-    for (int64_t i = 0; i < n; ++i) {
-      const float* src = a.q + ((h * group + g) * a.rows + r0 + i) * d;
-      float* dst = w.q.data() + (g * n + i) * d;
-      for (int64_t x = 0; x < d; ++x) dst[x] = src[x] * scale;
-    }
+  gather_queries(a.q, a.rows, h, group, r0, n, d, w.q.data());
   int64_t end = 0;
   for (int64_t i = 0; i < n; ++i) {
     w.hi[i] = a.positions[r0 + i] + 1;
