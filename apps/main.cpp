@@ -8,6 +8,7 @@ namespace dapx::cli {
 void register_generate(CLI::App& app);
 void register_make_model(CLI::App& app);
 void register_tokenize(CLI::App& app);
+void register_train(CLI::App& app);
 }  // namespace dapx::cli
 
 int main(int argc, char** argv) {
@@ -20,6 +21,7 @@ int main(int argc, char** argv) {
   dapx::cli::register_generate(app);
   dapx::cli::register_make_model(app);
   dapx::cli::register_tokenize(app);
+  dapx::cli::register_train(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

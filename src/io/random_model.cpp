@@ -35,6 +35,10 @@ constexpr Preset kPresets[] = {
     {"qwen2.5-1.5b", 1536, 8960, 28, 12, 2, 128, 151936, 32768, 1e6, true, false},
     {"llama-3.2-1b", 2048, 8192, 16, 32, 8, 64, 128256, 131072, 500000.0, true, true},
     {"qwen3-0.6b", 1024, 3072, 28, 16, 8, 128, 151936, 40960, 1e6, true, false},
+    // The trained default pair (dapx train; vocab from the trained tokenizer): a ~6M target
+    // and a ~7x smaller draft.
+    {"train-target", 256, 768, 6, 4, 2, 64, 0, 8192, 10000.0, true, false},
+    {"train-draft", 128, 384, 2, 2, 1, 64, 0, 8192, 10000.0, true, false},
 };
 
 int tokenizer_vocab(Arch arch) {
@@ -329,9 +333,10 @@ std::vector<TensorSpec> expected_tensors(const ModelConfig& cfg, DType dtype) {
   return out;
 }
 
-void write_random_model(const std::filesystem::path& out_dir, const ModelConfig& cfg, uint64_t seed,
-                        DType dtype, const std::string& tokenizer_json,
-                        const std::string& chat_format) {
+void write_model_dir(
+    const std::filesystem::path& out_dir, const ModelConfig& cfg, DType dtype,
+    const std::string& tokenizer_json, const std::string& chat_format,
+    const std::function<void(const TensorSpec& spec, std::vector<std::byte>& out)>& produce) {
   const json tc = tokenizer_config(cfg, tokenizer_json, chat_format);  // validates chat_format
   std::error_code ec;
   std::filesystem::create_directories(out_dir, ec);
@@ -348,11 +353,17 @@ void write_random_model(const std::filesystem::path& out_dir, const ModelConfig&
 
   // A stale index would shadow nothing (model.safetensors wins) but would confuse readers.
   std::filesystem::remove(out_dir / "model.safetensors.index.json", ec);
-  write_safetensors_streamed(out_dir / "model.safetensors", expected_tensors(cfg, dtype),
-                             [&](const TensorSpec& t, std::vector<std::byte>& out) {
-                               fill_random(t, init_for(t, cfg), seed, out);
-                             },
+  write_safetensors_streamed(out_dir / "model.safetensors", expected_tensors(cfg, dtype), produce,
                              {{"format", "pt"}});
+}
+
+void write_random_model(const std::filesystem::path& out_dir, const ModelConfig& cfg, uint64_t seed,
+                        DType dtype, const std::string& tokenizer_json,
+                        const std::string& chat_format) {
+  write_model_dir(out_dir, cfg, dtype, tokenizer_json, chat_format,
+                  [&](const TensorSpec& t, std::vector<std::byte>& out) {
+                    fill_random(t, init_for(t, cfg), seed, out);
+                  });
 }
 
 void shard_model_dir(const std::filesystem::path& dir, int num_shards) {

@@ -3,6 +3,7 @@
 // tests) with deterministic random weights. Used by `dapx make-model` and by tests.
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -22,7 +23,8 @@ struct ModelShape {
   double rms_norm_eps = 1e-6;
 };
 
-// Presets: "tiny", "small", "qwen2.5-0.5b", "qwen2.5-1.5b", "llama-3.2-1b", "qwen3-0.6b".
+// Presets: "tiny", "small", "qwen2.5-0.5b", "qwen2.5-1.5b", "llama-3.2-1b", "qwen3-0.6b", and
+// the shapes of the trained default pair, "train-target" and "train-draft".
 // tiny/small take the vocabulary size of the arch's real tokenizer (Qwen: 151936, Llama and
 // Mistral: 128256); callers pairing them with another tokenizer set `vocab` themselves.
 // Unknown names throw dapx::Error listing the presets.
@@ -44,6 +46,13 @@ std::vector<TensorSpec> expected_tensors(const ModelConfig& cfg, DType dtype = D
 void write_random_model(const std::filesystem::path& out_dir, const ModelConfig& cfg, uint64_t seed,
                         DType dtype, const std::string& tokenizer_json,
                         const std::string& chat_format);
+
+// The same directory with weights from `produce` (called once per tensor of
+// expected_tensors(cfg, dtype), in name order, to fill its bytes): e.g. a training checkpoint.
+void write_model_dir(
+    const std::filesystem::path& out_dir, const ModelConfig& cfg, DType dtype,
+    const std::string& tokenizer_json, const std::string& chat_format,
+    const std::function<void(const TensorSpec& spec, std::vector<std::byte>& out)>& produce);
 
 // Rewrites DIR/model.safetensors as model-0000k-of-0000n.safetensors shards (balanced by
 // bytes, whole tensors) plus model.safetensors.index.json, and removes model.safetensors.

@@ -23,7 +23,7 @@ at::Tensor causal_attention(const at::Tensor& q, const at::Tensor& k, const at::
                             const at::Tensor& key_mask = {});
 
 // The same through LibTorch's matmul and softmax, on any device: queries in blocks whose
-// [heads, block, len] score buffer holds at most max_score_floats.
+// [heads, block, len] score buffer holds at most max_score_floats. Differentiable (training).
 at::Tensor blocked_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                              int64_t max_score_floats = kScoreBufferFloats,
                              const at::Tensor& key_mask = {});

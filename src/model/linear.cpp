@@ -24,7 +24,9 @@ void Linear::add_bias(float* y, int rows) const {
 
 at::Tensor Linear::operator()(const at::Tensor& x) const {
   const int64_t rows = x.size(0);
-  if (weight_.is_cpu() && rows <= kMaxGemvRows) {
+  // The raw GEMV is invisible to autograd: a weight being trained takes the GEMM.
+  const bool grad = weight_.requires_grad() && at::GradMode::is_enabled();
+  if (weight_.is_cpu() && rows <= kMaxGemvRows && !grad) {
     const at::Tensor xc = x.contiguous();
     at::Tensor y = at::empty({rows, out_features()}, x.options());
     const GemvTarget t = gemv_target(xc.data_ptr<float>(), y.data_ptr<float>());

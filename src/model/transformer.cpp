@@ -28,6 +28,8 @@ Transformer::Transformer(const ModelConfig& cfg, std::shared_ptr<const WeightSto
   if (opts_.weight_dtype != at::kBFloat16 && opts_.weight_dtype != at::kFloat)
     throw Error("compute dtype must be bf16 or f32");
   if (opts_.prefill_chunk < 1) throw Error("prefill chunk must be >= 1");
+  if (opts_.trainable && opts_.weight_dtype != at::kFloat)
+    throw Error("a trainable model holds its weights in f32 (dtype f32)");
   const int64_t h = cfg.hidden_size, d = cfg.head_dim, qd = cfg.num_heads * d,
                 kvd = cfg.num_kv_heads * d, inter = cfg.intermediate_size;
   embed_tokens_ = load("model.embed_tokens.weight", {cfg.vocab_size, h}, true);
@@ -61,9 +63,9 @@ Transformer::Transformer(const ModelConfig& cfg, std::shared_ptr<const WeightSto
 }
 
 // Matrices take the weight dtype (aliasing the file mapping when it already matches);
-// vectors (norms, biases) become f32.
+// vectors (norms, biases) become f32. Trainable weights are owned copies.
 at::Tensor Transformer::load(const std::string& name, const std::vector<int64_t>& shape,
-                             bool keep_dtype) const {
+                             bool keep_dtype) {
   const TensorView& view = store_->get(name, shape);
   const at::ScalarType src = torch_dtype(view.dtype);
   const at::ScalarType dst = keep_dtype ? opts_.weight_dtype : at::kFloat;
@@ -72,11 +74,13 @@ at::Tensor Transformer::load(const std::string& name, const std::vector<int64_t>
       at::from_blob(const_cast<std::byte*>(view.data), view.shape, at::TensorOptions().dtype(src));
   if (src != dst) t = t.to(dst);
   if (!opts_.device.is_cpu()) t = t.to(opts_.device);
+  if (opts_.trainable)
+    t = (t.data_ptr() == static_cast<const void*>(view.data) ? t.clone() : t).requires_grad_(true);
+  params_.emplace_back(name, t);
   return t;
 }
 
-Linear Transformer::load_linear(const std::string& prefix, int64_t out, int64_t in,
-                                bool bias) const {
+Linear Transformer::load_linear(const std::string& prefix, int64_t out, int64_t in, bool bias) {
   return Linear(load(prefix + ".weight", {out, in}, true),
                 bias ? load(prefix + ".bias", {out}, false) : at::Tensor());
 }
@@ -126,10 +130,10 @@ AttentionInputs Transformer::layer_qkv(int l, const at::Tensor& x, const RotaryT
 at::Tensor Transformer::layer_output(int l, const at::Tensor& x, const at::Tensor& attn) const {
   const LayerWeights& w = layers_.at(l);
   const int64_t t = x.size(0);
-  at::Tensor out = x + w.o(attn.transpose(0, 1).reshape({t, cfg_.num_heads * cfg_.head_dim}));
-  const at::Tensor h2 = rms_norm(out, w.mlp_norm);
-  out += w.down(at::silu(w.gate(h2)).mul_(w.up(h2)));
-  return out;
+  const at::Tensor mid = x + w.o(attn.transpose(0, 1).reshape({t, cfg_.num_heads * cfg_.head_dim}));
+  const at::Tensor h2 = rms_norm(mid, w.mlp_norm);
+  // Out of place: autograd (training) keeps `mid` and the SiLU input for the backward pass.
+  return mid + w.down(at::silu(w.gate(h2)) * w.up(h2));
 }
 
 void capture_queries(QueryCapture& capture, int l, int num_layers, const at::Tensor& q,
@@ -166,6 +170,19 @@ at::Tensor Transformer::layer_forward(int l, const at::Tensor& x, int64_t pos0, 
 
 at::Tensor Transformer::logits(const at::Tensor& x) const {
   return lm_head_(rms_norm(x, final_norm_));
+}
+
+at::Tensor Transformer::sequence_logits(const std::vector<int>& tokens) const {
+  if (tokens.empty()) throw Error("sequence_logits: no tokens");
+  at::Tensor x = embed(tokens);
+  const RotaryTables rope = rope_.tables(0, x.size(0), x.device());
+  for (int l = 0; l < cfg_.num_layers; ++l) {
+    const AttentionInputs in = layer_qkv(l, x, rope);
+    // The blocked LibTorch attention is differentiable: its in-place steps touch only
+    // tensors the backward pass does not read. Query blocks skip the hidden future keys.
+    x = layer_output(l, x, blocked_attention(in.q, in.k, in.v));
+  }
+  return logits(x);
 }
 
 at::Tensor Transformer::forward(const std::vector<int>& tokens, int64_t pos0, KVCache& cache,

@@ -2,6 +2,14 @@
 // Llama-family decoder (Llama 2/3.x, Qwen2/2.5, Qwen3, Mistral) on LibTorch, written top to
 // bottom: embed -> layers (RMSNorm, QKV, RoPE, attention over the cache, MLP) -> norm -> head.
 // Activations, softmax and scores are f32; weights are held in the --dtype weight dtype.
+//
+// The layer stack runs four ways; a change to a layer is made in each:
+//  - forward(): token-major LibTorch ops in prefill chunks (layer_forward: layer_qkv, attention
+//    over the cache, layer_output); the CPU attention itself is the raw tiled kernel;
+//  - decode() (transformer_decode.cpp): one token through raw loops and GEMVs on the CPU;
+//  - the layer-major prefill of compressing methods (methods/compressed_prefill.cpp), which
+//    calls layer_qkv / layer_output around its own (possibly sparse) attention;
+//  - sequence_logits(): the whole sequence with differentiable ops, no cache (training).
 #include <ATen/ATen.h>
 
 #include <memory>
@@ -20,6 +28,9 @@ struct ComputeOptions {
   at::ScalarType weight_dtype = at::kBFloat16;  // bf16 or f32
   at::Device device = at::kCPU;
   int64_t prefill_chunk = 512;  // rows per prefill chunk (bounds attention/MLP memory)
+  // Training: weights become owned f32 tensors that require gradients (weight_dtype must be
+  // f32); named_parameters() hands them to an optimizer.
+  bool trainable = false;
 };
 
 // Asks a forward pass to keep the post-RoPE queries of chosen absolute positions, per layer
@@ -83,10 +94,19 @@ class Transformer {
   // logits [vocab].
   at::Tensor decode(int token, int64_t pos, KVCache& cache, QueryCapture* capture = nullptr) const;
 
+  // Training: logits [t, vocab] of a whole sequence at positions 0..t-1, no cache, through
+  // differentiable LibTorch ops only (blocked_attention: explicit scores per query block).
+  at::Tensor sequence_logits(const std::vector<int>& tokens) const;
+  // Every weight once, by its Hugging Face name, in load order (a tied LM head is the
+  // embedding). The handles share storage with the model's weights.
+  const std::vector<std::pair<std::string, at::Tensor>>& named_parameters() const {
+    return params_;
+  }
+
  private:
-  at::Tensor load(const std::string& name, const std::vector<int64_t>& shape,
-                  bool keep_dtype) const;
-  Linear load_linear(const std::string& prefix, int64_t out, int64_t in, bool bias) const;
+  // Constructor helpers: load a weight (recording it in params_).
+  at::Tensor load(const std::string& name, const std::vector<int64_t>& shape, bool keep_dtype);
+  Linear load_linear(const std::string& prefix, int64_t out, int64_t in, bool bias);
   at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& w) const;
   void check_token(int token) const;  // throws when outside the vocabulary
 
@@ -98,6 +118,7 @@ class Transformer {
   at::Tensor final_norm_;
   Linear lm_head_;
   std::vector<LayerWeights> layers_;
+  std::vector<std::pair<std::string, at::Tensor>> params_;
   int64_t weight_bytes_ = 0;
 };
 

@@ -79,9 +79,19 @@ TEST(ShapePreset, Values) {
   EXPECT_EQ(shape_preset("tiny", Arch::Qwen2).vocab, 151936);
   EXPECT_EQ(shape_preset("tiny", Arch::Llama).vocab, 128256);
   EXPECT_EQ(shape_preset("small", Arch::Qwen3).head_dim, 32);
-  EXPECT_EQ(shape_preset_names().size(), 6u);
+  // The trained pair's shapes: a 6-layer target, a 2-layer draft, both with tied embeddings.
+  const auto tt = shape_preset("train-target", Arch::Qwen2);
+  const auto td = shape_preset("train-draft", Arch::Qwen2);
+  EXPECT_EQ(tt.layers, 6);
+  EXPECT_EQ(tt.hidden, 256);
+  EXPECT_EQ(td.layers, 2);
+  EXPECT_EQ(td.hidden, 128);
+  EXPECT_TRUE(tt.tie && td.tie);
+  EXPECT_EQ(shape_preset_names().size(), 8u);
   expect_error([] { shape_preset("gpt-5", Arch::Llama); },
-               {"'gpt-5'", "tiny, small, qwen2.5-0.5b, qwen2.5-1.5b, llama-3.2-1b, qwen3-0.6b"});
+               {"'gpt-5'",
+                "tiny, small, qwen2.5-0.5b, qwen2.5-1.5b, llama-3.2-1b, qwen3-0.6b, train-target, "
+                "train-draft"});
 }
 
 TEST(ShapePreset, MakeConfigMatchesRealConfigs) {

@@ -1,0 +1,42 @@
+#pragma once
+// Offline text for the synthetic tasks: dictionary words and English prose from Debian packages,
+// each cut into two disjoint halves so that what a model trains on never appears in evaluation.
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace dapx::eval {
+
+// Train = the training twin: disjoint words, prose, templates and seeds.
+enum class Split { Eval, Train };
+
+const char* split_name(Split split);  // "eval" / "train"
+
+struct TextSources {
+  // Lower-case alphabetic dictionary words (3 to 12 letters) of this split: needle keys, noise,
+  // the cwe/fwe vocabularies and the names in the QA documents.
+  std::vector<std::string> words;
+  // Prose paragraphs of this split, whitespace collapsed to single spaces, printable ASCII:
+  // the essay haystack, and plain text for LM training.
+  std::vector<std::string> essay;
+
+  // words: /usr/share/dict/american-english (Debian wamerican). essay: the plain-text fortune
+  // files in /usr/share/games/fortunes (Debian fortunes; entries separated by lines holding "%";
+  // *.dat indexes, *.u8 links, subfolders such as off/, and the art/ascii-art files are
+  // skipped). A word or an entry belongs to a split by a fixed FNV-1a hash of its text, so the
+  // two splits are disjoint and the same on every machine. Throws dapx::Error naming the missing
+  // path and the Debian package to install.
+  static TextSources load(Split split,
+                          const std::filesystem::path& dict = "/usr/share/dict/american-english",
+                          const std::filesystem::path& fortunes_dir = "/usr/share/games/fortunes");
+};
+
+// 64-bit FNV-1a: the fixed hash that assigns words and paragraphs to a split.
+uint64_t fnv1a64(std::string_view text);
+
+// The split a word or paragraph belongs to.
+Split split_of(std::string_view text);
+
+}  // namespace dapx::eval

@@ -1,0 +1,284 @@
+#include "train/trainer.h"
+
+#include <torch/optim/adamw.h>
+
+#include <chrono>
+#include <cmath>
+#include <sstream>
+
+#include "engine/generator.h"
+#include "engine/model.h"
+#include "eval/text_sources.h"
+#include "train/checkpoint.h"
+#include "util/error.h"
+
+namespace dapx {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double seconds_since(Clock::time_point t0) {
+  return std::chrono::duration<double>(Clock::now() - t0).count();
+}
+
+// GPT-2-style initialisation: N(0, 0.02) matrices, the projections into the residual stream
+// scaled by 1/sqrt(2 x layers), unit norm gains, zero biases.
+void reinitialise(const LoadedModel& model, uint64_t seed) {
+  at::NoGradGuard no_grad;
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(seed);
+  const double residual = 0.02 / std::sqrt(2.0 * model.config.num_layers);
+  for (const auto& [name, t] : model.transformer.named_parameters()) {
+    const auto ends = [&](const char* s) {
+      const std::string suffix(s);
+      return name.size() >= suffix.size() &&
+             name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0;
+    };
+    if (ends("norm.weight"))
+      t.fill_(1.0);
+    else if (ends(".bias"))
+      t.zero_();
+    else
+      t.normal_(0.0, ends("o_proj.weight") || ends("down_proj.weight") ? residual : 0.02, gen);
+  }
+}
+
+// Scales the gradients so that their global L2 norm is at most max_norm; returns the norm
+// before clipping.
+double clip_gradients(const std::vector<at::Tensor>& params, double max_norm) {
+  at::NoGradGuard no_grad;
+  double sum = 0;
+  for (const at::Tensor& p : params)
+    if (p.grad().defined()) sum += p.grad().pow(2).sum().item<double>();
+  const double norm = std::sqrt(sum);
+  if (norm > max_norm)
+    for (const at::Tensor& p : params)
+      if (p.grad().defined()) p.mutable_grad().mul_(max_norm / (norm + 1e-6));
+  return norm;
+}
+
+double learning_rate(const TrainOptions& o, int step, int total) {
+  if (step < o.warmup_steps) return o.lr * (step + 1) / o.warmup_steps;
+  const double progress = double(step - o.warmup_steps) / std::max(1, total - o.warmup_steps);
+  const double cosine = 0.5 * (1.0 + std::cos(M_PI * std::min(1.0, progress)));
+  return o.lr * (o.min_lr_fraction + (1.0 - o.min_lr_fraction) * cosine);
+}
+
+// What the step's loss is normalised by: task examples (each example's answer tokens are
+// averaged first, so a ten-word answer weighs as much as a seven-digit one) and the
+// non-answer tokens of the whole step.
+struct StepCounts {
+  int64_t task_examples = 0, other = 0, tokens = 0;
+};
+
+StepCounts count_targets(const std::vector<Example>& batch) {
+  StepCounts c;
+  for (const Example& ex : batch) {
+    bool has_answer = false;
+    for (size_t j = 1; j < ex.tokens.size(); ++j) {
+      has_answer |= ex.answer[j];
+      c.other += ex.answer[j] ? 0 : 1;
+    }
+    c.task_examples += has_answer ? 1 : 0;
+    c.tokens += static_cast<int64_t>(ex.tokens.size());
+  }
+  return c;
+}
+
+// Greedy, full KV, on held-out samples of the evaluation split (same seeds every time).
+EvalReport evaluate(const LoadedModel& model, const eval::TaskSuite& suite,
+                    const std::vector<std::string>& candidates, int length, int samples, int step) {
+  at::NoGradGuard no_grad;
+  EvalReport r;
+  std::vector<std::string> tasks;
+  for (const std::string& t : candidates)
+    if (suite.min_tokens(t, model.tokenizer) <= length) tasks.push_back(t);
+  if (tasks.empty()) return r;
+  r.step = step;
+  r.length = length;
+  FullKV full;
+  for (int i = 0; i < samples; ++i) {
+    const std::string& task = tasks[i % tasks.size()];
+    const eval::Sample s = suite.make(task, model.tokenizer, length, 1000 + i);
+    GenerationParams params;
+    params.max_new_tokens = std::min(s.max_new_tokens, 48);
+    const GenerationResult g = generate(model, full, model.tokenizer.encode(s.prompt()), params);
+    r.score += s.metric == "string_match_part" ? eval::string_match_part(g.text, s.answers)
+                                               : eval::string_match_all(g.text, s.answers);
+    ++r.samples;
+  }
+  r.score /= std::max(1, r.samples);
+  return r;
+}
+
+}  // namespace
+
+std::vector<CurriculumStage> parse_curriculum(const std::string& text) {
+  std::vector<CurriculumStage> out;
+  std::stringstream ss(text);
+  std::string item;
+  while (std::getline(ss, item, ',')) {
+    const size_t colon = item.find(':');
+    CurriculumStage s;
+    try {
+      if (colon == std::string::npos) throw std::invalid_argument("no colon");
+      size_t used = 0;
+      s.max_tokens = std::stoi(item.substr(0, colon), &used);
+      s.steps = std::stoi(item.substr(colon + 1));
+    } catch (const std::exception&) {
+      throw Error("curriculum stage '" + item + "' is not TOKENS:STEPS (e.g. 512:200)");
+    }
+    if (s.max_tokens < 16 || s.steps < 1)
+      throw Error("curriculum stage '" + item + "': tokens must be >= 16 and steps >= 1");
+    out.push_back(s);
+  }
+  if (out.empty()) throw Error("curriculum is empty; give stages like 512:200,1024:300");
+  return out;
+}
+
+void train(const TrainOptions& o, const TrainCallbacks& cb) {
+  if (o.curriculum.empty()) throw Error("train: no curriculum");
+  if (o.tokens_per_step < 1) throw Error("train: tokens per step must be >= 1");
+  ComputeOptions copts;
+  copts.weight_dtype = at::kFloat;
+  copts.trainable = true;
+  const std::unique_ptr<LoadedModel> model = LoadedModel::load(o.init, copts);
+  const ModelConfig& cfg = model->config;
+  for (const CurriculumStage& s : o.curriculum)
+    if (s.max_tokens > cfg.max_position_embeddings)
+      throw Error("curriculum stage of " + std::to_string(s.max_tokens) +
+                  " tokens exceeds the model's context (" +
+                  std::to_string(cfg.max_position_embeddings) + ")");
+  if (cfg.eos_token_ids.empty()) throw Error("train: the model has no eos_token_id");
+  if (o.reinit) reinitialise(*model, o.seed);
+
+  const eval::TextSources train_text = eval::TextSources::load(eval::Split::Train);
+  const TrainingData data(
+      model->tokenizer,
+      eval::TaskSuite(o.data_dir / "eval" / "train_templates.json", train_text, eval::Split::Train),
+      train_text.essay, o.mix, cfg.eos_token_ids.front());
+  const eval::TaskSuite held_out(o.data_dir / "eval" / "ruler_templates.json",
+                                 eval::TextSources::load(eval::Split::Eval), eval::Split::Eval);
+
+  // AdamW; no weight decay on gains and biases.
+  std::vector<at::Tensor> decayed, plain, all;
+  for (const auto& [name, t] : model->transformer.named_parameters()) {
+    (t.dim() >= 2 ? decayed : plain).push_back(t);
+    all.push_back(t);
+  }
+  std::vector<torch::optim::OptimizerParamGroup> groups;
+  groups.emplace_back(
+      decayed,
+      std::make_unique<torch::optim::AdamWOptions>(
+          torch::optim::AdamWOptions(o.lr).betas({0.9, 0.95}).weight_decay(o.weight_decay)));
+  groups.emplace_back(plain,
+                      std::make_unique<torch::optim::AdamWOptions>(
+                          torch::optim::AdamWOptions(o.lr).betas({0.9, 0.95}).weight_decay(0)));
+  torch::optim::AdamW optimizer(groups, torch::optim::AdamWOptions(o.lr));
+
+  nlohmann::json state = load_train_state(o.init);
+  nlohmann::json part = {{"command", o.command},
+                         {"init", o.init.string()},
+                         {"reinit", o.reinit},
+                         {"seed", o.seed},
+                         {"tokens_per_step", o.tokens_per_step},
+                         {"lr", o.lr},
+                         {"lm_weight", o.lm_weight},
+                         {"text_share", o.mix.text_share},
+                         {"curriculum", nlohmann::json::array()},
+                         {"log", nlohmann::json::array()},
+                         {"eval", nlohmann::json::array()}};
+  for (const CurriculumStage& s : o.curriculum)
+    part["curriculum"].push_back({{"max_tokens", s.max_tokens}, {"steps", s.steps}});
+  const auto save = [&](int steps_done, double wall_s) {
+    nlohmann::json st = state;
+    nlohmann::json p = part;
+    p["steps_done"] = steps_done;
+    p["wall_s"] = wall_s;
+    st["parts"].push_back(p);
+    save_checkpoint(*model, o.out, o.save_dtype, st);
+    if (cb.on_save) cb.on_save(o.out);
+  };
+
+  int total = 0;
+  for (const CurriculumStage& s : o.curriculum) total += s.steps;
+  std::mt19937_64 rng(o.seed * 0x9E3779B97F4A7C15ull + 1);
+  const Clock::time_point t0 = Clock::now();
+  int step = 0;
+  for (const CurriculumStage& stage : o.curriculum) {
+    for (int i = 0; i < stage.steps; ++i, ++step) {
+      const Clock::time_point ts = Clock::now();
+      std::vector<Example> batch;
+      int64_t tokens = 0;
+      while (tokens < o.tokens_per_step) {
+        batch.push_back(data.next(stage.max_tokens, rng));
+        tokens += static_cast<int64_t>(batch.back().tokens.size());
+      }
+      const StepCounts counts = count_targets(batch);
+      StepReport r;
+      r.step = step + 1;
+      r.total_steps = total;
+      r.max_tokens = stage.max_tokens;
+      r.examples = static_cast<int>(batch.size());
+      r.tokens = static_cast<int>(counts.tokens);
+      r.lr = learning_rate(o, step, total);
+      int task_examples = 0, exact = 0;
+      for (const Example& ex : batch) {
+        const int64_t n = static_cast<int64_t>(ex.tokens.size());
+        const std::vector<int> inputs(ex.tokens.begin(), ex.tokens.end() - 1);
+        const at::Tensor targets =
+            at::tensor(std::vector<int64_t>(ex.tokens.begin() + 1, ex.tokens.end()), at::kLong);
+        std::vector<float> is_answer(n - 1);
+        for (int64_t j = 1; j < n; ++j) is_answer[j - 1] = ex.answer[j] ? 1.f : 0.f;
+        const at::Tensor answer = at::tensor(is_answer);
+        const at::Tensor logits = model->transformer.sequence_logits(inputs);
+        const at::Tensor ce =
+            at::nll_loss(at::log_softmax(logits, -1), targets, {}, at::Reduction::None);
+        const double answers = std::max(1.0, answer.sum().item<double>());
+        const at::Tensor answer_mean = (ce * answer).sum() / answers;
+        const at::Tensor other_sum = (ce * (1 - answer)).sum();
+        const at::Tensor loss = answer_mean / double(std::max<int64_t>(1, counts.task_examples)) +
+                                other_sum * (o.lm_weight / std::max<int64_t>(1, counts.other));
+        loss.backward();
+        r.answer_loss += answer_mean.item<double>() / std::max<int64_t>(1, counts.task_examples);
+        r.lm_loss += other_sum.item<double>() / std::max<int64_t>(1, counts.other);
+        if (ex.task != "text") {
+          ++task_examples;
+          const at::Tensor hit = (logits.detach().argmax(-1) == targets) | (answer == 0);
+          exact += hit.all().item<bool>() ? 1 : 0;
+        }
+      }
+      r.loss = r.answer_loss + o.lm_weight * r.lm_loss;
+      r.answer_accuracy = task_examples ? double(exact) / task_examples : 0.0;
+      r.grad_norm = clip_gradients(all, o.clip);
+      for (auto& g : optimizer.param_groups())
+        static_cast<torch::optim::AdamWOptions&>(g.options()).lr(r.lr);
+      optimizer.step();
+      optimizer.zero_grad();
+      r.elapsed_s = seconds_since(t0);
+      r.tokens_per_s = counts.tokens / std::max(1e-9, seconds_since(ts));
+      if (cb.on_step) cb.on_step(r);
+      if (r.step % 10 == 0 || r.step == total)
+        part["log"].push_back({{"step", r.step},
+                               {"max_tokens", r.max_tokens},
+                               {"loss", r.loss},
+                               {"answer_loss", r.answer_loss},
+                               {"lm_loss", r.lm_loss},
+                               {"answer_accuracy", r.answer_accuracy},
+                               {"elapsed_s", r.elapsed_s}});
+      const bool last = r.step == total;
+      if ((o.eval_every > 0 && r.step % o.eval_every == 0) || last) {
+        const std::vector<std::string> tasks = data.tasks_fitting(stage.max_tokens);
+        if (o.eval_samples > 0) {
+          const EvalReport e =
+              evaluate(*model, held_out, tasks, stage.max_tokens - 64, o.eval_samples, r.step);
+          part["eval"].push_back(
+              {{"step", e.step}, {"length", e.length}, {"score", e.score}, {"samples", e.samples}});
+          if (cb.on_eval) cb.on_eval(e);
+        }
+      }
+      if ((o.save_every > 0 && r.step % o.save_every == 0) || last) save(r.step, r.elapsed_s);
+    }
+  }
+}
+
+}  // namespace dapx

@@ -1,0 +1,64 @@
+#pragma once
+// `dapx train`: LibTorch autograd over the inference model's own layers
+// (Transformer::sequence_logits), AdamW, linear warm-up + cosine decay, gradient clipping, a
+// length curriculum, periodic greedy evaluation on held-out samples, HF checkpoints.
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "io/safetensors.h"
+#include "train/training_data.h"
+
+namespace dapx {
+
+struct CurriculumStage {
+  int max_tokens = 0;  // longest example of the stage
+  int steps = 0;
+};
+// "512:200,1024:300": 200 steps at up to 512 tokens, then 300 at up to 1024.
+std::vector<CurriculumStage> parse_curriculum(const std::string& text);
+
+struct TrainOptions {
+  std::filesystem::path init;  // HF directory to start from (its weights and tokenizer)
+  std::filesystem::path out;   // checkpoint directory (may equal init)
+  bool reinit = false;         // replace init's weights by a fresh training initialisation
+  std::vector<CurriculumStage> curriculum;
+  int tokens_per_step = 8192;  // examples are added to a step until it holds this many tokens
+  double lr = 1e-3, min_lr_fraction = 0.1, weight_decay = 0.1, clip = 1.0;
+  int warmup_steps = 50;
+  // Loss = mean over task examples of their mean answer-token cross-entropy + lm_weight x
+  // mean cross-entropy over all other tokens of the step.
+  double lm_weight = 0.1;
+  DataMix mix;
+  uint64_t seed = 0;
+  int eval_every = 100;  // steps; 0: only at the end
+  int eval_samples = 16;
+  int save_every = 100;  // steps; 0: only at the end
+  DType save_dtype = DType::BF16;
+  std::filesystem::path data_dir;  // holds eval/{ruler,train}_templates.json
+  std::string command;             // recorded in train_state.json
+};
+
+struct StepReport {
+  int step = 0, total_steps = 0, max_tokens = 0, examples = 0, tokens = 0;
+  double loss = 0, answer_loss = 0, lm_loss = 0;
+  double answer_accuracy = 0;  // task examples whose every answer token is the argmax
+  double lr = 0, grad_norm = 0, tokens_per_s = 0, elapsed_s = 0;
+};
+
+struct EvalReport {
+  int step = 0, length = 0, samples = 0;
+  double score = 0;  // RULER score (x100), greedy, full KV, held-out (evaluation split)
+};
+
+struct TrainCallbacks {
+  std::function<void(const StepReport&)> on_step;
+  std::function<void(const EvalReport&)> on_eval;
+  std::function<void(const std::filesystem::path&)> on_save;
+};
+
+void train(const TrainOptions& opts, const TrainCallbacks& callbacks);
+
+}  // namespace dapx

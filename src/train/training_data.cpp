@@ -1,0 +1,79 @@
+#include "train/training_data.h"
+
+#include <algorithm>
+
+#include "util/error.h"
+
+namespace dapx {
+
+TrainingData::TrainingData(const Tokenizer& tok, eval::TaskSuite suite,
+                           std::vector<std::string> prose, const DataMix& mix, int eos)
+    : tok_(tok), suite_(std::move(suite)), prose_(std::move(prose)), mix_(mix), eos_(eos) {
+  const std::vector<std::string> known = suite_.task_names();
+  const std::vector<std::string>& wanted = mix_.tasks.empty() ? known : mix_.tasks;
+  for (const std::string& t : wanted) {
+    if (std::find(known.begin(), known.end(), t) == known.end())
+      throw Error("training data: unknown task '" + t + "'");
+    // The completion and EOS come on top of the prompt: keep a margin for them.
+    min_tokens_.emplace_back(t, suite_.min_tokens(t, tok_) + 64);
+  }
+  if (mix_.text_share < 0 || mix_.text_share > 1)
+    throw Error("training data: text share must be in [0, 1]");
+}
+
+std::vector<std::string> TrainingData::tasks_fitting(int max_tokens) const {
+  std::vector<std::string> out;
+  for (const auto& [task, min_tokens] : min_tokens_)
+    if (min_tokens <= max_tokens) out.push_back(task);
+  return out;
+}
+
+Example TrainingData::next(int max_tokens, std::mt19937_64& rng) const {
+  const std::vector<std::string> fitting = tasks_fitting(max_tokens);
+  std::uniform_real_distribution<double> unit(0.0, 1.0);
+  if (fitting.empty() || unit(rng) < mix_.text_share) {
+    if (mix_.text_share <= 0)
+      throw Error("training data: no task fits " + std::to_string(max_tokens) + " tokens");
+    return prose(max_tokens, rng);
+  }
+  const std::string& task = fitting[rng() % fitting.size()];
+  const int task_min = std::find_if(min_tokens_.begin(), min_tokens_.end(), [&](const auto& m) {
+                         return m.first == task;
+                       })->second;
+  const int lo = std::max(task_min, static_cast<int>(mix_.min_fraction * max_tokens));
+  const int hi = std::max(lo, max_tokens - 64);  // room for the completion and EOS
+  const int length = std::uniform_int_distribution<int>(std::min(lo, hi), hi)(rng);
+  const eval::Sample s = suite_.make(task, tok_, length, rng());
+  Example ex;
+  ex.task = task;
+  ex.tokens = tok_.encode(s.prompt());
+  ex.answer.assign(ex.tokens.size(), false);
+  std::vector<int> completion = tok_.encode(s.completion);
+  completion.push_back(eos_);
+  ex.tokens.insert(ex.tokens.end(), completion.begin(), completion.end());
+  ex.answer.resize(ex.tokens.size(), true);
+  if (static_cast<int>(ex.tokens.size()) > max_tokens) {  // a long completion: drop context
+    const size_t cut = ex.tokens.size() - max_tokens;
+    ex.tokens.erase(ex.tokens.begin(), ex.tokens.begin() + cut);
+    ex.answer.erase(ex.answer.begin(), ex.answer.begin() + cut);
+  }
+  return ex;
+}
+
+// Consecutive paragraphs from a random start, up to max_tokens.
+Example TrainingData::prose(int max_tokens, std::mt19937_64& rng) const {
+  const std::vector<std::string>& essay = prose_;
+  if (essay.empty()) throw Error("training data: no prose in the training split");
+  Example ex;
+  ex.task = "text";
+  for (size_t i = rng() % essay.size(); static_cast<int>(ex.tokens.size()) < max_tokens;
+       i = (i + 1) % essay.size()) {
+    const std::vector<int> ids = tok_.encode(essay[i] + "\n\n");
+    ex.tokens.insert(ex.tokens.end(), ids.begin(), ids.end());
+  }
+  ex.tokens.resize(max_tokens);
+  ex.answer.assign(ex.tokens.size(), false);
+  return ex;
+}
+
+}  // namespace dapx
