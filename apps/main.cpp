@@ -9,6 +9,8 @@ void register_generate(CLI::App& app);
 void register_make_model(CLI::App& app);
 void register_tokenize(CLI::App& app);
 void register_train(CLI::App& app);
+void register_eval(CLI::App& app);
+void register_demo(CLI::App& app);
 }  // namespace dapx::cli
 
 int main(int argc, char** argv) {
@@ -22,6 +24,8 @@ int main(int argc, char** argv) {
   dapx::cli::register_make_model(app);
   dapx::cli::register_tokenize(app);
   dapx::cli::register_train(app);
+  dapx::cli::register_eval(app);
+  dapx::cli::register_demo(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

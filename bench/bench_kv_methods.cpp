@@ -19,10 +19,13 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "methods/registry.h"
 #include "svg_chart.h"
 #include "tokenizer/tokenizer.h"
 
 namespace fs = std::filesystem;
+using dapx::is_prompt_method;  // the method lists live in the registry
+using dapx::uses_draft;
 
 namespace {
 
@@ -57,16 +60,6 @@ nlohmann::json run_dapx(const std::string& cmd) {
   while (size_t got = fread(buf, 1, sizeof buf, pipe)) out.append(buf, got);
   if (pclose(pipe) != 0) throw std::runtime_error("failed: " + cmd);
   return nlohmann::json::parse(out);
-}
-
-bool is_prompt_method(const std::string& name) {
-  return name == "specpc" || name == "speckv-pc" || name == "target-pc" || name == "ppl-pc" ||
-         name == "random-pc";
-}
-
-// Methods that load the draft; the others run without it, so their memory excludes it.
-bool uses_draft(const std::string& name) {
-  return name == "speckv" || name == "specpc" || name == "speckv-pc" || name == "ppl-pc";
 }
 
 // Bytes of a model directory's safetensors files: the resident weights of a bf16 model, for

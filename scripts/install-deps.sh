@@ -4,7 +4,8 @@ set -euo pipefail
 packages=(build-essential cmake libtorch-dev nlohmann-json3-dev libpcre2-dev
           libutf8proc-dev libcli11-dev libgtest-dev
           libopenblas0-openmp  # LibTorch calls the system BLAS: OpenBLAS, not the reference one
-          wamerican fortunes)  # evaluation and training texts: dictionary words, English prose
+          wamerican fortunes  # evaluation and training texts: dictionary words, English prose
+          gnuplot-nox)        # plots of the evaluation reports
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -20,6 +20,7 @@ nlohmann::json GenerationStats::to_json() const {
           {"weight_bytes", weight_bytes},
           {"draft_weight_bytes", draft_weight_bytes},
           {"peak_rss_bytes", peak_rss_bytes},
+          {"peak_rss_scope", peak_rss_scope},
           {"working_bytes", working_bytes()},
           {"finish_reason", finish_reason},
           {"kv_entries_per_layer", kv_entries_per_layer}};
@@ -84,6 +85,7 @@ class StopStreamer {
 GenerationResult generate(const LoadedModel& model, Method& method, const std::vector<int>& prompt,
                           const GenerationParams& params, const TextCallback& on_text) {
   check_prompt(model.config, prompt, params.max_new_tokens);
+  const bool per_request = reset_peak_rss();
   const Stopwatch total;
   Sampler sampler(params.sampling);
   GenerationResult result;
@@ -135,6 +137,7 @@ GenerationResult generate(const LoadedModel& model, Method& method, const std::v
   st.total_s = total.seconds();
   st.kv_bytes = pre.cache.allocated_bytes();
   st.peak_rss_bytes = peak_rss_bytes();
+  st.peak_rss_scope = per_request ? "request" : "process";
   result.text = streamer.text();
   return result;
 }

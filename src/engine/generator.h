@@ -34,6 +34,7 @@ struct GenerationStats {
   int64_t weight_bytes = 0;                   // the target's
   int64_t draft_weight_bytes = 0;  // the draft's (draft-based methods), set by the caller
   int64_t peak_rss_bytes = 0;
+  std::string peak_rss_scope;  // "request" (reset at the start) or "process" (all-time high)
   // Memory beyond the resident weights: peak RSS - target and draft weights.
   int64_t working_bytes() const { return peak_rss_bytes - weight_bytes - draft_weight_bytes; }
   std::string finish_reason;  // "eos", "stop", "length"

@@ -16,7 +16,11 @@ class Stopwatch {
   std::chrono::steady_clock::time_point start_;
 };
 
-int64_t peak_rss_bytes();     // process high-water mark (getrusage)
+// Resets the peak RSS to the current RSS, so that peak_rss_bytes() reports the peak of what
+// runs next (one request). Linux: writing 5 to /proc/self/clear_refs resets VmHWM. Returns
+// false where that is not possible; the peak is then the process's all-time high.
+bool reset_peak_rss();
+int64_t peak_rss_bytes();     // high-water mark (VmHWM; getrusage where /proc is missing)
 int64_t current_rss_bytes();  // resident now (/proc/self/statm)
 
 }  // namespace dapx

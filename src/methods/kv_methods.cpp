@@ -113,9 +113,73 @@ std::vector<std::string> method_names() {
           "laq",  "specpc",    "speckv-pc", "target-pc", "ppl-pc",    "random-pc"};
 }
 
+bool is_prompt_method(const std::string& name) {
+  return name == "specpc" || name == "speckv-pc" || name == "target-pc" || name == "ppl-pc" ||
+         name == "random-pc";
+}
+
+bool uses_draft(const std::string& name) {
+  return name == "speckv" || name == "specpc" || name == "speckv-pc" || name == "ppl-pc";
+}
+
+void apply_method_params(const std::string& method, const nlohmann::json& params, MethodParams& p) {
+  if (!params.is_object())
+    throw Error("parameters of method '" + method + "' must be a JSON object");
+  for (const auto& [key, value] : params.items()) {
+    const auto fail = [&](const std::string& want) {
+      throw Error("method '" + method + "': parameter '" + key + "' must be " + want + ", got " +
+                  value.dump());
+    };
+    const auto integer = [&](int64_t& field) {
+      if (!value.is_number_integer()) fail("an integer");
+      field = value.get<int64_t>();
+    };
+    const auto text = [&](std::string& field) {
+      if (!value.is_string()) fail("a string");
+      field = value.get<std::string>();
+    };
+    if (key == "budget")
+      integer(p.budget);
+    else if (key == "kv_budget")
+      integer(p.kv_budget);
+    else if (key == "window")
+      integer(p.window);
+    else if (key == "kernel")
+      integer(p.kernel);
+    else if (key == "sinks")
+      integer(p.sinks);
+    else if (key == "lookahead")
+      integer(p.lookahead);
+    else if (key == "vertical")
+      integer(p.vertical);
+    else if (key == "band")
+      integer(p.band);
+    else if (key == "neighbors")
+      integer(p.neighbors);
+    else if (key == "first_layer")
+      integer(p.first_layer);
+    else if (key == "pool")
+      text(p.pool);
+    else if (key == "reduce")
+      text(p.reduce);
+    else if (key == "prefill")
+      text(p.prefill);
+    else if (key == "pyramid_beta") {
+      if (!value.is_number()) fail("a number");
+      p.pyramid_beta = value.get<double>();
+    } else if (key == "seed") {
+      if (!value.is_number_unsigned()) fail("a non-negative integer");
+      p.seed = value.get<uint64_t>();
+    } else {
+      throw Error("method '" + method + "' has no parameter '" + key +
+                  "'; known: budget, kv_budget, window, kernel, pool, reduce, sinks, "
+                  "pyramid_beta, lookahead, prefill, vertical, band, neighbors, first_layer, seed");
+    }
+  }
+}
+
 std::unique_ptr<Method> make_method(const std::string& name, const MethodParams& user) {
-  const bool prompt_method = name == "specpc" || name == "speckv-pc" || name == "target-pc" ||
-                             name == "ppl-pc" || name == "random-pc";
+  const bool prompt_method = is_prompt_method(name);
   MethodParams p = user;
   if (p.budget == -1) p.budget = prompt_method ? 2048 : 256;
   if (prompt_method) return make_prompt_method(name, p);

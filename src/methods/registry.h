@@ -2,6 +2,7 @@
 // Methods by name, with the parameters the CLI exposes. Defaults are each method's own
 // (SnapKV: window 32, kernel 7, max pool, max reduction; H2O: no pooling; StreamingLLM: 4 sinks).
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
@@ -41,5 +42,12 @@ Reduce parse_reduce(const std::string& name, Reduce fallback);
 
 std::unique_ptr<Method> make_method(const std::string& name, const MethodParams& p);
 std::vector<std::string> method_names();
+// Prompt methods (SpecPC and its baselines): the budget counts prompt tokens kept.
+bool is_prompt_method(const std::string& name);
+// Methods that read the draft model (MethodParams::draft).
+bool uses_draft(const std::string& name);
+// Applies parameters given by name (a JSON object, e.g. {"budget": 128, "window": 16}) to
+// `p`. Unknown names and wrong types are errors naming the method and the parameter.
+void apply_method_params(const std::string& method, const nlohmann::json& params, MethodParams& p);
 
 }  // namespace dapx

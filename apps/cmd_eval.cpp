@@ -1,0 +1,200 @@
+// dapx eval: accuracy per task, length, method and budget on the RULER-style suite (generated
+// offline) or user-supplied LongBench JSONL; resumable results, a summary table, a report.
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <iostream>
+
+#include "common.h"
+#include "eval/report.h"
+#include "eval/runner.h"
+#include "methods/registry.h"
+#include "util/error.h"
+
+namespace dapx::cli {
+namespace {
+
+struct Flags {
+  std::string model, draft, suite = "ruler", data, tasks = "all", lengths = "4096",
+                            methods = "full", budgets, out = "eval_results.jsonl", report;
+  std::vector<std::string> params;
+  int samples = 10, max_new_tokens = 0;
+  uint64_t seed = 0;
+  bool json = false;
+  RuntimeFlags runtime;
+};
+
+std::vector<std::string> split(const std::string& s) {
+  std::vector<std::string> out;
+  std::string item;
+  for (char c : s + ",") {
+    if (c == ',') {
+      if (!item.empty()) out.push_back(item);
+      item.clear();
+    } else if (c != ' ') {
+      item += c;
+    }
+  }
+  return out;
+}
+
+std::vector<int64_t> integers(const std::string& s, const char* flag) {
+  std::vector<int64_t> out;
+  for (const std::string& item : split(s)) {
+    try {
+      size_t used = 0;
+      out.push_back(std::stoll(item, &used));
+      if (used != item.size() || out.back() < 1) throw std::invalid_argument(item);
+    } catch (const std::exception&) {
+      throw Error(std::string(flag) + ": '" + item + "' is not a positive integer");
+    }
+  }
+  return out;
+}
+
+// --param METHOD.NAME=VALUE: VALUE as JSON when it parses (numbers), else as a string.
+std::map<std::string, nlohmann::json> method_params(const std::vector<std::string>& given) {
+  std::map<std::string, nlohmann::json> out;
+  for (const std::string& p : given) {
+    const size_t dot = p.find('.'), eq = p.find('=');
+    if (dot == std::string::npos || eq == std::string::npos || dot > eq)
+      throw Error("--param '" + p + "' is not METHOD.NAME=VALUE (e.g. snapkv.window=16)");
+    const std::string value = p.substr(eq + 1);
+    nlohmann::json v = nlohmann::json::parse(value, nullptr, false);
+    if (v.is_discarded()) v = value;
+    out[p.substr(0, dot)][p.substr(dot + 1, eq - dot - 1)] = v;
+  }
+  return out;
+}
+
+eval::EvalPlan make_plan(const Flags& f, const std::vector<std::string>& all_tasks) {
+  eval::EvalPlan plan;
+  plan.tasks = f.tasks == "all" ? all_tasks : split(f.tasks);
+  for (int64_t l : integers(f.lengths, "--lengths")) plan.lengths.push_back(static_cast<int>(l));
+  plan.samples = f.samples;
+  plan.seed = f.seed;
+  plan.max_new_tokens = f.max_new_tokens;
+  const auto params = method_params(f.params);
+  const std::vector<std::string> known = method_names();
+  for (const auto& [method, p] : params)
+    if (std::find(known.begin(), known.end(), method) == known.end())
+      throw Error("--param names unknown method '" + method + "'");
+  const std::vector<int64_t> budgets =
+      f.budgets.empty() ? std::vector<int64_t>{0} : integers(f.budgets, "--budgets");
+  for (const std::string& m : split(f.methods)) {
+    if (std::find(known.begin(), known.end(), m) == known.end())
+      throw Error("unknown method '" + m + "' in --methods; see dapx generate --help");
+    const nlohmann::json p = params.count(m) ? params.at(m) : nlohmann::json::object();
+    if (m == "full") {
+      plan.runs.push_back({m, 0, p});
+      continue;
+    }
+    for (int64_t b : budgets) plan.runs.push_back({m, b, p});
+  }
+  return plan;
+}
+
+class ProgressBar {
+ public:
+  void row(int done, int total, const nlohmann::json& row) {
+    ++new_rows_;
+    const double elapsed =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+    const double rate = new_rows_ / std::max(elapsed, 1e-9);
+    const double eta = (total - done) / std::max(rate, 1e-9);
+    char line[256];
+    std::snprintf(line, sizeof line, "[%d/%d] %.2f rows/s, ETA %dm%02ds | %s %s len %d: %.0f", done,
+                  total, rate, int(eta) / 60, int(eta) % 60, row.value("run", "").c_str(),
+                  row.value("task", "").c_str(), row.value("length", 0), row.value("score", 0.0));
+    if (tty_)
+      std::cerr << "\r" << line << "\033[K" << std::flush;
+    else if (done % 10 == 0 || done == total)
+      std::cerr << line << "\n";
+  }
+  void end() {
+    if (tty_ && new_rows_ > 0) std::cerr << "\n";
+  }
+
+ private:
+  bool tty_ = isatty(STDERR_FILENO) != 0;
+  int new_rows_ = 0;
+  std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now();
+};
+
+void run(const Flags& f) {
+  ComputeOptions opts = apply_runtime_flags(f.runtime);
+  const auto target = LoadedModel::load(f.model, opts);
+  std::unique_ptr<LoadedModel> draft;
+  if (!f.draft.empty()) {
+    draft = LoadedModel::load(f.draft, opts);
+    check_same_tokenizer(*target, *draft);
+  }
+  eval::ResultLog log(f.out);
+  ProgressBar bar;
+  eval::Progress progress;
+  progress.on_row = [&](int done, int total, const nlohmann::json& row) {
+    bar.row(done, total, row);
+  };
+  if (f.suite == "ruler") {
+    const eval::TaskSuite suite(default_data_dir() + "/eval/ruler_templates.json",
+                                eval::TextSources::load(eval::Split::Eval), eval::Split::Eval);
+    const eval::EvalPlan plan = make_plan(f, suite.task_names());
+    eval::run_ruler(*target, draft.get(), suite, plan, log, progress);
+  } else {
+    if (f.data.empty()) throw Error("--suite longbench needs --data DIR (LongBench JSONL files)");
+    const auto config = eval::LongBenchConfig::load(default_data_dir() + "/eval/longbench.json");
+    std::vector<std::string> present;
+    for (const std::string& name : config.names())
+      if (std::filesystem::exists(std::filesystem::path(f.data) / (name + ".jsonl")))
+        present.push_back(name);
+    const eval::EvalPlan plan = make_plan(f, present);
+    eval::run_longbench(*target, draft.get(), config, f.data, plan, log, progress);
+  }
+  bar.end();
+  const nlohmann::json summary = eval::summarize(log.rows());
+  if (f.json)
+    std::cout << summary.dump(2) << "\n";
+  else
+    std::cout << eval::summary_table(summary);
+  if (!f.report.empty()) {
+    eval::write_report(summary, f.report);
+    std::cerr << "report written to " << f.report << "/summary.md\n";
+  }
+}
+
+}  // namespace
+
+void register_eval(CLI::App& app) {
+  auto f = std::make_shared<Flags>();
+  CLI::App* cmd = app.add_subcommand(
+      "eval",
+      "Accuracy per task, length, method and budget: the RULER-style suite generated offline "
+      "(or LongBench JSONL); every method sees the same samples; resumable");
+  cmd->add_option("--model,-m", f->model, "Target model directory")->required();
+  cmd->add_option("--draft,-d", f->draft, "Draft model directory (draft-based methods)");
+  cmd->add_option("--suite", f->suite, "ruler (generated) or longbench (--data)")
+      ->check(CLI::IsMember({"ruler", "longbench"}));
+  cmd->add_option("--data", f->data, "LongBench: directory of <dataset>.jsonl files");
+  cmd->add_option("--tasks", f->tasks, "Comma-separated tasks or datasets, or all");
+  cmd->add_option("--lengths", f->lengths, "RULER prompt lengths in tokens, e.g. 4096,8192");
+  cmd->add_option("--methods", f->methods, "Comma-separated methods, e.g. full,snapkv,speckv");
+  cmd->add_option("--budgets", f->budgets,
+                  "Comma-separated budgets (KV entries per head; prompt tokens for prompt "
+                  "methods; SpecKV's budget for speckv-pc); default: each method's");
+  cmd->add_option("--param", f->params, "METHOD.NAME=VALUE, e.g. speckv.lookahead=8 (repeatable)");
+  cmd->add_option("--samples", f->samples, "Samples per task and length")
+      ->check(CLI::Range(1, 100000));
+  cmd->add_option("--seed", f->seed, "Sample i uses seed + i");
+  cmd->add_option("--max-new-tokens", f->max_new_tokens,
+                  "Generation length (default: the task's, as RULER / LongBench set it)")
+      ->check(CLI::Range(0, 1 << 20));
+  cmd->add_option("--out,-o", f->out,
+                  "Result file (JSONL, one row per generation); rows already there are skipped");
+  cmd->add_flag("--json", f->json, "Print the summary as JSON");
+  cmd->add_option("--report", f->report, "Write summary.md and SVG plots (gnuplot) here");
+  add_runtime_flags(*cmd, f->runtime);
+  cmd->callback([f] { run(*f); });
+}
+
+}  // namespace dapx::cli

@@ -1,0 +1,317 @@
+#include "eval/runner.h"
+
+#include <algorithm>
+#include <fstream>
+#include <optional>
+#include <sstream>
+#include <tuple>
+
+#include "engine/generator.h"
+#include "methods/registry.h"
+#include "util/error.h"
+
+namespace dapx::eval {
+namespace {
+
+// RULER's categories, for the per-category averages of the summary.
+std::string category_of(const std::string& task) {
+  if (task.rfind("niah", 0) == 0) return "niah";
+  if (task == "vt") return "multi-hop tracing";
+  if (task == "cwe" || task == "fwe") return "aggregation";
+  if (task.rfind("qa", 0) == 0) return "qa";
+  return "longbench";
+}
+
+std::unique_ptr<Method> build_method(const MethodRun& run, const LoadedModel* draft) {
+  MethodParams p;
+  apply_method_params(run.method, run.params, p);
+  if (run.budget > 0) (run.method == "speckv-pc" ? p.kv_budget : p.budget) = run.budget;
+  if (uses_draft(run.method)) {
+    if (!draft) throw Error("method '" + run.method + "' needs a draft model (--draft DIR)");
+    p.draft = &draft->transformer;
+  }
+  return make_method(run.method, p);
+}
+
+// Every run is built once before anything is generated: a parameter or budget a method
+// rejects stops the evaluation before the first row, not in the middle.
+void check_runs(const EvalPlan& plan, const LoadedModel* draft) {
+  if (plan.runs.empty()) throw Error("no method to evaluate");
+  if (plan.samples < 1) throw Error("samples must be >= 1");
+  for (const MethodRun& run : plan.runs) {
+    try {
+      build_method(run, draft);
+    } catch (const Error& e) {
+      throw Error("run " + run.label() + ": " + e.what());
+    }
+  }
+}
+
+double mean(const std::vector<double>& v) {
+  double s = 0;
+  for (double x : v) s += x;
+  return v.empty() ? 0.0 : s / v.size();
+}
+
+}  // namespace
+
+nlohmann::json run_one(const LoadedModel& target, const LoadedModel* draft, const MethodRun& run,
+                       const std::vector<int>& prompt, const GenerationParams& params) {
+  const std::unique_ptr<Method> method = build_method(run, draft);
+  GenerationResult g = generate(target, *method, prompt, params);
+  if (draft && uses_draft(run.method))
+    g.stats.draft_weight_bytes = draft->transformer.weight_bytes();
+  return {{"method", run.method},
+          {"budget", run.budget},
+          {"params", run.params},
+          {"run", run.label()},
+          {"prompt_tokens", prompt.size()},
+          {"output", g.text},
+          {"generated_tokens", g.stats.generated_tokens},
+          {"finish_reason", g.stats.finish_reason},
+          {"ttft_s", g.stats.ttft_s},
+          {"total_s", g.stats.total_s},
+          {"kv_bytes", g.stats.kv_bytes},
+          {"kv_bytes_full", g.stats.kv_bytes_full},
+          {"peak_rss_bytes", g.stats.peak_rss_bytes},
+          {"peak_rss_scope", g.stats.peak_rss_scope}};
+}
+
+std::string MethodRun::label() const {
+  std::string s = method;
+  if (budget > 0) s += "@" + std::to_string(budget);
+  if (!params.empty()) s += params.dump();
+  return s;
+}
+
+ResultLog::ResultLog(const std::filesystem::path& path) : path_(path) {
+  std::ifstream in(path);
+  if (!in) return;  // a new file
+  std::vector<std::string> lines;
+  for (std::string line; std::getline(in, line);) lines.push_back(line);
+  size_t good_bytes = 0;
+  for (size_t i = 0; i < lines.size(); ++i) {
+    if (lines[i].empty()) continue;
+    nlohmann::json row = nlohmann::json::parse(lines[i], nullptr, false);
+    if (row.is_discarded() || !row.is_object()) {
+      if (i + 1 == lines.size()) {  // cut short by a killed run: drop it
+        std::filesystem::resize_file(path, good_bytes);
+        break;
+      }
+      throw Error(path.string() + ":" + std::to_string(i + 1) +
+                  ": not a JSON object; fix or remove the line to resume");
+    }
+    good_bytes += lines[i].size() + 1;
+    try {
+      keys_.insert(key_of(row));
+    } catch (const Error& e) {
+      throw Error(path.string() + ":" + std::to_string(i + 1) + ": " + e.what());
+    }
+    rows_.push_back(std::move(row));
+  }
+}
+
+std::string ResultLog::key_of(const nlohmann::json& row) {
+  try {
+    return row.at("suite").get<std::string>() + "|" + row.at("task").get<std::string>() + "|" +
+           std::to_string(row.at("length").get<int64_t>()) + "|" +
+           row.at("run").get<std::string>() + "|" + std::to_string(row.at("sample").get<int>());
+  } catch (const nlohmann::json::exception& e) {
+    throw Error("a result row lacks its key fields (suite, task, length, run, sample): " +
+                std::string(e.what()));
+  }
+}
+
+void ResultLog::append(const nlohmann::json& row) {
+  std::ofstream out(path_, std::ios::app);
+  out << row.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
+  out.flush();
+  if (!out) throw Error("cannot append to '" + path_.string() + "'");
+  keys_.insert(key_of(row));
+  rows_.push_back(row);
+}
+
+void run_ruler(const LoadedModel& target, const LoadedModel* draft, const TaskSuite& suite,
+               const EvalPlan& plan, ResultLog& log, const Progress& progress) {
+  check_runs(plan, draft);
+  for (const std::string& task : plan.tasks) {
+    const int shortest = suite.min_tokens(task, target.tokenizer);
+    for (int length : plan.lengths)
+      if (length < shortest)
+        throw Error("task " + task + " needs at least " + std::to_string(shortest) +
+                    " tokens; length " + std::to_string(length) + " is too short");
+  }
+  const int total =
+      static_cast<int>(plan.lengths.size() * plan.tasks.size() * plan.samples * plan.runs.size());
+  int done = 0;
+  for (int length : plan.lengths) {
+    for (const std::string& task : plan.tasks) {
+      for (int i = 0; i < plan.samples; ++i) {
+        std::optional<Sample> sample;  // made only when some run of it is missing
+        std::vector<int> prompt;
+        for (const MethodRun& run : plan.runs) {
+          nlohmann::json row = {{"suite", "ruler"},
+                                {"task", task},
+                                {"length", length},
+                                {"sample", i},
+                                {"run", run.label()}};
+          if (log.has(ResultLog::key_of(row))) {
+            ++done;
+            continue;
+          }
+          if (!sample) {
+            sample = suite.make(task, target.tokenizer, length, plan.seed + i);
+            prompt = target.tokenizer.encode(sample->prompt());
+          }
+          GenerationParams params;
+          params.max_new_tokens =
+              plan.max_new_tokens > 0 ? plan.max_new_tokens : sample->max_new_tokens;
+          row.update(run_one(target, draft, run, prompt, params));
+          const double score = sample->metric == "string_match_part"
+                                   ? string_match_part(row["output"], sample->answers)
+                                   : string_match_all(row["output"], sample->answers);
+          row.update({{"seed", sample->seed},
+                      {"answers", sample->answers},
+                      {"metric", sample->metric},
+                      {"score", score}});
+          log.append(row);
+          if (progress.on_row) progress.on_row(++done, total, row);
+        }
+      }
+    }
+  }
+}
+
+void run_longbench(const LoadedModel& target, const LoadedModel* draft,
+                   const LongBenchConfig& config, const std::filesystem::path& data_dir,
+                   const EvalPlan& plan, ResultLog& log, const Progress& progress) {
+  check_runs(plan, draft);
+  std::vector<std::pair<const LongBenchDataset*, std::vector<LongBenchRow>>> sets;
+  int total = 0;
+  for (const std::string& name : plan.tasks) {
+    const LongBenchDataset& ds = config.dataset(name);
+    std::vector<LongBenchRow> rows = read_longbench_jsonl(data_dir / (name + ".jsonl"));
+    if (static_cast<int>(rows.size()) > plan.samples) rows.resize(plan.samples);
+    total += static_cast<int>(rows.size() * plan.runs.size());
+    sets.emplace_back(&ds, std::move(rows));
+  }
+  int done = 0;
+  const int64_t context = target.config.max_position_embeddings;
+  for (const auto& [ds, rows] : sets) {
+    for (size_t i = 0; i < rows.size(); ++i) {
+      GenerationParams params;
+      params.max_new_tokens = plan.max_new_tokens > 0 ? plan.max_new_tokens : ds->max_new_tokens;
+      if (ds->stop_at_newline) params.stop = {"\n"};
+      std::vector<int> prompt = target.tokenizer.encode(longbench_prompt(*ds, rows[i]));
+      const int64_t room = context - params.max_new_tokens;
+      if (room < 2) throw Error("the model's context is too short for " + ds->name);
+      if (static_cast<int64_t>(prompt.size()) > room) {  // keep both ends, as LongBench does
+        const int64_t half = room / 2;
+        std::vector<int> cut(prompt.begin(), prompt.begin() + half);
+        cut.insert(cut.end(), prompt.end() - (room - half), prompt.end());
+        prompt = std::move(cut);
+      }
+      for (const MethodRun& run : plan.runs) {
+        nlohmann::json row = {{"suite", "longbench"},
+                              {"task", ds->name},
+                              {"length", static_cast<int64_t>(prompt.size())},
+                              {"sample", static_cast<int>(i)},
+                              {"run", run.label()}};
+        if (log.has(ResultLog::key_of(row))) {
+          ++done;
+          continue;
+        }
+        row.update(run_one(target, draft, run, prompt, params));
+        row.update({{"id", rows[i].id},
+                    {"answers", rows[i].answers},
+                    {"metric", ds->metric},
+                    {"score", longbench_score(*ds, row["output"], rows[i])}});
+        log.append(row);
+        if (progress.on_row) progress.on_row(++done, total, row);
+      }
+    }
+  }
+}
+
+nlohmann::json summarize(const std::vector<nlohmann::json>& rows) {
+  struct Cell {
+    std::vector<double> score, ttft, total, kv, kv_full;
+  };
+  std::map<std::tuple<std::string, int64_t, std::string>, Cell> cells, cats;
+  std::vector<std::string> run_order;
+  nlohmann::json run_info = nlohmann::json::object();
+  for (const nlohmann::json& r : rows) {
+    const std::string run = r.at("run"), task = r.at("task");
+    if (std::find(run_order.begin(), run_order.end(), run) == run_order.end()) {
+      run_order.push_back(run);
+      run_info[run] = {{"method", r.at("method")}, {"budget", r.at("budget")}};
+    }
+    const int64_t length = r.at("suite") == "ruler" ? r.at("length").get<int64_t>() : 0;
+    for (auto* target : {&cells[{task, length, run}], &cats[{category_of(task), length, run}],
+                         &cats[{"all", length, run}]}) {
+      target->score.push_back(r.at("score"));
+      target->ttft.push_back(r.value("ttft_s", 0.0));
+      target->total.push_back(r.value("total_s", 0.0));
+      target->kv.push_back(r.value("kv_bytes", 0.0));
+      target->kv_full.push_back(r.value("kv_bytes_full", 0.0));
+    }
+  }
+  const auto dump = [&](const auto& map, const char* what) {
+    nlohmann::json out = nlohmann::json::array();
+    for (const auto& [key, c] : map)
+      out.push_back({{what, std::get<0>(key)},
+                     {"length", std::get<1>(key)},
+                     {"run", std::get<2>(key)},
+                     {"samples", c.score.size()},
+                     {"score", mean(c.score)},
+                     {"ttft_s", mean(c.ttft)},
+                     {"total_s", mean(c.total)},
+                     {"kv_bytes", mean(c.kv)},
+                     {"kv_ratio", mean(c.kv_full) > 0 ? mean(c.kv) / mean(c.kv_full) : 1.0}});
+    return out;
+  };
+  return {{"runs", run_order},
+          {"run_info", run_info},
+          {"cells", dump(cells, "task")},
+          {"categories", dump(cats, "category")}};
+}
+
+std::string summary_table(const nlohmann::json& summary) {
+  const std::vector<std::string> runs = summary.at("runs");
+  std::map<int64_t, std::map<std::string, std::map<std::string, double>>> table;  // len/row/run
+  std::map<int64_t, std::vector<std::string>> row_order;
+  const auto add = [&](const nlohmann::json& c, const std::string& name) {
+    const int64_t len = c.at("length");
+    auto& row = table[len][name];
+    if (row.empty()) row_order[len].push_back(name);
+    row[c.at("run")] = c.at("score");
+  };
+  for (const auto& c : summary.at("cells")) add(c, c.at("task"));
+  for (const auto& c : summary.at("categories"))
+    add(c, "avg " + c.at("category").get<std::string>());
+  std::ostringstream out;
+  for (const auto& [len, rows] : table) {
+    out << "\n"
+        << (len > 0 ? "length " + std::to_string(len) : std::string("LongBench")) << "\n\n| task |";
+    for (const auto& r : runs) out << " " << r << " |";
+    out << "\n| --- |";
+    for (size_t i = 0; i < runs.size(); ++i) out << " ---: |";
+    out << "\n";
+    for (const std::string& name : row_order[len]) {
+      out << "| " << name << " |";
+      for (const auto& r : runs) {
+        const auto it = rows.at(name).find(r);
+        char buf[32];
+        if (it == rows.at(name).end())
+          std::snprintf(buf, sizeof buf, " - |");
+        else
+          std::snprintf(buf, sizeof buf, " %.1f |", it->second);
+        out << buf;
+      }
+      out << "\n";
+    }
+  }
+  return out.str();
+}
+
+}  // namespace dapx::eval

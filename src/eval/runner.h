@@ -1,0 +1,77 @@
+#pragma once
+// `dapx eval`: every (length, task, sample) prompt goes through every (method, budget) run on
+// the same target (and draft), one row per generation in a resumable JSONL file.
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "engine/generator.h"
+#include "engine/model.h"
+#include "eval/longbench.h"
+#include "eval/ruler_tasks.h"
+
+namespace dapx::eval {
+
+// One method setting of the grid: a method, its budget (0: the method's default) and extra
+// parameters by name (see apply_method_params).
+struct MethodRun {
+  std::string method;
+  int64_t budget = 0;
+  nlohmann::json params = nlohmann::json::object();
+  std::string label() const;  // "snapkv@128", "speckv-pc@64{...}"
+};
+
+struct EvalPlan {
+  std::vector<std::string> tasks;  // RULER task names, or LongBench dataset names
+  std::vector<int> lengths;        // RULER: prompt tokens (LongBench: ignored)
+  std::vector<MethodRun> runs;
+  int samples = 10;
+  uint64_t seed = 0;       // sample i of a (task, length) has seed seed + i
+  int max_new_tokens = 0;  // 0: the task's own generation length
+};
+
+// Rows already written (loaded at open) plus appends, flushed per row. A last line cut short
+// by a killed run is dropped (and overwritten); any other malformed line is an error naming
+// the file and line.
+class ResultLog {
+ public:
+  explicit ResultLog(const std::filesystem::path& path);
+  bool has(const std::string& key) const { return keys_.count(key) > 0; }
+  void append(const nlohmann::json& row);
+  const std::vector<nlohmann::json>& rows() const { return rows_; }
+  static std::string key_of(const nlohmann::json& row);
+
+ private:
+  std::filesystem::path path_;
+  std::vector<nlohmann::json> rows_;
+  std::set<std::string> keys_;
+};
+
+struct Progress {
+  std::function<void(int done, int total, const nlohmann::json& row)> on_row;
+};
+
+// One generation of `run` on a tokenized prompt: output, timings, KV bytes, peak memory.
+nlohmann::json run_one(const LoadedModel& target, const LoadedModel* draft, const MethodRun& run,
+                       const std::vector<int>& prompt, const GenerationParams& params);
+
+// RULER-style suite. `draft` may be null when no run needs it (checked up front).
+void run_ruler(const LoadedModel& target, const LoadedModel* draft, const TaskSuite& suite,
+               const EvalPlan& plan, ResultLog& log, const Progress& progress);
+// LongBench: DIR/<dataset>.jsonl per dataset in plan.tasks; prompts longer than the context
+// are cut in the middle, as LongBench does.
+void run_longbench(const LoadedModel& target, const LoadedModel* draft,
+                   const LongBenchConfig& config, const std::filesystem::path& data_dir,
+                   const EvalPlan& plan, ResultLog& log, const Progress& progress);
+
+// Mean score per (task, length, run label), RULER category averages, and the runs' mean
+// TTFT, latency and KV bytes: {"cells": [...], "categories": [...]}.
+nlohmann::json summarize(const std::vector<nlohmann::json>& rows);
+// A Markdown table of the summary: rows = task (then categories), columns = run labels.
+std::string summary_table(const nlohmann::json& summary);
+
+}  // namespace dapx::eval

@@ -1,0 +1,185 @@
+// dapx eval's runner on tiny random models: rows per (task, length, sample, run), the same
+// sample for every run, resuming (also after a kill mid-line), summary and report, errors.
+#include <gtest/gtest.h>
+
+#include <fstream>
+
+#include "eval/report.h"
+#include "eval/runner.h"
+#include "methods/registry.h"
+#include "temp_dir.h"
+#include "tiny_models.h"
+#include "util/error.h"
+
+namespace dapx::eval {
+namespace {
+
+struct Fixture {
+  std::unique_ptr<LoadedModel> model;
+  TaskSuite suite;
+  Fixture()
+      : model(LoadedModel::load(testing::tiny_model(Arch::Qwen2), ComputeOptions{})),
+        suite(std::string(DAPX_DATA_DIR) + "/eval/ruler_templates.json",
+              TextSources::load(Split::Eval), Split::Eval) {}
+};
+
+Fixture& fixture() {
+  static Fixture f;
+  return f;
+}
+
+EvalPlan small_plan() {
+  EvalPlan plan;
+  plan.tasks = {"niah_single_1", "vt"};
+  plan.lengths = {520};
+  plan.runs = {{"full", 0, nlohmann::json::object()}, {"snapkv", 64, nlohmann::json::object()}};
+  plan.samples = 2;
+  plan.seed = 11;
+  plan.max_new_tokens = 3;
+  return plan;
+}
+
+int count_lines(const std::filesystem::path& p) {
+  std::ifstream in(p);
+  int n = 0;
+  for (std::string line; std::getline(in, line);) n += line.empty() ? 0 : 1;
+  return n;
+}
+
+template <typename F>
+std::string error_of(F&& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "(no error)";
+}
+
+TEST(EvalRunner, RowsPerSampleAndRunTheSameSampleForEveryRunAndAResumeSkipsThem) {
+  Fixture& fx = fixture();
+  test::TempDir tmp;
+  const auto file = tmp / "results.jsonl";
+  int reported = 0;
+  Progress progress;
+  progress.on_row = [&](int done, int total, const nlohmann::json&) {
+    ++reported;
+    EXPECT_EQ(total, 8);
+    EXPECT_LE(done, total);
+  };
+  {
+    ResultLog log(file);
+    run_ruler(*fx.model, nullptr, fx.suite, small_plan(), log, progress);
+    EXPECT_EQ(log.rows().size(), 8u);
+  }
+  EXPECT_EQ(reported, 8);
+  EXPECT_EQ(count_lines(file), 8);
+  ResultLog log(file);
+  ASSERT_EQ(log.rows().size(), 8u);
+  for (const auto& r : log.rows()) {
+    EXPECT_TRUE(r["score"].get<double>() == 0.0 || r["score"].get<double>() == 100.0);
+    EXPECT_EQ(r["prompt_tokens"].get<int>() <= 520, true);
+    EXPECT_GE(r["prompt_tokens"].get<int>(), 509);  // within 2% of the length
+    for (const auto& o : log.rows())  // same (task, sample): same prompt, whatever the run
+      if (o["task"] == r["task"] && o["sample"] == r["sample"]) {
+        EXPECT_EQ(o["seed"], r["seed"]);
+        EXPECT_EQ(o["prompt_tokens"], r["prompt_tokens"]);
+      }
+    if (r["method"] == "snapkv") {
+      EXPECT_LT(r["kv_bytes"], r["kv_bytes_full"]);
+    }
+  }
+  // Resuming the same plan generates nothing.
+  reported = 0;
+  run_ruler(*fx.model, nullptr, fx.suite, small_plan(), log, progress);
+  EXPECT_EQ(reported, 0);
+  EXPECT_EQ(count_lines(file), 8);
+
+  // Summary, table and report.
+  const nlohmann::json summary = summarize(log.rows());
+  EXPECT_EQ(summary["runs"], nlohmann::json({"full", "snapkv@64"}));
+  const std::string table = summary_table(summary);
+  for (const char* s : {"niah_single_1", "vt", "snapkv@64", "avg all", "length 520"})
+    EXPECT_NE(table.find(s), std::string::npos) << s;
+  write_report(summary, tmp / "report");
+  for (const char* f :
+       {"summary.md", "summary.json", "accuracy_vs_budget_520.svg", "accuracy_vs_length.svg"})
+    EXPECT_TRUE(std::filesystem::exists(tmp / "report" / f)) << f;
+  EXPECT_NE(test::read_file(tmp / "report" / "accuracy_vs_length.svg").find("<svg"),
+            std::string::npos);
+}
+
+TEST(EvalRunner, AKilledRunLosesOnlyTheRowInFlight) {
+  Fixture& fx = fixture();
+  test::TempDir tmp;
+  const auto file = tmp / "results.jsonl";
+  {
+    ResultLog log(file);
+    EvalPlan plan = small_plan();
+    plan.samples = 1;  // 4 rows
+    run_ruler(*fx.model, nullptr, fx.suite, plan, log, {});
+  }
+  // Keep 3 whole rows and half of the fourth, as a kill while writing would.
+  std::string text = test::read_file(file);
+  size_t third = 0;
+  for (int i = 0; i < 3; ++i) third = text.find('\n', third) + 1;
+  test::write_file(file, text.substr(0, third) + text.substr(third, 40));
+  ResultLog log(file);
+  EXPECT_EQ(log.rows().size(), 3u);
+  int generated = 0;
+  Progress progress;
+  progress.on_row = [&](int, int, const nlohmann::json&) { ++generated; };
+  run_ruler(*fx.model, nullptr, fx.suite, small_plan(), log, progress);
+  EXPECT_EQ(generated, 5);  // the lost row and the second samples
+  EXPECT_EQ(count_lines(file), 8);
+  EXPECT_EQ(ResultLog(file).rows().size(), 8u);
+}
+
+TEST(EvalRunner, BadInputIsAClearErrorAndKeepsTheRows) {
+  Fixture& fx = fixture();
+  test::TempDir tmp;
+  const auto file = tmp / "results.jsonl";
+  ResultLog log(file);
+  EvalPlan plan = small_plan();
+  plan.tasks = {"niah_single_9"};
+  EXPECT_NE(error_of([&] {
+              run_ruler(*fx.model, nullptr, fx.suite, plan, log, {});
+            }).find("niah_single_9"),
+            std::string::npos);
+  plan = small_plan();
+  plan.lengths = {100};
+  const std::string short_msg =
+      error_of([&] { run_ruler(*fx.model, nullptr, fx.suite, plan, log, {}); });
+  EXPECT_NE(short_msg.find("100"), std::string::npos) << short_msg;
+  plan = small_plan();
+  plan.runs = {{"snapkv", 16, nlohmann::json::object()}};  // budget 16 <= window 32
+  const std::string budget_msg =
+      error_of([&] { run_ruler(*fx.model, nullptr, fx.suite, plan, log, {}); });
+  EXPECT_NE(budget_msg.find("snapkv@16"), std::string::npos) << budget_msg;
+  EXPECT_NE(budget_msg.find("window"), std::string::npos) << budget_msg;
+  plan.runs = {{"snapkv", 64, {{"windw", 8}}}};
+  const std::string param_msg =
+      error_of([&] { run_ruler(*fx.model, nullptr, fx.suite, plan, log, {}); });
+  EXPECT_NE(param_msg.find("'windw'"), std::string::npos) << param_msg;
+  plan.runs = {{"snapkv", 64, {{"window", "eight"}}}};
+  EXPECT_NE(error_of([&] {
+              run_ruler(*fx.model, nullptr, fx.suite, plan, log, {});
+            }).find("must be an integer"),
+            std::string::npos);
+  plan.runs = {{"speckv", 64, nlohmann::json::object()}};
+  EXPECT_NE(error_of([&] {
+              run_ruler(*fx.model, nullptr, fx.suite, plan, log, {});
+            }).find("needs a draft"),
+            std::string::npos);
+  EXPECT_EQ(log.rows().size(), 0u);
+  EXPECT_FALSE(std::filesystem::exists(file));  // nothing was generated, nothing written
+
+  // A malformed line that is not the last: the file and line are named.
+  test::write_file(file, "{\"suite\":1}\nnot json\n{}\n");
+  EXPECT_NE(error_of([&] { ResultLog bad(file); }).find("results.jsonl:1"), std::string::npos);
+  test::write_file(file, "[1]\nnot json\n{}\n");
+  EXPECT_NE(error_of([&] { ResultLog bad(file); }).find("results.jsonl:1"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace dapx::eval
