@@ -11,6 +11,7 @@ void register_tokenize(CLI::App& app);
 void register_train(CLI::App& app);
 void register_eval(CLI::App& app);
 void register_demo(CLI::App& app);
+void register_analyze(CLI::App& app);
 }  // namespace dapx::cli
 
 int main(int argc, char** argv) {
@@ -26,6 +27,7 @@ int main(int argc, char** argv) {
   dapx::cli::register_train(app);
   dapx::cli::register_eval(app);
   dapx::cli::register_demo(app);
+  dapx::cli::register_analyze(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
