@@ -48,7 +48,8 @@ class TaskSuite {
   const TextSources& sources() const { return sources_; }
 
   // Deterministic for (task, target_tokens, seed). prompt() tokenized with `tok` has the
-  // largest haystack that keeps it <= target_tokens, and is within 2% of it. Throws
+  // largest haystack that keeps it <= target_tokens, and is within 2% of it (the training
+  // split: within 20%, and no 400-token floor, for a length curriculum's short prompts). Throws
   // dapx::Error for an unknown task (listing the known ones) or a length below the task's
   // minimum (naming both numbers).
   Sample make(const std::string& task, const Tokenizer& tok, int target_tokens,

@@ -271,9 +271,13 @@ void train(const TrainOptions& o, const TrainCallbacks& cb) {
         if (o.eval_samples > 0) {
           const EvalReport e =
               evaluate(*model, held_out, tasks, stage.max_tokens - 64, o.eval_samples, r.step);
-          part["eval"].push_back(
-              {{"step", e.step}, {"length", e.length}, {"score", e.score}, {"samples", e.samples}});
-          if (cb.on_eval) cb.on_eval(e);
+          if (e.samples > 0) {  // none when no held-out task fits the stage's length
+            part["eval"].push_back({{"step", e.step},
+                                    {"length", e.length},
+                                    {"score", e.score},
+                                    {"samples", e.samples}});
+            if (cb.on_eval) cb.on_eval(e);
+          }
         }
       }
       if ((o.save_every > 0 && r.step % o.save_every == 0) || last) save(r.step, r.elapsed_s);
