@@ -22,17 +22,6 @@ struct Flags {
   RuntimeFlags runtime;
 };
 
-std::vector<std::string> split(const std::string& s) {
-  std::vector<std::string> out;
-  size_t start = 0;
-  while (start <= s.size()) {
-    const size_t end = std::min(s.find(',', start), s.size());
-    if (end > start) out.push_back(s.substr(start, end - start));
-    start = end + 1;
-  }
-  return out;
-}
-
 // Two gnuplot charts: importance over positions (first prompt), correlation per target layer.
 void write_report(const nlohmann::json& rows, const std::string& dir) {
   std::filesystem::create_directories(dir);
@@ -65,16 +54,14 @@ void write_report(const nlohmann::json& rows, const std::string& dir) {
 
 void run(const Flags& f) {
   const ComputeOptions opts = apply_runtime_flags(f.runtime);
-  const auto target = LoadedModel::load(f.model, opts);
-  const auto draft = LoadedModel::load(f.draft, opts);
-  check_same_tokenizer(*target, *draft);
+  const auto [target, draft] = load_target_and_draft(f.model, f.draft, opts);
   std::vector<std::pair<std::string, std::vector<int>>> prompts;
   if (!f.prompt_file.empty()) {
     prompts.emplace_back(f.prompt_file, target->tokenizer.encode(read_file(f.prompt_file)));
   } else {
     const eval::TaskSuite suite(default_data_dir() + "/eval/ruler_templates.json",
                                 eval::TextSources::load(eval::Split::Eval), eval::Split::Eval);
-    for (const std::string& task : split(f.tasks))
+    for (const std::string& task : split_list(f.tasks))
       for (int i = 0; i < f.samples; ++i)
         prompts.emplace_back(
             task, target->tokenizer.encode(

@@ -27,12 +27,7 @@ std::string last_line(const std::string& text) {
 
 void run(const Flags& f) {
   ComputeOptions opts = apply_runtime_flags(f.runtime);
-  const auto target = LoadedModel::load(f.model, opts);
-  std::unique_ptr<LoadedModel> draft;
-  if (!f.draft.empty()) {
-    draft = LoadedModel::load(f.draft, opts);
-    check_same_tokenizer(*target, *draft);
-  }
+  const auto [target, draft] = load_target_and_draft(f.model, f.draft, opts);
   const eval::TaskSuite suite(default_data_dir() + "/eval/ruler_templates.json",
                               eval::TextSources::load(eval::Split::Eval), eval::Split::Eval);
   const eval::Sample s = suite.make(f.task, target->tokenizer, f.length, f.seed);
@@ -47,10 +42,7 @@ void run(const Flags& f) {
               "kept tokens", "KV KiB", "TTFT s", "total s", "peak MiB");
   GenerationParams params;
   params.max_new_tokens = f.max_new_tokens;
-  std::string list = f.methods + ",";
-  for (size_t pos = 0, next; (next = list.find(',', pos)) != std::string::npos; pos = next + 1) {
-    const std::string m = list.substr(pos, next - pos);
-    if (m.empty()) continue;
+  for (const std::string& m : split_list(f.methods)) {
     eval::MethodRun run{m, m == "full" ? 0 : f.budget, nlohmann::json::object()};
     const nlohmann::json r = eval::run_one(*target, draft.get(), run, prompt, params);
     std::string answer = r["output"];

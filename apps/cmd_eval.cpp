@@ -25,23 +25,9 @@ struct Flags {
   RuntimeFlags runtime;
 };
 
-std::vector<std::string> split(const std::string& s) {
-  std::vector<std::string> out;
-  std::string item;
-  for (char c : s + ",") {
-    if (c == ',') {
-      if (!item.empty()) out.push_back(item);
-      item.clear();
-    } else if (c != ' ') {
-      item += c;
-    }
-  }
-  return out;
-}
-
 std::vector<int64_t> integers(const std::string& s, const char* flag) {
   std::vector<int64_t> out;
-  for (const std::string& item : split(s)) {
+  for (const std::string& item : split_list(s)) {
     try {
       size_t used = 0;
       out.push_back(std::stoll(item, &used));
@@ -70,7 +56,7 @@ std::map<std::string, nlohmann::json> method_params(const std::vector<std::strin
 
 eval::EvalPlan make_plan(const Flags& f, const std::vector<std::string>& all_tasks) {
   eval::EvalPlan plan;
-  plan.tasks = f.tasks == "all" ? all_tasks : split(f.tasks);
+  plan.tasks = f.tasks == "all" ? all_tasks : split_list(f.tasks);
   for (int64_t l : integers(f.lengths, "--lengths")) plan.lengths.push_back(static_cast<int>(l));
   plan.samples = f.samples;
   plan.seed = f.seed;
@@ -82,7 +68,7 @@ eval::EvalPlan make_plan(const Flags& f, const std::vector<std::string>& all_tas
       throw Error("--param names unknown method '" + method + "'");
   const std::vector<int64_t> budgets =
       f.budgets.empty() ? std::vector<int64_t>{0} : integers(f.budgets, "--budgets");
-  for (const std::string& m : split(f.methods)) {
+  for (const std::string& m : split_list(f.methods)) {
     if (std::find(known.begin(), known.end(), m) == known.end())
       throw Error("unknown method '" + m + "' in --methods; see dapx generate --help");
     const nlohmann::json p = params.count(m) ? params.at(m) : nlohmann::json::object();
@@ -124,12 +110,7 @@ class ProgressBar {
 
 void run(const Flags& f) {
   ComputeOptions opts = apply_runtime_flags(f.runtime);
-  const auto target = LoadedModel::load(f.model, opts);
-  std::unique_ptr<LoadedModel> draft;
-  if (!f.draft.empty()) {
-    draft = LoadedModel::load(f.draft, opts);
-    check_same_tokenizer(*target, *draft);
-  }
+  const auto [target, draft] = load_target_and_draft(f.model, f.draft, opts);
   eval::ResultLog log(f.out);
   ProgressBar bar;
   eval::Progress progress;

@@ -56,12 +56,7 @@ void write_selection(const std::string& path, const std::string& method, const M
 
 void run(const GenerateFlags& f) {
   const ComputeOptions opts = apply_runtime_flags(f.runtime);
-  auto model = LoadedModel::load(f.model, opts);
-  std::unique_ptr<LoadedModel> draft;
-  if (!f.draft.empty()) {
-    draft = LoadedModel::load(f.draft, opts);
-    check_same_tokenizer(*model, *draft);
-  }
+  const auto [model, draft] = load_target_and_draft(f.model, f.draft, opts);
   const std::vector<int> prompt = build_prompt(f, *model);
   MethodParams mp = f.method_params;
   mp.record_selection = !f.dump_selection.empty();

@@ -26,17 +26,6 @@ struct Flags {
   TrainOptions opts;
 };
 
-std::vector<std::string> split_commas(const std::string& s) {
-  std::vector<std::string> out;
-  size_t start = 0;
-  while (start <= s.size()) {
-    const size_t end = std::min(s.find(',', start), s.size());
-    if (end > start) out.push_back(s.substr(start, end - start));
-    start = end + 1;
-  }
-  return out;
-}
-
 // A fresh model directory of `shape` (f32, random) holding the tokenizer, to start from.
 void write_initial_model(const Flags& f) {
   if (f.tokenizer.empty()) throw Error("--shape needs --tokenizer FILE (see dapx train-tokenizer)");
@@ -86,7 +75,7 @@ void run_train(Flags& f, const std::string& command) {
   o.out = f.out;
   o.data_dir = default_data_dir();
   o.curriculum = parse_curriculum(f.curriculum);
-  o.mix.tasks = split_commas(f.tasks);
+  o.mix.tasks = split_list(f.tasks);
   o.save_dtype = f.save_dtype == "f32" ? DType::F32 : DType::BF16;
   if (!f.shape.empty() == !f.init.empty())
     throw Error("give either --init DIR (continue from a model) or --shape NAME (start fresh)");

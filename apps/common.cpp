@@ -50,4 +50,29 @@ std::string read_file(const std::string& path) {
 
 std::string default_data_dir() { return DAPX_DATA_DIR; }
 
+std::vector<std::string> split_list(const std::string& s) {
+  std::vector<std::string> out;
+  std::string item;
+  for (char c : s + ",") {
+    if (c == ',') {
+      if (!item.empty()) out.push_back(item);
+      item.clear();
+    } else if (c != ' ') {
+      item += c;
+    }
+  }
+  return out;
+}
+
+std::pair<std::unique_ptr<LoadedModel>, std::unique_ptr<LoadedModel>> load_target_and_draft(
+    const std::string& target_dir, const std::string& draft_dir, const ComputeOptions& opts) {
+  auto target = LoadedModel::load(target_dir, opts);
+  std::unique_ptr<LoadedModel> draft;
+  if (!draft_dir.empty()) {
+    draft = LoadedModel::load(draft_dir, opts);
+    check_same_tokenizer(*target, *draft);
+  }
+  return {std::move(target), std::move(draft)};
+}
+
 }  // namespace dapx::cli
