@@ -4,11 +4,13 @@
 BUILD ?= build
 JOBS  ?= $(shell nproc)
 DAPX  := $(BUILD)/apps/dapx
+# The trained default pair (dapx train; recipe in models/README.md).
+TARGET := models/target
+DRAFT  := models/draft
+DEMO_LENGTH ?= 1000
+DEMO_TASK ?= niah_single_2
+# Random-weight models of real shapes for benchmarks, generated on demand (make models).
 MODELS := models/generated
-TARGET := $(MODELS)/target-small
-DRAFT  := $(MODELS)/draft-tiny
-PROMPT_FILE ?= data/corpus_en.txt
-METHOD ?= speckv
 
 .PHONY: all deps build run test sanitize format clean models bench
 
@@ -23,19 +25,20 @@ $(BUILD)/CMakeCache.txt: | deps
 build: deps $(BUILD)/CMakeCache.txt
 	cmake --build $(BUILD) -j $(JOBS)
 
-# The default pair until a trained pair ships: a random-weight target and draft that share
-# the Qwen2 vocabulary (generated once, a few seconds).
-$(TARGET)/config.json: | build
-	$(DAPX) make-model --arch qwen2 --shape small --seed 1 --out $(TARGET)
-$(DRAFT)/config.json: | build
-	$(DAPX) make-model --arch qwen2 --shape tiny --seed 2 --out $(DRAFT)
-models: $(TARGET)/config.json $(DRAFT)/config.json
+# A random-weight Qwen2-family small target and tiny draft sharing the real Qwen2 vocabulary
+# (generated once, a few seconds): for speed measurements, not for answers.
+$(MODELS)/target-small/config.json: | build
+	$(DAPX) make-model --arch qwen2 --shape small --seed 1 --out $(MODELS)/target-small
+$(MODELS)/draft-tiny/config.json: | build
+	$(DAPX) make-model --arch qwen2 --shape tiny --seed 2 --out $(MODELS)/draft-tiny
+models: $(MODELS)/target-small/config.json $(MODELS)/draft-tiny/config.json
 
-# The main job: SpecKV on the default pair (the draft's lookahead picks the target's KV),
-# a ~1k-token document prompt, budget 256, JSON result with stats.
-run: build models
-	$(DAPX) generate --model $(TARGET) --draft $(DRAFT) --method $(METHOD) --budget 256 \
-	  --chat --prompt-file $(PROMPT_FILE) --max-new-tokens 32 --json
+# The main job: one held-out long needle prompt (evaluation split) through full, SpecKV and
+# SpecKV-PC on the trained pair, side by side: question, expected answer, each method's answer,
+# KV kept, TTFT, total time, peak memory.
+run: build
+	$(DAPX) demo --model $(TARGET) --draft $(DRAFT) --task $(DEMO_TASK) --length $(DEMO_LENGTH) \
+	  --budget 128
 
 test: build
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
