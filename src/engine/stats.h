@@ -1,20 +1,10 @@
 #pragma once
-// Wall-clock timing and process memory figures for the result's stats.
-#include <chrono>
+// Process memory figures for the result's stats (and the Stopwatch, from util/).
 #include <cstdint>
 
+#include "util/stopwatch.h"
+
 namespace dapx {
-
-class Stopwatch {
- public:
-  Stopwatch() : start_(std::chrono::steady_clock::now()) {}
-  double seconds() const {
-    return std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
-  }
-
- private:
-  std::chrono::steady_clock::time_point start_;
-};
 
 // Resets the peak RSS to the current RSS, so that peak_rss_bytes() reports the peak of what
 // runs next (one request). Linux: writing 5 to /proc/self/clear_refs resets VmHWM. Returns

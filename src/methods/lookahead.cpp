@@ -1,6 +1,6 @@
 #include "methods/lookahead.h"
 
-#include "engine/stats.h"
+#include "util/stopwatch.h"
 
 namespace dapx {
 

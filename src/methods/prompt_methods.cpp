@@ -3,10 +3,10 @@
 // for SpecKV-PC (with the draft tokens SpecPC's pass already generated: one draft pass).
 #include <random>
 
-#include "engine/stats.h"
 #include "methods/prompt_selection.h"
 #include "methods/registry.h"
 #include "util/error.h"
+#include "util/stopwatch.h"
 
 namespace dapx {
 

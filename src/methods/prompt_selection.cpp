@@ -4,8 +4,8 @@
 #include <limits>
 #include <unordered_set>
 
-#include "engine/stats.h"
 #include "util/error.h"
+#include "util/stopwatch.h"
 
 namespace dapx {
 namespace {

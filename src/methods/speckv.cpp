@@ -2,10 +2,10 @@
 // first: the memory-hungry peer). Same plan, same press; only the lookahead source differs.
 #include "methods/speckv.h"
 
-#include "engine/stats.h"
 #include "methods/lookahead.h"
 #include "methods/registry.h"
 #include "util/error.h"
+#include "util/stopwatch.h"
 
 namespace dapx {
 
