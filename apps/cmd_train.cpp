@@ -90,6 +90,13 @@ void run_train(Flags& f, const std::string& command) {
   apply_runtime_flags(f.runtime);
   ProgressLine progress;
   TrainCallbacks cb;
+  cb.on_stage = [&](const CurriculumStage& s, const std::vector<std::string>& tasks) {
+    std::string names;
+    for (const std::string& t : tasks) names += (names.empty() ? "" : ",") + t;
+    progress.message("stage: " + std::to_string(s.steps) +
+                     " steps of <= " + std::to_string(s.max_tokens) +
+                     " tokens; tasks that fit: " + (names.empty() ? "none (prose only)" : names));
+  };
   cb.on_step = [&](const StepReport& r) { progress.step(r); };
   cb.on_eval = [&](const EvalReport& e) {
     char line[160];

@@ -168,7 +168,7 @@ void apply_method_params(const std::string& method, const nlohmann::json& params
       if (!value.is_number()) fail("a number");
       p.pyramid_beta = value.get<double>();
     } else if (key == "seed") {
-      if (!value.is_number_unsigned()) fail("a non-negative integer");
+      if (!value.is_number_integer() || value.get<int64_t>() < 0) fail("a non-negative integer");
       p.seed = value.get<uint64_t>();
     } else {
       throw Error("method '" + method + "' has no parameter '" + key +

@@ -199,12 +199,22 @@ void train(const TrainOptions& o, const TrainCallbacks& cb) {
     if (cb.on_save) cb.on_save(o.out);
   };
 
+  // A stage no task fits would silently train on prose alone: refuse it up front.
+  for (const CurriculumStage& s : o.curriculum) {
+    if (!data.tasks_fitting(s.max_tokens).empty() || o.mix.text_share >= 1) continue;
+    std::string needs;
+    for (const auto& [task, tokens] : data.task_minimums())
+      needs += (needs.empty() ? "" : ", ") + task + " " + std::to_string(tokens);
+    throw Error("curriculum stage of " + std::to_string(s.max_tokens) +
+                " tokens: no training task fits it (tokens each task needs: " + needs + ")");
+  }
   int total = 0;
   for (const CurriculumStage& s : o.curriculum) total += s.steps;
   std::mt19937_64 rng(o.seed * 0x9E3779B97F4A7C15ull + 1);
   const Clock::time_point t0 = Clock::now();
   int step = 0;
   for (const CurriculumStage& stage : o.curriculum) {
+    if (cb.on_stage) cb.on_stage(stage, data.tasks_fitting(stage.max_tokens));
     for (int i = 0; i < stage.steps; ++i, ++step) {
       const Clock::time_point ts = Clock::now();
       std::vector<Example> batch;

@@ -54,6 +54,8 @@ struct EvalReport {
 };
 
 struct TrainCallbacks {
+  // At the start of each curriculum stage: its length and the tasks that fit it.
+  std::function<void(const CurriculumStage&, const std::vector<std::string>&)> on_stage;
   std::function<void(const StepReport&)> on_step;
   std::function<void(const EvalReport&)> on_eval;
   std::function<void(const std::filesystem::path&)> on_save;

@@ -28,6 +28,12 @@ std::vector<std::string> TrainingData::tasks_fitting(int max_tokens) const {
   return out;
 }
 
+int TrainingData::min_tokens(const std::string& task) const {
+  for (const auto& [name, tokens] : min_tokens_)
+    if (name == task) return tokens;
+  throw Error("training data: task '" + task + "' is not in the mix");
+}
+
 Example TrainingData::next(int max_tokens, std::mt19937_64& rng) const {
   const std::vector<std::string> fitting = tasks_fitting(max_tokens);
   std::uniform_real_distribution<double> unit(0.0, 1.0);
@@ -37,9 +43,7 @@ Example TrainingData::next(int max_tokens, std::mt19937_64& rng) const {
     return prose(max_tokens, rng);
   }
   const std::string& task = fitting[rng() % fitting.size()];
-  const int task_min = std::find_if(min_tokens_.begin(), min_tokens_.end(), [&](const auto& m) {
-                         return m.first == task;
-                       })->second;
+  const int task_min = min_tokens(task);
   const int lo = std::max(task_min, static_cast<int>(mix_.min_fraction * max_tokens));
   const int hi = std::max(lo, max_tokens - 64);  // room for the completion and EOS
   const int length = std::uniform_int_distribution<int>(std::min(lo, hi), hi)(rng);

@@ -37,6 +37,10 @@ class TrainingData {
   Example next(int max_tokens, std::mt19937_64& rng) const;
   // The tasks whose shortest prompt fits max_tokens.
   std::vector<std::string> tasks_fitting(int max_tokens) const;
+  // Tokens the task's shortest example needs (prompt, completion margin).
+  int min_tokens(const std::string& task) const;
+  // Task -> tokens its shortest example needs, for every task of the mix.
+  const std::vector<std::pair<std::string, int>>& task_minimums() const { return min_tokens_; }
   const eval::TaskSuite& suite() const { return suite_; }
 
  private:
