@@ -6,7 +6,7 @@
 
 #include "common.h"
 #include "eval/runner.h"
-#include "methods/registry.h"
+#include "methods/catalogue.h"
 #include "util/error.h"
 
 namespace dapx::cli {
@@ -43,7 +43,8 @@ void run(const Flags& f) {
   GenerationParams params;
   params.max_new_tokens = f.max_new_tokens;
   for (const std::string& m : split_list(f.methods)) {
-    eval::MethodRun run{m, m == "full" ? 0 : f.budget, nlohmann::json::object()};
+    eval::MethodRun run{m, method_spec(m).budget_param().empty() ? 0 : f.budget,
+                        nlohmann::json::object()};
     const nlohmann::json r = eval::run_one(*target, draft.get(), run, prompt, params);
     std::string answer = r["output"];
     for (char& c : answer)

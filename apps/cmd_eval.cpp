@@ -9,7 +9,7 @@
 #include "common.h"
 #include "eval/report.h"
 #include "eval/runner.h"
-#include "methods/registry.h"
+#include "methods/catalogue.h"
 #include "util/error.h"
 
 namespace dapx::cli {
@@ -46,10 +46,10 @@ std::map<std::string, nlohmann::json> method_params(const std::vector<std::strin
     const size_t dot = p.find('.'), eq = p.find('=');
     if (dot == std::string::npos || eq == std::string::npos || dot > eq)
       throw Error("--param '" + p + "' is not METHOD.NAME=VALUE (e.g. snapkv.window=16)");
-    const std::string value = p.substr(eq + 1);
-    nlohmann::json v = nlohmann::json::parse(value, nullptr, false);
-    if (v.is_discarded()) v = value;
-    out[p.substr(0, dot)][p.substr(dot + 1, eq - dot - 1)] = v;
+    const std::string method = p.substr(0, dot), name = p.substr(dot + 1, eq - dot - 1);
+    const ParamSpec* spec = method_spec(method).param(name);  // unknown: the catalogue says
+    out[method][name] =
+        spec ? param_from_text(method, *spec, p.substr(eq + 1)) : nlohmann::json(p.substr(eq + 1));
   }
   return out;
 }
@@ -62,17 +62,12 @@ eval::EvalPlan make_plan(const Flags& f, const std::vector<std::string>& all_tas
   plan.seed = f.seed;
   plan.max_new_tokens = f.max_new_tokens;
   const auto params = method_params(f.params);
-  const std::vector<std::string> known = method_names();
-  for (const auto& [method, p] : params)
-    if (std::find(known.begin(), known.end(), method) == known.end())
-      throw Error("--param names unknown method '" + method + "'");
   const std::vector<int64_t> budgets =
       f.budgets.empty() ? std::vector<int64_t>{0} : integers(f.budgets, "--budgets");
   for (const std::string& m : split_list(f.methods)) {
-    if (std::find(known.begin(), known.end(), m) == known.end())
-      throw Error("unknown method '" + m + "' in --methods; see dapx generate --help");
+    const MethodSpec& spec = method_spec(m);
     const nlohmann::json p = params.count(m) ? params.at(m) : nlohmann::json::object();
-    if (m == "full") {
+    if (spec.budget_param().empty()) {
       plan.runs.push_back({m, 0, p});
       continue;
     }

@@ -5,7 +5,8 @@
 
 #include "common.h"
 #include "engine/generator.h"
-#include "methods/registry.h"
+#include "method_flags.h"
+#include "methods/catalogue.h"
 #include "util/error.h"
 
 namespace dapx::cli {
@@ -14,7 +15,7 @@ namespace {
 struct GenerateFlags {
   std::string model, prompt, prompt_file, system, chat_format = "auto", method = "full";
   std::string dump_selection, draft;
-  MethodParams method_params;
+  MethodFlags method_flags;
   bool chat = false, json = false, quiet = false, show_compressed = false;
   GenerationParams gen;
   RuntimeFlags runtime;
@@ -58,10 +59,12 @@ void run(const GenerateFlags& f) {
   const ComputeOptions opts = apply_runtime_flags(f.runtime);
   const auto [model, draft] = load_target_and_draft(f.model, f.draft, opts);
   const std::vector<int> prompt = build_prompt(f, *model);
-  MethodParams mp = f.method_params;
-  mp.record_selection = !f.dump_selection.empty();
-  mp.draft = draft ? &draft->transformer : nullptr;
-  auto method = make_method(f.method, mp);
+  MethodOptions options;
+  options.record_selection = !f.dump_selection.empty();
+  options.draft = draft ? &draft->transformer : nullptr;
+  if (draft && !method_spec(f.method).needs_draft)
+    std::cerr << "[dapx] warning: --method " << f.method << " does not read the draft\n";
+  auto method = make_method(f.method, method_params_from_flags(f.method, f.method_flags), options);
   const bool stream = !f.quiet && !f.json;
   GenerationResult r = generate(*model, *method, prompt, f.gen, [&](const std::string& s) {
     if (stream) std::cout << s << std::flush;
@@ -119,42 +122,10 @@ void register_generate(CLI::App& app) {
   cmd->add_option("--system", f->system, "System message (with --chat)");
   cmd->add_option("--draft,-d", f->draft,
                   "Draft model directory (same tokenizer family) for draft-based methods");
-  cmd->add_option(
-      "--method", f->method,
-      "KV: full, streaming, h2o, snapkv, pyramidkv, adakv, speckv (needs --draft), laq; "
-      "prompt: specpc, speckv-pc (need --draft), target-pc, ppl-pc (needs --draft), "
-      "random-pc");
-  cmd->add_option("--kv-budget", f->method_params.kv_budget,
-                  "speckv-pc: SpecKV's KV budget after prompt compression (default 256)");
-  cmd->add_option("--neighbors", f->method_params.neighbors,
-                  "specpc: positions kept around each important position (default 64)");
-  cmd->add_option("--first-layer", f->method_params.first_layer,
-                  "specpc: first draft layer whose attention counts (default 8)");
-  cmd->add_option("--selection-seed", f->method_params.seed,
-                  "random-pc: seed of the random choice");
+  cmd->add_option("--method", f->method, "Method: " + method_list_help());
   cmd->add_flag("--show-compressed", f->show_compressed,
                 "Prompt methods: print the compressed prompt text on stderr");
-  cmd->add_option("--lookahead", f->method_params.lookahead,
-                  "SpecKV / LAQ lookahead tokens (default: --max-new-tokens)");
-  cmd->add_option("--prefill", f->method_params.prefill,
-                  "SpecKV / LAQ target prefill: auto (sparse when prompt + lookahead > V + S), "
-                  "dense or sparse");
-  cmd->add_option("--vertical", f->method_params.vertical,
-                  "Sparse prefill: top keys per head V (2048)");
-  cmd->add_option("--band", f->method_params.band, "Sparse prefill: local causal band S (2048)");
-  cmd->add_option(
-      "--budget", f->method_params.budget,
-      "KV methods: entries kept per head for the prompt, window included (default 256); "
-      "prompt methods: prompt tokens kept (default 2048)");
-  cmd->add_option("--window", f->method_params.window,
-                  "Observation window / always-kept recent entries (KV methods 32; specpc 64)");
-  cmd->add_option(
-      "--kernel", f->method_params.kernel,
-      "Pooling kernel along the key axis (KV methods: odd, default 7, h2o 1; specpc: 64, centred)");
-  cmd->add_option("--pool", f->method_params.pool, "Pooling: max (default), avg or none");
-  cmd->add_option("--reduce", f->method_params.reduce,
-                  "Reduction over a KV group's heads x rows: max (default) or mean");
-  cmd->add_option("--sinks", f->method_params.sinks, "StreamingLLM sink tokens (default 4)");
+  add_method_flags(*cmd, f->method_flags);
   cmd->add_option("--dump-selection", f->dump_selection,
                   "Write the kept original positions per layer and KV head as JSON to this file");
   cmd->add_option("--max-new-tokens,-n", f->gen.max_new_tokens, "Tokens to generate at most")

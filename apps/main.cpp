@@ -12,6 +12,7 @@ void register_train(CLI::App& app);
 void register_eval(CLI::App& app);
 void register_demo(CLI::App& app);
 void register_analyze(CLI::App& app);
+void register_methods(CLI::App& app);
 }  // namespace dapx::cli
 
 int main(int argc, char** argv) {
@@ -28,6 +29,7 @@ int main(int argc, char** argv) {
   dapx::cli::register_eval(app);
   dapx::cli::register_demo(app);
   dapx::cli::register_analyze(app);
+  dapx::cli::register_methods(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -19,15 +19,15 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
-#include "methods/registry.h"
+#include "methods/catalogue.h"
 #include "svg_chart.h"
 #include "tokenizer/tokenizer.h"
 
 namespace fs = std::filesystem;
-using dapx::is_prompt_method;  // the method lists live in the registry
-using dapx::uses_draft;
-
 namespace {
+
+// The method list, budgets and draft needs come from the method catalogue.
+bool uses_draft(const std::string& name) { return dapx::method_spec(name).needs_draft; }
 
 std::string slurp(const fs::path& p) {
   std::ifstream in(p);
@@ -204,6 +204,7 @@ int main(int argc, char** argv) {
   app.add_option("--out", out, "Output path prefix (.json, .csv, .svg)");
   CLI11_PARSE(app, argc, argv);
   try {
+    for (const auto& m : methods) dapx::method_spec(m.substr(0, m.find(':')));  // known names
     nlohmann::json rows = nlohmann::json::array();
     if (!from_json.empty()) {  // recompute rows (ratios, working memory) from stored results
       const nlohmann::json old = nlohmann::json::parse(slurp(from_json));
@@ -240,11 +241,12 @@ int main(int argc, char** argv) {
         cmd << dapx << " generate -m " << model << " -f " << prompt << " --method " << name
             << " -n " << new_tokens << " --ignore-eos --json --threads " << threads << " --device "
             << device;
-        // prompt methods take their own (prompt) budget; the KV budget is --budget here
-        if (name == "speckv-pc")
-          cmd << " --kv-budget " << budget;
-        else if (!is_prompt_method(name))
-          cmd << " --budget " << budget;
+        // --budget is a KV budget here: KV methods' budget, the cascade's kv_budget; prompt
+        // methods keep their own (prompt-token) default
+        const dapx::MethodSpec& spec = dapx::method_spec(name);
+        if (spec.family != dapx::Family::Prompt && !spec.budget_param().empty())
+          cmd << " " << (spec.family == dapx::Family::Cascade ? "--kv-budget " : "--budget ")
+              << budget;
         if (!draft.empty() && uses_draft(name)) cmd << " --draft " << draft;
         if (colon != std::string::npos) cmd << " --prefill " << m.substr(colon + 1);
         std::cerr << "running " << m << " at " << n << " tokens...\n";

@@ -7,7 +7,7 @@
 #include <tuple>
 
 #include "engine/generator.h"
-#include "methods/registry.h"
+#include "methods/catalogue.h"
 #include "util/error.h"
 
 namespace dapx::eval {
@@ -23,14 +23,15 @@ std::string category_of(const std::string& task) {
 }
 
 std::unique_ptr<Method> build_method(const MethodRun& run, const LoadedModel* draft) {
-  MethodParams p;
-  apply_method_params(run.method, run.params, p);
-  if (run.budget > 0) (run.method == "speckv-pc" ? p.kv_budget : p.budget) = run.budget;
-  if (uses_draft(run.method)) {
-    if (!draft) throw Error("method '" + run.method + "' needs a draft model (--draft DIR)");
-    p.draft = &draft->transformer;
+  const MethodSpec& spec = method_spec(run.method);
+  nlohmann::json params = run.params.is_null() ? nlohmann::json::object() : run.params;
+  if (run.budget > 0) {
+    if (spec.budget_param().empty()) throw Error("method '" + run.method + "' has no budget");
+    params[spec.budget_param()] = run.budget;
   }
-  return make_method(run.method, p);
+  MethodOptions options;
+  if (spec.needs_draft && draft) options.draft = &draft->transformer;
+  return make_method(run.method, params, options);
 }
 
 // Every run is built once before anything is generated: a parameter or budget a method
@@ -59,7 +60,7 @@ nlohmann::json run_one(const LoadedModel& target, const LoadedModel* draft, cons
                        const std::vector<int>& prompt, const GenerationParams& params) {
   const std::unique_ptr<Method> method = build_method(run, draft);
   GenerationResult g = generate(target, *method, prompt, params);
-  if (draft && uses_draft(run.method))
+  if (draft && method_spec(run.method).needs_draft)
     g.stats.draft_weight_bytes = draft->transformer.weight_bytes();
   return {{"method", run.method},
           {"budget", run.budget},

@@ -17,7 +17,7 @@
 namespace dapx::eval {
 
 // One method setting of the grid: a method, its budget (0: the method's default) and extra
-// parameters by name (see apply_method_params).
+// parameters by name (checked against the method catalogue, methods/catalogue.h).
 struct MethodRun {
   std::string method;
   int64_t budget = 0;

@@ -74,12 +74,8 @@ at::Tensor sparse_layer(const Transformer& t, int l, at::Tensor& x, const Compre
 
 }  // namespace
 
-at::Tensor KVPress::scores(const LayerContext&) const {
-  throw Error("this method has no key scores, so it cannot run sparse prefill");
-}
-
-at::Tensor KVPress::select_scored(const LayerContext& ctx, const at::Tensor&) {
-  return select(ctx);
+at::Tensor ScorerPress::select_scored(const LayerContext& ctx, const at::Tensor& scores) {
+  return keep_with_window(scores, budget(ctx.layer), ctx.plan.window_begin, ctx.plan.window_end);
 }
 
 PrefillResult compressed_prefill(const Transformer& t, const CompressionPlan& plan, KVPress& press,

@@ -35,13 +35,36 @@ struct LayerContext {
 class KVPress {
  public:
   virtual ~KVPress() = default;
-  // Kept cache entries per KV head: int64 [kv_heads, keep], ascending per head.
+  // Kept cache entries per KV head: int64 [kv_heads, keep], ascending per head; a row may be
+  // padded with -1 (a head that keeps fewer: AdaKV).
   virtual at::Tensor select(const LayerContext& ctx) = 0;
   // [kv_heads, scored_end] key importance; sparse prefill picks its vertical keys from it.
-  // Presses without scores (StreamingLLM) cannot drive sparse prefill.
-  virtual at::Tensor scores(const LayerContext& ctx) const;
+  virtual at::Tensor scores(const LayerContext& ctx) const = 0;
   // select() when scores(ctx) is already computed (sparse prefill computes it first).
-  virtual at::Tensor select_scored(const LayerContext& ctx, const at::Tensor& scores);
+  virtual at::Tensor select_scored(const LayerContext& ctx, const at::Tensor& scores) = 0;
+};
+
+// kvpress's ScorerPress: score() carries a press's idea; every head keeps the window plus its
+// top (layer budget - window) scored keys. A new press is a subclass with scores() and, when
+// it reads queries, the observation rows it wants.
+class ScorerPress : public KVPress {
+ public:
+  // layer_budgets[l]: entries kept per head in layer l, window included.
+  explicit ScorerPress(std::vector<int64_t> layer_budgets) : budgets_(std::move(layer_budgets)) {}
+  at::Tensor select(const LayerContext& ctx) override { return select_scored(ctx, scores(ctx)); }
+  at::Tensor select_scored(const LayerContext& ctx, const at::Tensor& scores) override;
+  int64_t budget(int layer) const { return budgets_.at(layer); }
+
+ private:
+  std::vector<int64_t> budgets_;
+};
+
+// The prompt rows whose queries a KV method hands its press (CompressionPlan::obs_positions).
+enum class Observe {
+  None,    // the press reads keys only (KNorm, StreamingLLM)
+  Window,  // the last `window` prompt tokens (SnapKV, PyramidKV, AdaKV)
+  Last,    // the last prompt token alone (TOVA)
+  All,     // every prompt token (H2O)
 };
 
 // Sparse prefill (SpecKV): each prompt query attends to its head's top `vertical` keys by the

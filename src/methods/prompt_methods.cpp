@@ -1,56 +1,40 @@
 // Prompt compression: choose the prompt positions the target reads, then hand the shorter
 // prompt (fresh positions 0..C-1) to a KV method: full for SpecPC and the baselines, SpecKV
 // for SpecKV-PC (with the draft tokens SpecPC's pass already generated: one draft pass).
+#include "methods/prompt_methods.h"
+
 #include <random>
 
+#include "methods/kv_method.h"
 #include "methods/prompt_selection.h"
-#include "methods/registry.h"
 #include "util/error.h"
 #include "util/stopwatch.h"
 
 namespace dapx {
-
-std::unique_ptr<Method> make_lookahead_method(const std::string& name, const MethodParams& p);
-
 namespace {
-
-enum class Source { Draft, Target, Perplexity, Random };
 
 class PromptCompression : public Method {
  public:
-  PromptCompression(std::string name, Source source, bool then_speckv, const MethodParams& p)
-      : name_(std::move(name)), source_(source), then_speckv_(then_speckv), p_(p) {
-    sp_.budget = p.budget;
-    if (p.window >= 0) sp_.window = p.window;
-    if (p.kernel >= 0) sp_.kernel = p.kernel;
-    sp_.pool = parse_pool(p.pool, sp_.pool);
-    sp_.reduce = parse_reduce(p.reduce, sp_.reduce);
-    sp_.neighbors = p.neighbors;
-    sp_.first_layer = p.first_layer;
-    sp_.lookahead = p.lookahead >= 0 ? p.lookahead : (then_speckv ? 8 : 1);
-    if (sp_.budget < 1) throw Error("--budget must be >= 1 (prompt tokens kept)");
-    if (sp_.window < 1 || sp_.window > sp_.budget)
-      throw Error("--window (" + std::to_string(sp_.window) + ") must be between 1 and --budget (" +
-                  std::to_string(sp_.budget) + ")");
-    if (sp_.kernel < 1) throw Error("--kernel must be >= 1");
-    if (sp_.neighbors < 1) throw Error("--neighbors must be >= 1");
-    if (sp_.first_layer < 0) throw Error("--first-layer must be >= 0");
-    if ((source == Source::Draft || source == Source::Perplexity || then_speckv) && !p.draft)
-      throw Error("--method " + name_ + " needs a draft model: pass --draft DIR");
-    if (source != Source::Target && source != Source::Random && sp_.lookahead < 1)
-      throw Error("--lookahead must be >= 1 for " + name_);
-    if (then_speckv) {
-      MethodParams kv;
-      kv.budget = p.kv_budget;
-      kv.draft = p.draft;
-      kv.record_selection = p.record_selection;
-      kv.prefill = p.prefill;
-      kv.vertical = p.vertical;
-      kv.band = p.band;
-      kv_method_ = make_lookahead_method("speckv", kv);
-    } else {
-      kv_method_ = std::make_unique<FullKV>();
-    }
+  PromptCompression(const MethodArgs& a, PromptSource source, std::unique_ptr<Method> kv_method)
+      : name_(a.method()),
+        source_(source),
+        draft_(a.options().draft),
+        seed_(a.has("selection_seed") ? static_cast<uint64_t>(a.integer("selection_seed")) : 0),
+        then_speckv_(kv_method != nullptr),
+        kv_method_(kv_method ? std::move(kv_method) : std::make_unique<FullKV>()) {
+    sp_.budget = a.integer("budget");
+    sp_.window = a.integer("window");
+    if (a.has("kernel")) sp_.kernel = a.integer("kernel");
+    if (a.has("pool")) sp_.pool = parse_pool(a.text("pool"));
+    if (a.has("reduce")) sp_.reduce = parse_reduce(a.text("reduce"));
+    if (a.has("neighbors")) sp_.neighbors = a.integer("neighbors");
+    if (a.has("first_layer")) sp_.first_layer = a.integer("first_layer");
+    if (a.has("lookahead")) sp_.lookahead = a.integer("lookahead");
+    if (sp_.window > sp_.budget)
+      a.fail("window (" + std::to_string(sp_.window) + ") must not exceed budget (" +
+             std::to_string(sp_.budget) + ")");
+    if ((source == PromptSource::Draft || source == PromptSource::Perplexity) && !draft_)
+      a.fail("needs a draft model (same tokenizer as the target)");
   }
   std::string name() const override { return name_; }
 
@@ -59,17 +43,19 @@ class PromptCompression : public Method {
     std::vector<int64_t> kept;
     std::vector<int> lookahead;
     double draft_s = 0;
-    if (source_ == Source::Draft || source_ == Source::Target) {
-      const PromptImportance imp =
-          draft_prompt_importance(source_ == Source::Draft ? *p_.draft : target, req.prompt, sp_);
+    if (source_ == PromptSource::Draft || source_ == PromptSource::Target) {
+      const PromptImportance imp = draft_prompt_importance(
+          source_ == PromptSource::Draft ? *draft_ : target, req.prompt, sp_);
       kept = select_prompt_positions(imp.importance, effective(n));
       lookahead = imp.lookahead;
       draft_s = imp.seconds;
-    } else if (source_ == Source::Perplexity) {
-      kept = top_positions_with_window(draft_token_loss(*p_.draft, req.prompt), sp_.budget,
-                                       std::min(sp_.window, n));
+    } else if (source_ == PromptSource::Perplexity) {
+      const Stopwatch draft_clock;
+      const at::Tensor loss = draft_token_loss(*draft_, req.prompt);
+      draft_s = draft_clock.seconds();
+      kept = top_positions_with_window(loss, sp_.budget, std::min(sp_.window, n));
     } else {
-      std::mt19937_64 rng(p_.seed);
+      std::mt19937_64 rng(seed_);
       std::uniform_real_distribution<float> uni(0.f, 1.f);
       std::vector<float> r(n);
       for (auto& v : r) v = uni(rng);
@@ -97,23 +83,19 @@ class PromptCompression : public Method {
     return p;
   }
   std::string name_;
-  Source source_;
-  bool then_speckv_;
-  MethodParams p_;
+  PromptSource source_;
+  const Transformer* draft_;
+  uint64_t seed_;
   SpecPCParams sp_;
+  bool then_speckv_;  // kv_method_ is SpecKV: it gets this pass's draft tokens
   std::unique_ptr<Method> kv_method_;
 };
 
 }  // namespace
 
-std::unique_ptr<Method> make_prompt_method(const std::string& name, const MethodParams& p) {
-  if (name == "specpc") return std::make_unique<PromptCompression>(name, Source::Draft, false, p);
-  if (name == "speckv-pc") return std::make_unique<PromptCompression>(name, Source::Draft, true, p);
-  if (name == "target-pc")
-    return std::make_unique<PromptCompression>(name, Source::Target, false, p);
-  if (name == "ppl-pc")
-    return std::make_unique<PromptCompression>(name, Source::Perplexity, false, p);
-  return std::make_unique<PromptCompression>(name, Source::Random, false, p);
+std::unique_ptr<Method> make_prompt_method(const MethodArgs& args, PromptSource source,
+                                           std::unique_ptr<Method> kv_method) {
+  return std::make_unique<PromptCompression>(args, source, std::move(kv_method));
 }
 
 }  // namespace dapx

@@ -4,8 +4,8 @@
 #include <limits>
 #include <unordered_set>
 
+#include "methods/lookahead.h"
 #include "util/error.h"
-#include "util/stopwatch.h"
 
 namespace dapx {
 namespace {
@@ -46,32 +46,22 @@ at::Tensor observe_step(const KVCache& cache, const QueryCapture& cap, int64_t f
 
 PromptImportance draft_prompt_importance(const Transformer& draft, const std::vector<int>& prompt,
                                          const SpecPCParams& p) {
-  const Stopwatch clock;
   const int64_t n = static_cast<int64_t>(prompt.size());
   const int64_t w = std::min(p.window, n);
   const int64_t first = std::min<int64_t>(p.first_layer, draft.config().num_layers - 1);
-  if (n + p.lookahead > draft.config().max_position_embeddings)
-    throw Error("prompt (" + std::to_string(n) +
-                " tokens) + lookahead exceeds the draft's context of " +
-                std::to_string(draft.config().max_position_embeddings));
-  KVCache cache = draft.make_cache();
-  cache.reserve(n + p.lookahead);
-  QueryCapture cap;
-  for (int64_t i = n - w; i < n; ++i) cap.positions.push_back(i);
-  at::Tensor logits = draft.forward(prompt, 0, cache, &cap);
-  std::vector<at::Tensor> steps = {observe_step(cache, cap, first, n, p)};
+  std::vector<int64_t> rows;
+  for (int64_t i = n - w; i < n; ++i) rows.push_back(i);
+  std::vector<at::Tensor> steps;  // the prompt's vector, then one per decode step
+  const Lookahead la = greedy_lookahead(
+      draft, prompt, p.lookahead,
+      [&](const KVCache& cache, const QueryCapture& cap) {
+        steps.push_back(observe_step(cache, cap, first, n, p));
+      },
+      rows);
   PromptImportance out;
-  for (int64_t i = 0; i < p.lookahead; ++i) {
-    const int token = static_cast<int>(logits.argmax().item<int64_t>());
-    out.lookahead.push_back(token);
-    if (i + 1 == p.lookahead) break;
-    QueryCapture step;
-    step.positions = {n + i};
-    logits = draft.forward({token}, n + i, cache, &step);
-    steps.push_back(observe_step(cache, step, first, n, p));
-  }
+  out.lookahead = la.tokens;
   out.importance = reduce_stack(steps, p.reduce).to(at::kCPU);
-  out.seconds = clock.seconds();
+  out.seconds = la.seconds;
   return out;
 }
 

@@ -2,8 +2,8 @@
 // first: the memory-hungry peer). Same plan, same press; only the lookahead source differs.
 #include "methods/speckv.h"
 
+#include "methods/kv_method.h"
 #include "methods/lookahead.h"
-#include "methods/registry.h"
 #include "util/error.h"
 #include "util/stopwatch.h"
 
@@ -30,39 +30,42 @@ namespace {
 
 class LookaheadMethod : public Method {
  public:
-  LookaheadMethod(std::string name, bool use_draft, const MethodParams& p)
-      : name_(std::move(name)), use_draft_(use_draft), p_(p), sp_(score_params(p, ScoreParams{})) {
-    if (use_draft_ && !p.draft)
-      throw Error("--method " + name_ + " needs a draft model: pass --draft DIR");
-    if (p.lookahead < -1) throw Error("--lookahead must be >= 0 (or -1 for max_new_tokens)");
-    if (p.prefill != "auto" && p.prefill != "dense" && p.prefill != "sparse")
-      throw Error("unknown --prefill '" + p.prefill + "'; use auto, dense or sparse");
-    if (p.vertical < 1 || p.band < 1) throw Error("--vertical and --band must be >= 1");
+  LookaheadMethod(const MethodArgs& a, bool use_draft)
+      : name_(a.method()),
+        use_draft_(use_draft),
+        draft_(a.options().draft),
+        record_(a.options().record_selection),
+        budget_(a.integer("budget")),
+        lookahead_(a.has("lookahead") ? a.integer("lookahead") : -1),
+        vertical_(a.integer("vertical")),
+        band_(a.integer("band")),
+        prefill_(a.text("prefill")),
+        sp_(score_params(a)) {
+    if (use_draft_ && !draft_) a.fail("needs a draft model (same tokenizer as the target)");
   }
   std::string name() const override { return name_; }
 
   PrefillResult prefill(const Transformer& target, const PrefillRequest& req) override {
     const int64_t n = static_cast<int64_t>(req.prompt.size());
-    if (n <= p_.budget) return uncompressed_prefill(target, req, p_.record_selection);
-    const int64_t length = p_.lookahead >= 0 ? p_.lookahead : req.max_new_tokens;
+    if (n <= budget_) return uncompressed_prefill(target, req, record_);
+    const int64_t length = lookahead_ >= 0 ? lookahead_ : req.max_new_tokens;
     if (n + length > target.config().max_position_embeddings)
       throw Error("prompt (" + std::to_string(n) + " tokens) + lookahead (" +
                   std::to_string(length) + ") exceeds the target's context of " +
-                  std::to_string(target.config().max_position_embeddings) + "; lower --lookahead");
+                  std::to_string(target.config().max_position_embeddings) + "; lower lookahead");
     Lookahead la;
     if (req.lookahead)
       la.tokens = *req.lookahead;  // computed by an earlier stage (SpecKV-PC)
     else
-      la = greedy_lookahead(use_draft_ ? *p_.draft : target, req.prompt, length);
+      la = greedy_lookahead(use_draft_ ? *draft_ : target, req.prompt, length);
     const CompressionPlan plan = speckv_plan(req.prompt, la.tokens, sp_.window);
-    ObservationPress press(sp_, std::vector<int64_t>(target.config().num_layers, p_.budget));
+    ObservationPress press(sp_, std::vector<int64_t>(target.config().num_layers, budget_));
     const int64_t n_all = static_cast<int64_t>(plan.tokens.size());
-    const bool sparse =
-        p_.prefill == "sparse" || (p_.prefill == "auto" && n_all > p_.vertical + p_.band);
-    const SparsePrefill sp{p_.vertical, p_.band};
+    const bool sparse = prefill_ == "sparse" || (prefill_ == "auto" && n_all > vertical_ + band_);
+    const SparsePrefill sp{vertical_, band_};
     const Stopwatch clock;
-    PrefillResult r = compressed_prefill(target, plan, press, req.max_new_tokens,
-                                         p_.record_selection, sparse ? &sp : nullptr);
+    PrefillResult r = compressed_prefill(target, plan, press, req.max_new_tokens, record_,
+                                         sparse ? &sp : nullptr);
     r.info["target_prefill_s"] = clock.seconds();
     r.info["lookahead_tokens"] = la.tokens;
     r.info["lookahead_s"] = la.seconds;
@@ -74,14 +77,17 @@ class LookaheadMethod : public Method {
  private:
   std::string name_;
   bool use_draft_;
-  MethodParams p_;
+  const Transformer* draft_;
+  bool record_;
+  int64_t budget_, lookahead_, vertical_, band_;  // lookahead_ -1: the request's max_new_tokens
+  std::string prefill_;
   ScoreParams sp_;
 };
 
 }  // namespace
 
-std::unique_ptr<Method> make_lookahead_method(const std::string& name, const MethodParams& p) {
-  return std::make_unique<LookaheadMethod>(name, name == "speckv", p);
+std::unique_ptr<Method> make_lookahead_method(const MethodArgs& args, bool use_draft) {
+  return std::make_unique<LookaheadMethod>(args, use_draft);
 }
 
 }  // namespace dapx

@@ -8,7 +8,7 @@
 
 #include "engine/generator.h"
 #include "method_test_util.h"
-#include "methods/registry.h"
+#include "methods/catalogue.h"
 #include "naive_transformer.h"
 
 namespace dapx {
@@ -81,21 +81,22 @@ TEST(CudaMethods, EveryMethodSelectsAndGeneratesAsOnCpu) {
       for (const std::string prefill : {"dense", "sparse"}) {
         const bool lookahead = name == "speckv" || name == "laq";
         if (prefill == "sparse" && !lookahead) continue;
-        const bool prompt_method = name.find("pc") != std::string::npos;
+        const MethodSpec& spec = method_spec(name);
+        // kv_budget > the SpecKV stage's window (32); each method takes the ones it declares
+        const nlohmann::json all = {{"budget", spec.family == Family::KV ? 24 : 40},
+                                    {"kv_budget", 36},
+                                    {"window", 8},
+                                    {"lookahead", 5},
+                                    {"neighbors", 4},
+                                    {"first_layer", 0},
+                                    {"prefill", prefill},
+                                    {"vertical", 12},
+                                    {"band", 16}};
+        nlohmann::json p = nlohmann::json::object();
+        for (const auto& [key, value] : all.items())
+          if (spec.param(key)) p[key] = value;
         auto run = [&](const LoadedModel& model, const LoadedModel& draft) {
-          MethodParams p;
-          p.budget = prompt_method ? 40 : 24;
-          p.kv_budget = 36;  // > the SpecKV stage's default window (32)
-          p.window = 8;
-          p.lookahead = 5;
-          p.neighbors = 4;
-          p.first_layer = 0;
-          p.prefill = prefill;
-          p.vertical = 12;
-          p.band = 16;
-          p.record_selection = true;
-          p.draft = &draft.transformer;
-          auto method = make_method(name, p);
+          auto method = make_method(name, p, testing::recording(&draft));
           return generate(model, *method, prompt, greedy(6));
         };
         const GenerationResult c = run(*cpu, *cpu_draft), g = run(*gpu, *gpu_draft);

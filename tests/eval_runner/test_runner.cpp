@@ -6,7 +6,7 @@
 
 #include "eval/report.h"
 #include "eval/runner.h"
-#include "methods/registry.h"
+#include "methods/catalogue.h"
 #include "temp_dir.h"
 #include "tiny_models.h"
 #include "util/error.h"

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "engine/generator.h"
+#include "methods/method_args.h"
 #include "tiny_models.h"
 #include "util/error.h"
 
@@ -29,6 +30,14 @@ inline GenerationParams greedy(int n) {
   g.max_new_tokens = n;
   g.ignore_eos = true;
   return g;
+}
+
+// Method options that record the kept positions (info["layers"]), with an optional draft.
+inline MethodOptions recording(const LoadedModel* draft = nullptr) {
+  MethodOptions o;
+  o.record_selection = true;
+  o.draft = draft ? &draft->transformer : nullptr;
+  return o;
 }
 
 // The message of the dapx::Error that f throws, or "(no error)".

@@ -5,7 +5,7 @@
 
 #include "engine/generator.h"
 #include "method_test_util.h"
-#include "methods/registry.h"
+#include "methods/catalogue.h"
 #include "naive_transformer.h"
 #include "scoring/scoring.h"
 #include "util/error.h"
@@ -25,10 +25,11 @@ TEST(KVMethods, BudgetAtLeastPromptReproducesFullKV) {
   const auto prompt = prompt_of(40, m->config.vocab_size);
   FullKV full;
   const auto want = generate(*m, full, prompt, greedy(8)).tokens;
-  for (const std::string name : {"full", "streaming", "h2o", "snapkv", "pyramidkv", "adakv"}) {
-    MethodParams p;
-    p.budget = 40;
-    p.window = 8;
+  for (const std::string name :
+       {"full", "streaming", "h2o", "snapkv", "pyramidkv", "adakv"}) {
+    const nlohmann::json p = name == "full"        ? nlohmann::json::object()
+                             : name == "streaming" ? nlohmann::json{{"budget", 40}}
+                                                   : nlohmann::json{{"budget", 40}, {"window", 8}};
     auto method = make_method(name, p);
     EXPECT_EQ(generate(*m, *method, prompt, greedy(8)).tokens, want) << name;
   }
@@ -42,12 +43,11 @@ TEST(KVMethods, CompressedGenerationEqualsReferenceRestrictedToKeptEntries) {
     const WeightStore store = WeightStore::open(m->dir);
     reference::NaiveTransformer ref(m->config, store);
     const auto prompt = prompt_of(60, m->config.vocab_size);
-    for (const std::string name : {"snapkv", "pyramidkv", "h2o", "streaming", "adakv"}) {
-      MethodParams p;
-      p.budget = 24;
-      p.window = 8;
-      p.record_selection = true;
-      auto method = make_method(name, p);
+    for (const std::string name :
+         {"snapkv", "pyramidkv", "h2o", "streaming", "adakv"}) {
+      const nlohmann::json p = name == "streaming" ? nlohmann::json{{"budget", 24}}
+                                                   : nlohmann::json{{"budget", 24}, {"window", 8}};
+      auto method = make_method(name, p, testing::recording());
       const GenerationResult r = generate(*m, *method, prompt, greedy(6));
       std::vector<std::vector<std::vector<int>>> keep;
       for (const auto& layer : r.method_info.at("layers"))
@@ -72,12 +72,10 @@ TEST(KVMethods, CompressedGenerationEqualsReferenceRestrictedToKeptEntries) {
 TEST(KVMethods, EveryLayerKeepsItsBudget) {
   auto m = tiny_f32(Arch::Mistral);
   const auto prompt = prompt_of(80, m->config.vocab_size);
-  MethodParams p;
-  p.budget = 30;
-  p.window = 8;
-  p.record_selection = true;
   for (const std::string name : {"snapkv", "pyramidkv", "h2o", "streaming"}) {
-    auto method = make_method(name, p);
+    const nlohmann::json p = name == "streaming" ? nlohmann::json{{"budget", 30}}
+                                                 : nlohmann::json{{"budget", 30}, {"window", 8}};
+    auto method = make_method(name, p, testing::recording());
     const GenerationResult r = generate(*m, *method, prompt, greedy(1));
     const auto want = name == "pyramidkv" ? pyramid_budgets(m->config.num_layers, 30, 8, 20, 80)
                                           : std::vector<int64_t>(m->config.num_layers, 30);
@@ -93,11 +91,7 @@ TEST(KVMethods, EveryLayerKeepsItsBudget) {
 TEST(KVMethods, AdaKVSharesTheLayerBudgetAmongHeads) {
   auto m = tiny_f32(Arch::Qwen2);
   const auto prompt = prompt_of(120, m->config.vocab_size);
-  MethodParams p;
-  p.budget = 30;
-  p.window = 8;
-  p.record_selection = true;
-  auto method = make_method("adakv", p);
+  auto method = make_method("adakv", {{"budget", 30}, {"window", 8}}, testing::recording());
   const GenerationResult r = generate(*m, *method, prompt, greedy(2));
   for (const auto& layer : r.method_info.at("layers")) {
     size_t total = 0;
@@ -110,25 +104,65 @@ TEST(KVMethods, AdaKVSharesTheLayerBudgetAmongHeads) {
   }
 }
 
+// Library errors name the method, the parameter and what it accepts (never a CLI flag).
 TEST(KVMethods, BadParametersAreClearErrors) {
-  auto msg = [](const std::string& name, MethodParams p) {
+  auto msg = [](const std::string& name, const nlohmann::json& p) {
     return testing::error_of([&] { make_method(name, p); });
   };
-  MethodParams p;
-  p.budget = 32;
-  EXPECT_NE(msg("snapkv", p).find("must be larger than --window"), std::string::npos);
-  p.budget = 64;
-  p.kernel = 4;
-  EXPECT_NE(msg("snapkv", p).find("--kernel must be a positive odd number"), std::string::npos);
-  p.kernel = -1;
-  p.pool = "median";
-  EXPECT_NE(msg("pyramidkv", p).find("unknown --pool 'median'"), std::string::npos);
-  p.pool = "";
-  p.sinks = 64;
-  EXPECT_NE(msg("streaming", p).find("--sinks"), std::string::npos);
-  p.budget = 0;
-  EXPECT_NE(msg("h2o", p).find("--budget must be >= 1"), std::string::npos);
-  EXPECT_NE(msg("magic", p).find("unknown --method 'magic'; available: full"), std::string::npos);
+  EXPECT_EQ(msg("snapkv", {{"budget", 32}}),
+            "snapkv: budget (32) must be greater than window (32): the window alone would fill "
+            "the cache");
+  EXPECT_EQ(msg("snapkv", {{"budget", 64}, {"kernel", 4}}),
+            "snapkv: kernel must be odd (pooling pads kernel / 2 on each side), got 4");
+  EXPECT_EQ(msg("pyramidkv", {{"pool", "median"}}),
+            "method 'pyramidkv': parameter 'pool' must be one of max, avg, none, got \"median\"");
+  EXPECT_EQ(msg("streaming", {{"sinks", 64}, {"budget", 64}}),
+            "streaming: sinks (64) must be below budget (64)");
+  EXPECT_EQ(msg("h2o", {{"budget", 0}}),
+            "method 'h2o': parameter 'budget' must be an integer in [1, 16777216], got 0");
+  EXPECT_EQ(msg("h2o", {{"budget", 12.5}}),
+            "method 'h2o': parameter 'budget' must be an integer in [1, 16777216], got 12.5");
+  EXPECT_EQ(msg("snapkv", {{"window", "8"}}),
+            "method 'snapkv': parameter 'window' must be an integer in [1, 16777216], got \"8\"");
+  EXPECT_EQ(msg("h2o", {{"reduce", "mean"}}),  // H2O sums: it has no reduction to choose
+            "method 'h2o' has no parameter 'reduce'; its parameters: budget, window, kernel, pool");
+  EXPECT_EQ(msg("full", {{"budget", 64}}),
+            "method 'full' has no parameter 'budget'; its "
+            "parameters: none");
+  EXPECT_EQ(msg("snapkv", nlohmann::json::array()),
+            "parameters of method 'snapkv' must be a JSON object, got []");
+  EXPECT_NE(msg("magic", {}).find("unknown method 'magic'; available: full, streaming"),
+            std::string::npos);
+  EXPECT_EQ(
+      msg("pyramidkv", {{"budget", 64}, {"pyramid_beta", 0.5}}),
+      "method 'pyramidkv': parameter 'pyramid_beta' must be a number in [1, 1000000], got 0.5");
+}
+
+// The catalogue is the one list: every method builds from its defaults (draft given) and
+// `dapx methods --json` has every parameter with a default and a range.
+TEST(Catalogue, EveryMethodBuildsFromItsDefaultsAndListsItsParameters) {
+  auto m = tiny_f32(Arch::Qwen2);
+  MethodOptions o;
+  o.draft = &m->transformer;
+  const nlohmann::json all = catalogue_json();
+  ASSERT_EQ(all.size(), method_names().size());
+  EXPECT_EQ(all.size(), 13u);
+  for (const auto& entry : all) {
+    const std::string name = entry.at("name");
+    EXPECT_EQ(make_method(name, {}, o)->name(), name);
+    for (const auto& p : entry.at("params")) {
+      EXPECT_TRUE(p.contains("default") && p.contains("help")) << name;
+      EXPECT_TRUE(p.contains("choices") || (p.contains("min") && p.contains("max"))) << name;
+    }
+    if (entry.at("needs_draft")) {
+      EXPECT_NE(testing::error_of([&] { make_method(name, {}); }).find("needs a draft model"),
+                std::string::npos)
+          << name;
+    }
+  }
+  EXPECT_EQ(method_spec("speckv-pc").budget_param(), "kv_budget");
+  EXPECT_EQ(method_spec("specpc").budget_param(), "budget");
+  EXPECT_EQ(method_spec("full").budget_param(), "");
 }
 
 }  // namespace

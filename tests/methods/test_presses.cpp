@@ -7,7 +7,10 @@
 #include <limits>
 #include <numeric>
 
+#include "methods/adakv_press.h"
+#include "methods/h2o_press.h"
 #include "methods/observation_press.h"
+#include "methods/streaming_press.h"
 
 namespace dapx {
 namespace {
@@ -148,11 +151,19 @@ TEST(HeavyHitterPress, AccumulatesAttentionOfEveryPromptQuery) {
   EXPECT_EQ(keep[3], 11);
 }
 
-TEST(StreamingPress, SinksPlusRecent) {
-  const Layer L = random_layer(2, 2, 30, 4, 4, 1);
-  StreamingPress press(4, 10);
+TEST(StreamingPress, SinksPlusRecentAsAScorer) {
+  Layer L = random_layer(2, 2, 30, 4, 4, 1);
+  L.plan.obs_positions.clear();  // StreamingLLM reads no query and keeps no separate window
+  L.plan.window_begin = L.plan.window_end = L.plan.scored_end = 30;
+  StreamingPress press(4, {10});
   const at::Tensor keep = press.select(LayerContext{0, L.keys, L.obs, L.plan});
-  EXPECT_EQ(row(keep, 1), (std::vector<int64_t>{0, 1, 2, 3, 24, 25, 26, 27, 28, 29}));
+  const std::vector<int64_t> want = {0, 1, 2, 3, 24, 25, 26, 27, 28, 29};
+  EXPECT_EQ(row(keep, 0), want);
+  EXPECT_EQ(row(keep, 1), want);
+  EXPECT_EQ(row(keep, 1), row(streaming_keep(2, 30, 4, 10), 1));  // the scoring library's rule
+  // as a scorer it can be wrapped: AdaKV over equal per-head scores changes nothing
+  AdaptivePress ada(std::make_unique<StreamingPress>(4, std::vector<int64_t>{10}));
+  EXPECT_EQ(row(ada.select(LayerContext{0, L.keys, L.obs, L.plan}), 1), want);
 }
 
 }  // namespace

@@ -13,17 +13,18 @@
 
 #include "engine/generator.h"
 #include "method_test_util.h"
-#include "methods/registry.h"
+#include "methods/catalogue.h"
 
 namespace dapx {
 namespace {
 
 // The parameters each method runs with: small budgets so that every method compresses.
 nlohmann::json params_of(const std::string& name) {
-  if (is_prompt_method(name)) {
+  if (method_spec(name).family != Family::KV) {
     nlohmann::json p = {{"budget", 40}, {"window", 8}, {"first_layer", 1}, {"neighbors", 2}};
     if (name == "speckv-pc") p["kv_budget"] = 36;  // its SpecKV stage keeps the default window (32)
-    if (name == "random-pc") p["seed"] = 3;
+    if (name == "random-pc") p = {{"budget", 40}, {"window", 8}, {"selection_seed", 3}};
+    if (name == "ppl-pc") p = {{"budget", 40}, {"window", 8}};
     return p;
   }
   if (name == "full") return nlohmann::json::object();
@@ -33,11 +34,7 @@ nlohmann::json params_of(const std::string& name) {
 
 nlohmann::json run(const std::string& name, const LoadedModel& target, const LoadedModel& draft,
                    const std::vector<int>& prompt) {
-  MethodParams p;
-  apply_method_params(name, params_of(name), p);
-  p.record_selection = true;
-  if (uses_draft(name)) p.draft = &draft.transformer;
-  auto method = make_method(name, p);
+  auto method = make_method(name, params_of(name), testing::recording(&draft));
   const GenerationResult r = generate(target, *method, prompt, testing::greedy(6));
   nlohmann::json out = {{"tokens", r.tokens}};
   for (const char* key : {"layers", "kept_prompt_positions", "lookahead_tokens"})

@@ -7,7 +7,7 @@
 
 #include "engine/generator.h"
 #include "method_test_util.h"
-#include "methods/registry.h"
+#include "methods/catalogue.h"
 #include "methods/speckv.h"
 #include "naive_transformer.h"
 #include "util/error.h"
@@ -39,17 +39,11 @@ TEST(SpecKVPlan, RowsScoredKeysAndWindow) {
 TEST(SpecKV, ZeroLookaheadIsSnapKVSelectionWithoutTheLastToken) {
   auto target = load_f32(Arch::Qwen2, 7);
   const auto prompt = prompt_of(70, target->config.vocab_size);
-  MethodParams p;
-  p.budget = 20;
-  p.window = 6;
-  p.lookahead = 0;
-  p.record_selection = true;
-  p.draft = &target->transformer;
-  auto speckv = make_method("speckv", p);
+  auto speckv = make_method("speckv", {{"budget", 20}, {"window", 6}, {"lookahead", 0}},
+                            testing::recording(target.get()));
   const auto spec = kept_of(generate(*target, *speckv, prompt, greedy(1)));
-  p.window = 7;  // SnapKV's observation window = the W + 1 rows SpecKV observes with L = 0
-  p.budget = 21;
-  auto snap = make_method("snapkv", p);
+  // SnapKV's observation window = the W + 1 rows SpecKV observes with L = 0
+  auto snap = make_method("snapkv", {{"budget", 21}, {"window", 7}}, testing::recording());
   const auto snapk = kept_of(generate(*target, *snap, prompt, greedy(1)));
   for (size_t l = 0; l < spec.size(); ++l)
     for (size_t h = 0; h < spec[l].size(); ++h) {
@@ -65,12 +59,10 @@ TEST(SpecKV, BudgetAtLeastPromptReproducesFullKV) {
   const auto prompt = prompt_of(30, target->config.vocab_size);
   FullKV full;
   const auto want = generate(*target, full, prompt, greedy(6)).tokens;
-  MethodParams p;
-  p.budget = 30;
-  p.window = 4;
-  p.draft = &draft->transformer;
+  MethodOptions o;
+  o.draft = &draft->transformer;
   for (const std::string name : {"speckv", "laq"}) {
-    auto m = make_method(name, p);
+    auto m = make_method(name, {{"budget", 30}, {"window", 4}}, o);
     EXPECT_EQ(generate(*target, *m, prompt, greedy(6)).tokens, want) << name;
   }
 }
@@ -84,13 +76,8 @@ TEST(SpecKV, GenerationEqualsReferenceWithKeptEntriesAndRefedLastToken) {
     const int n = 64;
     const auto prompt = prompt_of(n, target->config.vocab_size);
     for (const std::string name : {"speckv", "laq"}) {
-      MethodParams p;
-      p.budget = 24;
-      p.window = 8;
-      p.lookahead = 5;
-      p.record_selection = true;
-      p.draft = &draft->transformer;
-      auto m = make_method(name, p);
+      auto m = make_method(name, {{"budget", 24}, {"window", 8}, {"lookahead", 5}},
+                           testing::recording(draft.get()));
       const GenerationResult r = generate(*target, *m, prompt, greedy(6));
       const auto lookahead = r.method_info.at("lookahead_tokens").get<std::vector<int>>();
       EXPECT_EQ(lookahead, name == "speckv" ? ref_draft.greedy(prompt, 5) : ref.greedy(prompt, 5));
@@ -121,16 +108,30 @@ TEST(SpecKV, GenerationEqualsReferenceWithKeptEntriesAndRefedLastToken) {
 
 TEST(SpecKV, BadParametersAndMismatchedTokenizersAreClearErrors) {
   auto msg = [](auto&& f) { return testing::error_of(f); };
-  MethodParams p;
-  EXPECT_NE(msg([&] { make_method("speckv", p); }).find("needs a draft model"), std::string::npos);
+  EXPECT_EQ(msg([&] { make_method("speckv"); }),
+            "speckv: needs a draft model (same tokenizer as the target)");
   auto target = load_f32(Arch::Qwen2, 7);
-  p.draft = &target->transformer;
-  p.lookahead = -5;
-  EXPECT_NE(msg([&] { make_method("speckv", p); }).find("--lookahead"), std::string::npos);
-  p.lookahead = 4;
-  p.budget = 16;
-  p.window = 16;
-  EXPECT_NE(msg([&] { make_method("laq", p); }).find("must be larger than --window"),
+  MethodOptions o;
+  o.draft = &target->transformer;
+  EXPECT_EQ(msg([&] {
+              make_method("speckv", {{"lookahead", -5}}, o);
+            }),
+            "method 'speckv': parameter 'lookahead' must be an integer in [0, 16777216], got -5");
+  EXPECT_EQ(msg([&] {
+              make_method("laq", {{"budget", 16}, {"window", 16}}, o);
+            }),
+            "laq: budget (16) must be greater than window (16): the window alone would fill the "
+            "cache");
+  EXPECT_EQ(
+      msg([&] {
+        make_method("speckv", {{"prefill", "fast"}}, o);
+      }),
+      "method 'speckv': parameter 'prefill' must be one of auto, dense, sparse, got \"fast\"");
+  // a lookahead past the context: the request fails with a message, before any work
+  auto far = make_method("speckv", {{"budget", 40}, {"lookahead", 100000}}, o);
+  EXPECT_NE(msg([&] {
+              generate(*target, *far, prompt_of(60, 300), greedy(1));
+            }).find("+ lookahead (100000) exceeds"),
             std::string::npos);
 
   // a draft whose vocabulary differs
@@ -156,28 +157,22 @@ TEST(SpecKV, SparsePrefillWithFullCoverageEqualsDense) {
   auto target = load_f32(Arch::Llama, 7);
   auto draft = load_f32(Arch::Llama, 8);
   const auto prompt = prompt_of(60, target->config.vocab_size);
-  MethodParams p;
-  p.budget = 20;
-  p.window = 6;
-  p.lookahead = 4;
-  p.record_selection = true;
-  p.draft = &draft->transformer;
-  p.prefill = "dense";
-  auto dense = make_method("speckv", p);
+  nlohmann::json p = {{"budget", 20}, {"window", 6}, {"lookahead", 4}, {"prefill", "dense"}};
+  auto dense = make_method("speckv", p, testing::recording(draft.get()));
   const GenerationResult d = generate(*target, *dense, prompt, greedy(5));
-  p.prefill = "sparse";
-  p.vertical = 64;
-  p.band = 64;  // V + S >= n: every query still sees every earlier key
-  auto sparse = make_method("speckv", p);
+  p["prefill"] = "sparse";
+  p["vertical"] = 64;
+  p["band"] = 64;  // V + S >= n: every query still sees every earlier key
+  auto sparse = make_method("speckv", p, testing::recording(draft.get()));
   const GenerationResult s = generate(*target, *sparse, prompt, greedy(5));
   EXPECT_EQ(s.method_info.at("prefill"), "sparse");
   EXPECT_EQ(d.method_info.at("prefill"), "dense");
   EXPECT_EQ(kept_of(s), kept_of(d));
   EXPECT_EQ(s.tokens, d.tokens);
   // a small band changes the prefill, but the selection still keeps the budget
-  p.vertical = 8;
-  p.band = 8;
-  auto tight = make_method("speckv", p);
+  p["vertical"] = 8;
+  p["band"] = 8;
+  auto tight = make_method("speckv", p, testing::recording(draft.get()));
   const GenerationResult t = generate(*target, *tight, prompt, greedy(5));
   for (const auto& layer : kept_of(t))
     for (const auto& head : layer) EXPECT_EQ(head.size(), 20u);

@@ -7,8 +7,8 @@
 
 #include "engine/generator.h"
 #include "method_test_util.h"
+#include "methods/catalogue.h"
 #include "methods/prompt_selection.h"
-#include "methods/registry.h"
 #include "util/error.h"
 
 namespace dapx {
@@ -117,12 +117,12 @@ TEST(SpecPC, NothingDroppedReproducesFull) {
   const auto prompt = prompt_of(80, target->config.vocab_size);
   FullKV full;
   const auto want = generate(*target, full, prompt, greedy(6)).tokens;
-  MethodParams p;
-  p.budget = 80;
-  p.kv_budget = 80;
-  p.draft = &draft->transformer;
+  MethodOptions o;
+  o.draft = &draft->transformer;
   for (const std::string name : {"specpc", "speckv-pc", "target-pc", "ppl-pc", "random-pc"}) {
-    auto m = make_method(name, p);
+    nlohmann::json p = {{"budget", 80}};
+    if (name == "speckv-pc") p["kv_budget"] = 80;
+    auto m = make_method(name, p, o);
     const GenerationResult r = generate(*target, *m, prompt, greedy(6));
     EXPECT_EQ(r.tokens, want) << name;
     EXPECT_EQ(r.method_info.at("kept_ratio").get<double>(), 1.0) << name;
@@ -133,16 +133,14 @@ TEST(SpecPC, CompressesToTheBudgetAndSpecKVPCUsesTheDraftTokens) {
   auto target = load_f32(Arch::Qwen2, 7);
   auto draft = load_f32(Arch::Qwen2, 8);
   const auto prompt = prompt_of(200, target->config.vocab_size);
-  MethodParams p;
-  p.budget = 96;
-  p.window = 16;
-  p.kernel = 8;
-  p.neighbors = 8;
-  p.kv_budget = 40;
-  p.record_selection = true;
-  p.draft = &draft->transformer;
   for (const std::string name : {"specpc", "ppl-pc", "random-pc", "speckv-pc"}) {
-    auto m = make_method(name, p);
+    nlohmann::json p = {{"budget", 96}, {"window", 16}};
+    if (name == "specpc" || name == "speckv-pc") {
+      p["kernel"] = 8;
+      p["neighbors"] = 8;
+    }
+    if (name == "speckv-pc") p["kv_budget"] = 40;
+    auto m = make_method(name, p, testing::recording(draft.get()));
     const GenerationResult r = generate(*target, *m, prompt, greedy(3));
     const auto kept = r.method_info.at("kept_prompt_positions").get<std::vector<int64_t>>();
     ASSERT_EQ(kept.size(), 96u) << name;
@@ -157,22 +155,25 @@ TEST(SpecPC, CompressesToTheBudgetAndSpecKVPCUsesTheDraftTokens) {
 }
 
 TEST(SpecPC, BadParametersAreClearErrors) {
-  auto msg = [](const std::string& name, const MethodParams& p) {
-    return testing::error_of([&] { make_method(name, p); });
-  };
-  MethodParams p;
-  EXPECT_NE(msg("specpc", p).find("needs a draft model"), std::string::npos);
   auto target = load_f32(Arch::Qwen2, 7);
-  p.draft = &target->transformer;
-  p.budget = 32;
-  EXPECT_NE(msg("specpc", p).find("--window (64) must be between 1 and --budget (32)"),
-            std::string::npos);
-  p.budget = 128;
-  p.neighbors = 0;
-  EXPECT_NE(msg("specpc", p).find("--neighbors"), std::string::npos);
-  p.neighbors = 64;
-  p.pool = "sum";
-  EXPECT_NE(msg("target-pc", p).find("unknown --pool"), std::string::npos);
+  MethodOptions o;
+  o.draft = &target->transformer;
+  auto msg = [&](const std::string& name, const nlohmann::json& p, bool draft = true) {
+    return testing::error_of([&] { make_method(name, p, draft ? o : MethodOptions{}); });
+  };
+  EXPECT_EQ(msg("specpc", {}, false), "specpc: needs a draft model (same tokenizer as the target)");
+  EXPECT_EQ(msg("specpc", {{"budget", 32}}), "specpc: window (64) must not exceed budget (32)");
+  EXPECT_EQ(msg("specpc", {{"neighbors", 0}}),
+            "method 'specpc': parameter 'neighbors' must be an integer in [1, 16777216], got 0");
+  EXPECT_EQ(msg("target-pc", {{"pool", "sum"}}),
+            "method 'target-pc': parameter 'pool' must be one of max, avg, none, got \"sum\"");
+  EXPECT_EQ(msg("speckv-pc", {{"kv_budget", 32}}),
+            "speckv-pc: kv_budget (32) must be greater than SpecKV's window (32)");
+  EXPECT_EQ(msg("random-pc", {{"selection_seed", -1}}),
+            "method 'random-pc': parameter 'selection_seed' must be an integer in [0, "
+            "9007199254740991], got -1");
+  EXPECT_EQ(msg("ppl-pc", {{"neighbors", 8}}),
+            "method 'ppl-pc' has no parameter 'neighbors'; its parameters: budget, window");
 }
 
 }  // namespace

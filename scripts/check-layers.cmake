@@ -1,0 +1,33 @@
+# Fails when a source folder includes a folder above it in the data flow:
+#   util -> io, tokenizer, kernels -> kv -> model -> scoring -> methods -> engine -> eval -> train
+#   -> server. A folder may include itself and any folder of a lower level.
+# Run by every build (target check_layers) as: cmake -DROOT=<repo> -P scripts/check-layers.cmake
+set(levels util:0 io:1 tokenizer:1 kv:2 model:3 scoring:4 methods:5 engine:6 eval:7 train:8
+    server:9)
+set(errors "")
+foreach(entry ${levels})
+  string(REPLACE ":" ";" pair ${entry})
+  list(GET pair 0 name)
+  list(GET pair 1 level)
+  set(level_${name} ${level})
+endforeach()
+file(GLOB_RECURSE sources ${ROOT}/src/*.h ${ROOT}/src/*.cpp)
+foreach(file ${sources})
+  file(RELATIVE_PATH rel ${ROOT}/src ${file})
+  string(REGEX MATCH "^[^/]+" folder ${rel})
+  if(NOT DEFINED level_${folder})
+    string(APPEND errors "  src/${rel}: folder '${folder}' has no level in scripts/check-layers.cmake\n")
+    continue()
+  endif()
+  file(STRINGS ${file} includes REGEX "^#include \"[a-z_]+/")
+  foreach(line ${includes})
+    string(REGEX MATCH "\"([a-z_]+)/" _ ${line})
+    set(target ${CMAKE_MATCH_1})
+    if(DEFINED level_${target} AND level_${target} GREATER level_${folder})
+      string(APPEND errors "  src/${rel}: ${line} (${folder} may not include ${target}, a layer above it)\n")
+    endif()
+  endforeach()
+endforeach()
+if(errors)
+  message(FATAL_ERROR "upward includes break the layering:\n${errors}")
+endif()
