@@ -6,6 +6,7 @@
 #include "methods/prompt_methods.h"
 #include "methods/speckv.h"
 #include "methods/streaming_press.h"
+#include "methods/tova_press.h"
 #include "util/error.h"
 
 namespace dapx {
@@ -178,6 +179,12 @@ std::vector<MethodSpec> build() {
       {"adakv", Family::KV, false, "AdaKV: SnapKV scores, a layer's budget shared among its heads",
        observation_params(),
        observation_method<ObservationPress>(Observe::Window, snap, false, true)},
+      {"tova",
+       Family::KV,
+       false,
+       "TOVA: keys by the attention of the last prompt token alone",
+       {kv_budget_param(), window_param(32, "last prompt tokens, always kept")},
+       plain_press_method<TOVAPress>(Observe::Last)},
       {"speckv", Family::KV, true, "SpecKV: the draft's lookahead observes the target's prompt KV",
        lookahead_params("draft"),
        [](const MethodArgs& a) { return make_lookahead_method(a, true); }},

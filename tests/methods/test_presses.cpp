@@ -11,6 +11,7 @@
 #include "methods/h2o_press.h"
 #include "methods/observation_press.h"
 #include "methods/streaming_press.h"
+#include "methods/tova_press.h"
 
 namespace dapx {
 namespace {
@@ -164,6 +165,21 @@ TEST(StreamingPress, SinksPlusRecentAsAScorer) {
   // as a scorer it can be wrapped: AdaKV over equal per-head scores changes nothing
   AdaptivePress ada(std::make_unique<StreamingPress>(4, std::vector<int64_t>{10}));
   EXPECT_EQ(row(ada.select(LayerContext{0, L.keys, L.obs, L.plan}), 1), want);
+}
+
+// TOVA is SnapKV's computation with the last prompt query as the only observation row, the
+// mean over the group's heads and no pooling.
+TEST(TOVAPress, SelectionEqualsNaiveLastQueryAttention) {
+  for (uint64_t seed : {1, 2, 3}) {
+    Layer L = random_layer(4, 2, 40, 8, 6, seed);
+    L.obs = at::randn({4, 1, 8}) * 2;  // the last prompt token's query, per head
+    L.plan.obs_positions = {39};
+    TOVAPress press({16});
+    const at::Tensor keep = press.select(LayerContext{0, L.keys, L.obs, L.plan});
+    for (int64_t h = 0; h < 2; ++h)
+      EXPECT_EQ(row(keep, h), naive_snapkv(L, h, 16, 1, /*max_reduce=*/false, true))
+          << "seed " << seed << " head " << h;
+  }
 }
 
 }  // namespace
