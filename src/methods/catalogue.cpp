@@ -1,6 +1,7 @@
 #include "methods/catalogue.h"
 
 #include "methods/h2o_press.h"
+#include "methods/knorm_press.h"
 #include "methods/kv_method.h"
 #include "methods/observation_press.h"
 #include "methods/prompt_methods.h"
@@ -185,6 +186,12 @@ std::vector<MethodSpec> build() {
        "TOVA: keys by the attention of the last prompt token alone",
        {kv_budget_param(), window_param(32, "last prompt tokens, always kept")},
        plain_press_method<TOVAPress>(Observe::Last)},
+      {"knorm",
+       Family::KV,
+       false,
+       "KNorm: the keys with the lowest L2 norm",
+       {kv_budget_param(), window_param(32, "last prompt tokens, always kept")},
+       plain_press_method<KNormPress>(Observe::None)},
       {"speckv", Family::KV, true, "SpecKV: the draft's lookahead observes the target's prompt KV",
        lookahead_params("draft"),
        [](const MethodArgs& a) { return make_lookahead_method(a, true); }},

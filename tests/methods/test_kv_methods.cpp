@@ -26,7 +26,7 @@ TEST(KVMethods, BudgetAtLeastPromptReproducesFullKV) {
   FullKV full;
   const auto want = generate(*m, full, prompt, greedy(8)).tokens;
   for (const std::string name :
-       {"full", "streaming", "h2o", "snapkv", "pyramidkv", "adakv", "tova"}) {
+       {"full", "streaming", "h2o", "snapkv", "pyramidkv", "adakv", "tova", "knorm"}) {
     const nlohmann::json p = name == "full"        ? nlohmann::json::object()
                              : name == "streaming" ? nlohmann::json{{"budget", 40}}
                                                    : nlohmann::json{{"budget", 40}, {"window", 8}};
@@ -43,7 +43,8 @@ TEST(KVMethods, CompressedGenerationEqualsReferenceRestrictedToKeptEntries) {
     const WeightStore store = WeightStore::open(m->dir);
     reference::NaiveTransformer ref(m->config, store);
     const auto prompt = prompt_of(60, m->config.vocab_size);
-    for (const std::string name : {"snapkv", "pyramidkv", "h2o", "streaming", "adakv", "tova"}) {
+    for (const std::string name :
+         {"snapkv", "pyramidkv", "h2o", "streaming", "adakv", "tova", "knorm"}) {
       const nlohmann::json p = name == "streaming" ? nlohmann::json{{"budget", 24}}
                                                    : nlohmann::json{{"budget", 24}, {"window", 8}};
       auto method = make_method(name, p, testing::recording());
@@ -71,7 +72,7 @@ TEST(KVMethods, CompressedGenerationEqualsReferenceRestrictedToKeptEntries) {
 TEST(KVMethods, EveryLayerKeepsItsBudget) {
   auto m = tiny_f32(Arch::Mistral);
   const auto prompt = prompt_of(80, m->config.vocab_size);
-  for (const std::string name : {"snapkv", "pyramidkv", "h2o", "streaming", "tova"}) {
+  for (const std::string name : {"snapkv", "pyramidkv", "h2o", "streaming", "tova", "knorm"}) {
     const nlohmann::json p = name == "streaming" ? nlohmann::json{{"budget", 30}}
                                                  : nlohmann::json{{"budget", 30}, {"window", 8}};
     auto method = make_method(name, p, testing::recording());
@@ -145,7 +146,7 @@ TEST(Catalogue, EveryMethodBuildsFromItsDefaultsAndListsItsParameters) {
   o.draft = &m->transformer;
   const nlohmann::json all = catalogue_json();
   ASSERT_EQ(all.size(), method_names().size());
-  EXPECT_EQ(all.size(), 14u);
+  EXPECT_EQ(all.size(), 15u);
   for (const auto& entry : all) {
     const std::string name = entry.at("name");
     EXPECT_EQ(make_method(name, {}, o)->name(), name);

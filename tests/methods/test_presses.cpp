@@ -9,6 +9,7 @@
 
 #include "methods/adakv_press.h"
 #include "methods/h2o_press.h"
+#include "methods/knorm_press.h"
 #include "methods/observation_press.h"
 #include "methods/streaming_press.h"
 #include "methods/tova_press.h"
@@ -179,6 +180,29 @@ TEST(TOVAPress, SelectionEqualsNaiveLastQueryAttention) {
     for (int64_t h = 0; h < 2; ++h)
       EXPECT_EQ(row(keep, h), naive_snapkv(L, h, 16, 1, /*max_reduce=*/false, true))
           << "seed " << seed << " head " << h;
+  }
+}
+
+TEST(KNormPress, KeepsTheLowestKeyNormsAndTheWindow) {
+  Layer L = random_layer(2, 2, 30, 8, 4, 5);
+  L.obs = at::empty({2, 0, 8});
+  L.plan.obs_positions.clear();
+  KNormPress press({12});
+  const at::Tensor keep = press.select(LayerContext{0, L.keys, L.obs, L.plan});
+  const auto K = L.keys.accessor<float, 3>();
+  for (int64_t h = 0; h < 2; ++h) {
+    std::vector<std::pair<double, int64_t>> norms;
+    for (int64_t j = 0; j < L.plan.scored_end; ++j) {
+      double sq = 0;
+      for (int64_t c = 0; c < 8; ++c) sq += double(K[h][j][c]) * K[h][j][c];
+      norms.push_back({std::sqrt(sq), j});
+    }
+    std::stable_sort(norms.begin(), norms.end());
+    std::vector<int64_t> want;
+    for (int i = 0; i < 12 - 4; ++i) want.push_back(norms[i].second);
+    for (int64_t j = 26; j < 30; ++j) want.push_back(j);
+    std::sort(want.begin(), want.end());
+    EXPECT_EQ(row(keep, h), want) << "head " << h;
   }
 }
 
