@@ -36,22 +36,29 @@ std::vector<int> build_prompt(const GenerateFlags& f, const LoadedModel& m) {
   return m.tokenizer.encode(text);
 }
 
-// --dump-selection: the kept original positions per layer and KV head.
+// --dump-selection: the kept original positions per layer and KV head. A prompt method's
+// target saw the compressed prompt, so its cache positions index that prompt: they are mapped
+// back to positions of the original prompt.
 void write_selection(const std::string& path, const std::string& method, const ModelConfig& cfg,
                      const std::vector<int>& prompt, const GenerationResult& r) {
   nlohmann::json layers = r.method_info.value("layers", nlohmann::json::array());
-  if (layers.empty()) {  // the method kept everything
-    std::vector<int64_t> all(prompt.size());
+  const nlohmann::json kept_prompt =
+      r.method_info.value("kept_prompt_positions", nlohmann::json::array());
+  if (layers.empty()) {  // the method kept everything it read
+    std::vector<int64_t> all(kept_prompt.empty() ? prompt.size() : kept_prompt.size());
     for (size_t i = 0; i < all.size(); ++i) all[i] = static_cast<int64_t>(i);
     for (int l = 0; l < cfg.num_layers; ++l)
       layers.push_back(
           {{"layer", l}, {"kept", std::vector<std::vector<int64_t>>(cfg.num_kv_heads, all)}});
   }
+  if (!kept_prompt.empty())
+    for (auto& layer : layers)
+      for (auto& head : layer["kept"])
+        for (auto& pos : head) pos = kept_prompt.at(pos.get<size_t>());
   std::ofstream out(path);
   if (!out) throw Error("cannot write --dump-selection file '" + path + "'");
   nlohmann::json dump = {{"method", method}, {"prompt_tokens", prompt.size()}, {"layers", layers}};
-  if (r.method_info.contains("kept_prompt_positions"))  // prompt methods: what the target read
-    dump["kept_prompt_positions"] = r.method_info["kept_prompt_positions"];
+  if (!kept_prompt.empty()) dump["kept_prompt_positions"] = kept_prompt;  // what the target read
   out << dump.dump() << "\n";
 }
 

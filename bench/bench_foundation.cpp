@@ -109,7 +109,7 @@ int main(int argc, char** argv) {
       } else {
         for (int l = 0; l < cache.num_layers(); ++l)
           cache.layer(l).append(at::randn({m->config.num_kv_heads, ctx, m->config.head_dim}),
-                                at::randn({m->config.num_kv_heads, ctx, m->config.head_dim}));
+                                at::randn({m->config.num_kv_heads, ctx, m->config.head_dim}), 0);
       }
       const DecodeFigure f = decode_rate(t, cache, ctx, decode_steps);
       const double limit = read_gbs * 1e9 / f.bytes_per_token;

@@ -4,7 +4,7 @@
 #  - a relative Markdown link in README.md or docs/*.md does not resolve to an existing file or
 #    folder (inline links and images `[text](target)`; http(s)/mailto links and pure #anchors are
 #    skipped; a #fragment or ?query is stripped; fenced code blocks and inline code are ignored);
-#  - a method registered in the source (the names returned by method_names() in src/methods/)
+#  - a method of the catalogue (a row {"name", Family::... in src/methods/catalogue.cpp)
 #    has no section in docs/methods.md (a Markdown heading that names it in backticks).
 # Plain CMake, so it works before a build and wherever CMake is installed.
 cmake_minimum_required(VERSION 3.18)
@@ -102,22 +102,18 @@ endforeach()
 
 # ---- Methods ----------------------------------------------------------------------------------
 set(method_names "")
-set(registry "")
-file(GLOB method_sources "${ROOT}/src/methods/*.cpp")
-foreach(src IN LISTS method_sources)
-  file(READ "${src}" code)
-  string(REGEX MATCH "std::vector<std::string>[ \t\n]+method_names\\(\\)[ \t\n]*{[^}]*}" body "${code}")
-  if(NOT body STREQUAL "")
-    file(RELATIVE_PATH registry "${ROOT}" "${src}")
-    string(REGEX MATCHALL "\"[^\"]+\"" quoted "${body}")
-    foreach(q IN LISTS quoted)
-      string(REPLACE "\"" "" name "${q}")
-      list(APPEND method_names "${name}")
-    endforeach()
-  endif()
-endforeach()
+set(registry "src/methods/catalogue.cpp")
+if(EXISTS "${ROOT}/${registry}")
+  file(READ "${ROOT}/${registry}" code)
+  # A catalogue row starts {"name", Family::...
+  string(REGEX MATCHALL "{\"[^\"]+\",[ \t\n]*Family::" rows "${code}")
+  foreach(row IN LISTS rows)
+    string(REGEX REPLACE "^{\"([^\"]+)\".*" "\\1" name "${row}")
+    list(APPEND method_names "${name}")
+  endforeach()
+endif()
 if(method_names STREQUAL "")
-  string(APPEND errors "  src/methods: no definition of method_names() with the registered names found\n")
+  string(APPEND errors "  ${registry}: no catalogue rows ({\"name\", Family::...}) found\n")
 endif()
 
 set(methods_md "${ROOT}/docs/methods.md")

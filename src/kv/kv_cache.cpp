@@ -20,6 +20,9 @@ void LayerKV::grow_to(int64_t capacity) {
   }
   k_ = std::move(k);
   v_ = std::move(v);
+  at::Tensor pos = at::full({kv_heads_, capacity}, -1, at::kLong);
+  if (length_ > 0) pos.narrow(1, 0, length_).copy_(pos_.narrow(1, 0, length_));
+  pos_ = std::move(pos);
   if (padding_.defined()) {
     at::Tensor pad = at::zeros({kv_heads_, capacity}, padding_.options());
     pad.narrow(1, 0, length_).copy_(padding_.narrow(1, 0, length_));
@@ -31,18 +34,19 @@ void LayerKV::reserve(int64_t extra) {
   if (length_ + extra > capacity()) grow_to(length_ + extra);
 }
 
-void LayerKV::append(const at::Tensor& k, const at::Tensor& v) {
+void LayerKV::append(const at::Tensor& k, const at::Tensor& v, int64_t pos0) {
   const int64_t t = k.size(1);
   if (k.size(0) != kv_heads_ || k.size(2) != head_dim_ || !v.sizes().equals(k.sizes()))
     throw Error("KV append: expected [kv_heads, t, head_dim] keys and values of equal shape");
   if (length_ + t > capacity()) grow_to(std::max(length_ + t, capacity() * 3 / 2 + 16));
   k_.narrow(1, length_, t).copy_(k);
   v_.narrow(1, length_, t).copy_(v);
+  pos_.narrow(1, length_, t).copy_(at::arange(pos0, pos0 + t, at::kLong).expand({kv_heads_, t}));
   if (padding_.defined()) padding_.narrow(1, length_, t).fill_(false);
   length_ += t;
 }
 
-void LayerKV::append_token(const float* k, const float* v) {
+void LayerKV::append_token(const float* k, const float* v, int64_t pos) {
   if (dtype_ != at::kFloat || !device_.is_cpu())
     throw Error("KV append_token: needs an f32 CPU cache");
   if (length_ + 1 > capacity()) grow_to(std::max(length_ + 1, capacity() * 3 / 2 + 16));
@@ -52,6 +56,7 @@ void LayerKV::append_token(const float* k, const float* v) {
   for (int64_t h = 0; h < kv_heads_; ++h) {
     std::memcpy(kd + (h * cap + length_) * head_dim_, k + h * head_dim_, bytes);
     std::memcpy(vd + (h * cap + length_) * head_dim_, v + h * head_dim_, bytes);
+    pos_.data_ptr<int64_t>()[h * cap + length_] = pos;
     if (padding_.defined()) padding_.data_ptr<bool>()[h * cap + length_] = false;
   }
   ++length_;
@@ -68,8 +73,8 @@ void LayerKV::compact(const at::Tensor& idx, int64_t reserve_extra) {
   const at::Tensor index = idx.to(device_, at::kLong);
   if (keep > 0 && (index.min().item<int64_t>() < -1 || index.max().item<int64_t>() >= length_))
     throw Error("KV compact: index out of range");
-  const at::Tensor pad = index < 0;
-  const bool padded = keep > 0 && pad.any().item<bool>();
+  const at::Tensor cpu_index = index.to(at::kCPU);
+  const bool padded = keep > 0 && (cpu_index < 0).any().item<bool>();
   // gather along the token axis: [kv, keep] -> [kv, keep, d]. Padded slots get copies of
   // entry 0: finite values, so attention may weight them by 0 without producing NaN.
   const at::Tensor g = index.clamp_min(0).unsqueeze(-1).expand({kv_heads_, keep, head_dim_});
@@ -80,12 +85,16 @@ void LayerKV::compact(const at::Tensor& idx, int64_t reserve_extra) {
   v.narrow(1, 0, keep).copy_(at::gather(values(), 1, g));
   k_ = std::move(k);
   v_ = std::move(v);
+  at::Tensor pos = at::full({kv_heads_, keep + reserve_extra}, -1, at::kLong);
+  pos.narrow(1, 0, keep)
+      .copy_(at::gather(positions(), 1, cpu_index.clamp_min(0)).masked_fill(cpu_index < 0, -1));
+  pos_ = std::move(pos);
   length_ = keep;
-  padding_ = at::Tensor();
-  if (padded) {
-    padding_ = at::zeros({kv_heads_, keep + reserve_extra}, pad.options());
-    padding_.narrow(1, 0, keep).copy_(pad);
-  }
+  padding_ = padded ? (pos_ < 0).to(device_) : at::Tensor();  // append clears a slot's bit
+}
+
+at::Tensor LayerKV::positions() const {
+  return pos_.defined() ? pos_.narrow(1, 0, length_) : at::empty({kv_heads_, 0}, at::kLong);
 }
 
 at::Tensor LayerKV::key_mask() const {

@@ -1,7 +1,9 @@
 #pragma once
 // KV cache built for per-head compaction. Per layer, K and V are [kv_heads, capacity, head_dim]
 // with `length` live entries in every head. Keys are stored after RoPE, so dropping entries
-// never re-rotates anything and later tokens keep their original positions.
+// never re-rotates anything and later tokens keep their original positions. The cache knows
+// each entry's original position per head (-1: an empty slot of a head-adaptive row), which
+// is where kept-position dumps and the attention mask of padded slots come from.
 #include <ATen/ATen.h>
 
 #include <cstdint>
@@ -13,20 +15,24 @@ class LayerKV {
  public:
   LayerKV(int64_t kv_heads, int64_t head_dim, at::ScalarType dtype, at::Device device = at::kCPU);
 
-  // Appends k/v of shape [kv_heads, t, head_dim]; grows the buffer when needed.
-  void append(const at::Tensor& k, const at::Tensor& v);
-  // Appends one token's k/v, each [kv_heads, head_dim] raw f32 (decode on an f32 CPU cache:
-  // no tensor ops per layer and token).
-  void append_token(const float* k, const float* v);
+  // Appends k/v of shape [kv_heads, t, head_dim] at positions pos0..pos0+t-1; grows the
+  // buffer when needed.
+  void append(const at::Tensor& k, const at::Tensor& v, int64_t pos0);
+  // Appends one token's k/v at `pos`, each [kv_heads, head_dim] raw f32 (decode on an f32 CPU
+  // cache: no tensor ops per layer and token).
+  void append_token(const float* k, const float* v, int64_t pos);
   // Live views [kv_heads, length, head_dim].
   at::Tensor keys() const;
   at::Tensor values() const;
   // Keeps, per head, the entries idx[h] (int64 [kv_heads, keep], ascending per head). The new
   // buffer holds keep + reserve_extra slots, so the memory of dropped entries is released.
   // Head-adaptive budgets (AdaKV) pad a head's row with -1 after its kept entries: those
-  // slots hold nothing and are masked out of attention (see key_mask).
+  // slots hold nothing (position -1) and are masked out of attention (see key_mask).
   void compact(const at::Tensor& idx, int64_t reserve_extra = 0);
-  // bool [kv_heads, length], true where a slot holds no entry; undefined when all are live.
+  // int64 [kv_heads, length] on the CPU: each slot's original position, -1 for an empty slot.
+  at::Tensor positions() const;
+  // bool [kv_heads, length] on the cache's device, true where positions() < 0; undefined when
+  // every slot is live.
   at::Tensor key_mask() const;
   // Ensures room for `extra` more entries without reallocating during decode.
   void reserve(int64_t extra);
@@ -43,7 +49,8 @@ class LayerKV {
   at::ScalarType dtype_;
   at::Device device_;
   at::Tensor k_, v_;
-  at::Tensor padding_;  // bool [kv_heads, capacity] or undefined (no padded slots)
+  at::Tensor pos_;      // int64 [kv_heads, capacity], CPU
+  at::Tensor padding_;  // pos_ < 0 on the device, [kv_heads, capacity]; undefined: none
   int64_t length_ = 0;
 };
 

@@ -8,19 +8,6 @@
 namespace dapx {
 namespace {
 
-nlohmann::json kept_positions(int layer, const at::Tensor& keep) {
-  nlohmann::json heads = nlohmann::json::array();
-  const at::Tensor k = keep.to(at::kCPU).contiguous();
-  for (int64_t h = 0; h < k.size(0); ++h) {
-    const int64_t* p = k[h].data_ptr<int64_t>();
-    std::vector<int64_t> kept;
-    for (int64_t i = 0; i < k.size(1); ++i)
-      if (p[i] >= 0) kept.push_back(p[i]);  // -1: padding of a head-adaptive row
-    heads.push_back(std::move(kept));
-  }
-  return {{"layer", layer}, {"kept", heads}};
-}
-
 // Rows [c0, c0 + len) of tables built once for every position of the plan.
 RotaryTables rows_of(const RotaryTables& all, int64_t c0, int64_t len) {
   return {all.cos.narrow(0, c0, len), all.sin.narrow(0, c0, len)};
@@ -54,7 +41,7 @@ at::Tensor sparse_layer(const Transformer& t, int l, at::Tensor& x, const Compre
   for (int64_t c0 = 0; c0 < n_all; c0 += chunk) {
     const int64_t len = std::min(chunk, n_all - c0);
     const AttentionInputs in = t.layer_qkv(l, x.narrow(0, c0, len), rows_of(rope, c0, len));
-    full.append(in.k, in.v);
+    full.append(in.k, in.v, c0);
     q_all.narrow(1, c0, len).copy_(in.q);
   }
   const at::Tensor obs =
@@ -96,7 +83,7 @@ PrefillResult compressed_prefill(const Transformer& t, const CompressionPlan& pl
     const at::Tensor keep = sparse ? sparse_layer(t, l, x, plan, press, *sparse, rope, full)
                                    : dense_layer(t, l, x, plan, press, rope, full);
     full.compact(keep, max_new_tokens + 1);
-    if (record_selection) layers.push_back(kept_positions(l, keep));
+    if (record_selection) layers.push_back(kept_positions(l, full));
     out.cache.layer(l) = std::move(full);
   }
   if (plan.refeed_last_prompt_token) {

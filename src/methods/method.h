@@ -41,6 +41,10 @@ class FullKV : public Method {
   PrefillResult prefill(const Transformer& target, const PrefillRequest& req) override;
 };
 
+// {"layer": l, "kept": [[positions of head 0], ...]}: the original positions layer l's cache
+// holds per KV head (empty slots left out), as info["layers"] records them.
+nlohmann::json kept_positions(int layer, const LayerKV& kv);
+
 // Full-KV prefill for a compressing method whose prompt fits its budget; with
 // record_selection, info["layers"] lists every position as kept.
 PrefillResult uncompressed_prefill(const Transformer& target, const PrefillRequest& req,

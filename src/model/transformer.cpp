@@ -161,7 +161,7 @@ at::Tensor Transformer::layer_forward(int l, const at::Tensor& x, int64_t pos0, 
                                       QueryCapture* capture, const RotaryTables* rope) const {
   const RotaryTables own = rope ? RotaryTables{} : rope_.tables(pos0, x.size(0), x.device());
   const AttentionInputs in = layer_qkv(l, x, rope ? *rope : own);
-  kv.append(in.k, in.v);
+  kv.append(in.k, in.v, pos0);
   if (capture) capture_queries(*capture, l, cfg_.num_layers, in.q, pos0);
   const at::Tensor attn =
       causal_attention(in.q, kv.keys(), kv.values(), kv.key_mask());  // [heads, t, d]

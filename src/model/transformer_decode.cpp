@@ -55,7 +55,7 @@ at::Tensor Transformer::decode(int token, int64_t pos, KVCache& cache,
     rotate_half_rows(k.data(), kv_heads, d, cos.data(), sin.data());
 
     LayerKV& kv = cache.layer(l);
-    kv.append_token(k.data(), v.data());
+    kv.append_token(k.data(), v.data(), pos);
     if (capture)
       capture_queries(*capture, l, cfg_.num_layers,
                       at::from_blob(q.data(), {heads, 1, d}, at::TensorOptions(at::kFloat)), pos);

@@ -53,12 +53,12 @@ TEST(Attention, DecodeOverPaddedCacheMatchesNaive) {
   const int64_t heads = 6, kv_heads = 2, d = 8;
   const at::Tensor k = at::randn({kv_heads, 6, d}), v = at::randn({kv_heads, 6, d});
   LayerKV kv(kv_heads, d, at::kFloat);
-  kv.append(k, v);
+  kv.append(k, v, 0);
   // head 0 keeps 4 entries, head 1 keeps 2 (the rest of its row is padding)
   const std::vector<std::vector<int64_t>> kept = {{0, 2, 3, 5}, {1, 4}};
   kv.compact(at::tensor(std::vector<int64_t>{0, 2, 3, 5, 1, 4, -1, -1}, at::kLong).view({2, 4}));
   const at::Tensor k_new = at::randn({kv_heads, d}), v_new = at::randn({kv_heads, d});
-  kv.append_token(k_new.data_ptr<float>(), v_new.data_ptr<float>());  // grows the buffer
+  kv.append_token(k_new.data_ptr<float>(), v_new.data_ptr<float>(), 6);  // grows the buffer
   ASSERT_EQ(kv.length(), 5);
   const at::Tensor q = at::randn({heads, d});
   at::Tensor out = at::empty({heads, d});
@@ -72,15 +72,15 @@ TEST(Attention, DecodeOverPaddedCacheMatchesNaive) {
     const at::Tensor p = at::softmax(at::matmul(keys, q[h]) / std::sqrt(double(d)), 0);
     EXPECT_TRUE(at::allclose(out[h], at::matmul(p, vals), 1e-5, 1e-5)) << "head " << h;
   }
-  EXPECT_THROW(
-      LayerKV(1, d, at::kBFloat16).append_token(k_new.data_ptr<float>(), v_new.data_ptr<float>()),
-      Error);
+  EXPECT_THROW(LayerKV(1, d, at::kBFloat16)
+                   .append_token(k_new.data_ptr<float>(), v_new.data_ptr<float>(), 0),
+               Error);
 }
 
 TEST(KVCache, CompactGathersPerHeadAndAccountsBytes) {
   LayerKV kv(2, 4, at::kFloat);
   const at::Tensor k = at::arange(2 * 6 * 4, at::kFloat).view({2, 6, 4});
-  kv.append(k, -k);
+  kv.append(k, -k, 10);  // positions 10..15
   EXPECT_EQ(kv.length(), 6);
   EXPECT_EQ(kv.live_bytes(), 2 * 2 * 6 * 4 * 4);
   kv.compact(at::tensor(std::vector<int64_t>{0, 2, 5, 1, 3, 4}, at::kLong).view({2, 3}), 2);
@@ -91,18 +91,26 @@ TEST(KVCache, CompactGathersPerHeadAndAccountsBytes) {
       at::equal(kv.keys()[0], k[0].index_select(0, at::tensor(std::vector<int64_t>{0, 2, 5}))));
   EXPECT_TRUE(
       at::equal(kv.values()[1], -k[1].index_select(0, at::tensor(std::vector<int64_t>{1, 3, 4}))));
-  // appending after compaction continues behind the kept entries
-  kv.append(at::ones({2, 1, 4}), at::ones({2, 1, 4}));
+  // appending after compaction continues behind the kept entries, at its own position
+  kv.append(at::ones({2, 1, 4}), at::ones({2, 1, 4}), 16);
   EXPECT_EQ(kv.length(), 4);
   EXPECT_TRUE(at::equal(kv.keys()[1][3], at::ones({4})));
+  // the cache knows each entry's original position per head
+  EXPECT_TRUE(
+      at::equal(kv.positions(),
+                at::tensor(std::vector<int64_t>{10, 12, 15, 16, 11, 13, 14, 16}).view({2, 4})));
 }
 
 TEST(KVCache, PaddedRowsAreMaskedAndCounted) {
   LayerKV kv(2, 2, at::kFloat);
-  kv.append(at::randn({2, 5, 2}), at::randn({2, 5, 2}));
+  kv.append(at::randn({2, 5, 2}), at::randn({2, 5, 2}), 0);
   kv.compact(at::tensor(std::vector<int64_t>{0, 3, 4, 1, -1, -1}, at::kLong).view({2, 3}), 1);
   EXPECT_EQ(kv.live_bytes(), 2 * 4 * 2 * 4);  // 3 + 1 entries
-  kv.append(at::ones({2, 1, 2}), at::ones({2, 1, 2}));
+  kv.append(at::ones({2, 1, 2}), at::ones({2, 1, 2}), 5);
+  // empty slots have position -1, and the mask is exactly where the positions are negative
+  EXPECT_TRUE(at::equal(kv.positions(),
+                        at::tensor(std::vector<int64_t>{0, 3, 4, 5, 1, -1, -1, 5}).view({2, 4})));
+  EXPECT_TRUE(at::equal(kv.key_mask(), kv.positions() < 0));
   const at::Tensor mask = kv.key_mask();
   EXPECT_EQ(mask.sizes(), (at::IntArrayRef{2, 4}));
   EXPECT_FALSE(mask[0].any().item<bool>());
@@ -118,7 +126,7 @@ TEST(KVCache, PaddedRowsAreMaskedAndCounted) {
 
 TEST(KVCache, CompactRejectsBadIndices) {
   LayerKV kv(2, 4, at::kFloat);
-  kv.append(at::zeros({2, 3, 4}), at::zeros({2, 3, 4}));
+  kv.append(at::zeros({2, 3, 4}), at::zeros({2, 3, 4}), 0);
   EXPECT_THROW(kv.compact(at::tensor(std::vector<int64_t>{0, 3}, at::kLong).view({2, 1})), Error);
   EXPECT_THROW(kv.compact(at::tensor(std::vector<int64_t>{0, -2}, at::kLong).view({2, 1})), Error);
   EXPECT_THROW(kv.compact(at::zeros({3, 1}, at::kLong)), Error);
