@@ -30,7 +30,7 @@ namespace {
 
 void check_prompt(const ModelConfig& cfg, const std::vector<int>& prompt, int max_new_tokens) {
   if (prompt.empty()) throw Error("the prompt is empty: nothing to generate from");
-  if (max_new_tokens < 1) throw Error("--max-new-tokens must be >= 1");
+  if (max_new_tokens < 1) throw Error("max_new_tokens must be >= 1");
   const int64_t need = static_cast<int64_t>(prompt.size()) + max_new_tokens;
   if (need > cfg.max_position_embeddings)
     throw Error("the prompt has " + std::to_string(prompt.size()) + " tokens; with " +

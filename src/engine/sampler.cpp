@@ -1,13 +1,20 @@
 #include "engine/sampler.h"
 
+#include <cmath>
+#include <string>
+
 #include "util/error.h"
 
 namespace dapx {
 
 void validate(const SamplingParams& p) {
-  if (p.temperature < 0) throw Error("--temperature must be >= 0 (0 = greedy)");
-  if (p.top_k < 0) throw Error("--top-k must be >= 0 (0 = no limit)");
-  if (!(p.top_p > 0 && p.top_p <= 1)) throw Error("--top-p must be in (0, 1]");
+  // NaN fails every comparison: written so that it is rejected too.
+  if (!(std::isfinite(p.temperature) && p.temperature >= 0))
+    throw Error("temperature must be a finite number >= 0 (0 = greedy), got " +
+                std::to_string(p.temperature));
+  if (p.top_k < 0) throw Error("top_k must be >= 0 (0 = no limit), got " + std::to_string(p.top_k));
+  if (!(p.top_p > 0 && p.top_p <= 1))
+    throw Error("top_p must be in (0, 1], got " + std::to_string(p.top_p));
 }
 
 Sampler::Sampler(const SamplingParams& p) : p_(p), rng_(p.seed) { validate(p); }

@@ -60,10 +60,11 @@ std::vector<ParamSpec> lookahead_params(const std::string& source) {
 }
 std::vector<ParamSpec> prompt_params() {
   return {integer("budget", 2048, 1, kTokens, "prompt tokens kept, window included"),
-          window_param(64, "last prompt tokens, always kept (their queries observe)")};
+          window_param(64, "last prompt tokens, always kept")};
 }
 std::vector<ParamSpec> attention_prompt_params(int64_t lookahead, double min_lookahead) {
   std::vector<ParamSpec> p = prompt_params();
+  p[1].help += "; their queries observe";
   p.push_back(integer("kernel", 64, 1, 4096, "centred pooling along the prompt"));
   p.push_back(pool_param("max"));
   p.push_back(reduce_param());

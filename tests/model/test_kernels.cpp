@@ -149,6 +149,22 @@ TEST(Sampler, GreedyTopKTopPAndSeeds) {
   for (int i = 0; i < 20; ++i) EXPECT_EQ(sa.next(logits), sb.next(logits));
   EXPECT_THROW(Sampler(SamplingParams{-1.f, 0, 1.f, 0}), Error);
   EXPECT_THROW(Sampler(SamplingParams{1.f, 0, 0.f, 0}), Error);
+  // NaN and infinity are rejected with a message naming the parameter (NaN fails every <)
+  const auto message = [](SamplingParams p) {
+    try {
+      Sampler s(p);
+    } catch (const Error& e) {
+      return std::string(e.what());
+    }
+    return std::string("(no error)");
+  };
+  EXPECT_EQ(
+      message(SamplingParams{std::nanf(""), 0, 1.f, 0}).rfind("temperature must be a finite", 0),
+      0u);
+  EXPECT_EQ(message(SamplingParams{INFINITY, 0, 1.f, 0}).rfind("temperature must be a finite", 0),
+            0u);
+  EXPECT_EQ(message(SamplingParams{1.f, 0, std::nanf(""), 0}).rfind("top_p must be in (0, 1]", 0),
+            0u);
 }
 
 }  // namespace
