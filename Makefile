@@ -12,7 +12,7 @@ DEMO_TASK ?= niah_single_2
 # Random-weight models of real shapes for benchmarks, generated on demand (make models).
 MODELS := models/generated
 
-.PHONY: all deps build run test sanitize format clean models bench
+.PHONY: all deps build run test sanitize fuzz format clean models bench
 
 all: build
 
@@ -49,8 +49,28 @@ sanitize: deps
 	cmake --build $(BUILD)-asan -j $(JOBS)
 	cd $(BUILD)-asan && ctest --output-on-failure
 
+# libFuzzer (clang, ASan + UBSan) on the torch-free parsers: safetensors + index, config.json,
+# tokenizer.json, encode/decode, chat templates; FUZZ_SECONDS each. Grows a copy of the
+# committed corpora in $(BUILD)-fuzz/corpus (fuzz/corpus is never written); crashing inputs
+# land in $(BUILD)-fuzz/artifacts. See fuzz/README.md.
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS := safetensors model_config tokenizer_json tokenizer_codec chat_template
+FUZZ := $(BUILD)-fuzz
+fuzz:
+	@bash scripts/install-deps.sh --fuzz
+	CC=clang CXX=clang++ cmake -S . -B $(FUZZ) -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ \
+	  -DCMAKE_BUILD_TYPE=RelWithDebInfo -DDAPX_WITH_TORCH=OFF -DDAPX_FUZZ=ON
+	cmake --build $(FUZZ) -j $(JOBS) --target fuzz_targets
+	@for t in $(FUZZ_TARGETS); do \
+	  mkdir -p $(FUZZ)/corpus/$$t $(FUZZ)/artifacts/$$t && \
+	  cp fuzz/corpus/$$t/* $(FUZZ)/corpus/$$t/ && \
+	  echo "== fuzz_$$t: $(FUZZ_SECONDS) s" && \
+	  $(FUZZ)/fuzz/fuzz_$$t $(FUZZ)/corpus/$$t -dict=fuzz/$$t.dict -max_total_time=$(FUZZ_SECONDS) \
+	    -timeout=30 -artifact_prefix=$(FUZZ)/artifacts/$$t/ -print_final_stats=1 || exit 1; \
+	done
+
 format:
 	clang-format -i $$(git ls-files '*.cpp' '*.h')
 
 clean:
-	rm -rf $(BUILD) $(BUILD)-asan $(MODELS)
+	rm -rf $(BUILD) $(BUILD)-asan $(BUILD)-fuzz $(MODELS)

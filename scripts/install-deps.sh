@@ -6,6 +6,10 @@ packages=(build-essential cmake libtorch-dev nlohmann-json3-dev libpcre2-dev
           libopenblas0-openmp  # LibTorch calls the system BLAS: OpenBLAS, not the reference one
           wamerican fortunes  # evaluation and training texts: dictionary words, English prose
           gnuplot-nox)        # plots of the evaluation reports
+# `make fuzz` only (install-deps.sh --fuzz): clang with libFuzzer; libomp for the OpenMP kernels.
+if [ "${1:-}" = "--fuzz" ]; then
+  packages+=(clang libclang-rt-dev libomp-dev)
+fi
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -46,14 +46,14 @@ bool parse_dtype(const std::string& s, DType* out) {
 }
 
 // Product of the dims; nullopt-like false on overflow so a hostile header cannot wrap around
-// and pass the size check.
+// and pass the size check. Every partial product must fit int64_t, as TensorView::numel()
+// multiplies in that order ([2^32, 2^31, 0] has 0 elements but overflows on the way).
 bool checked_numel(const std::vector<int64_t>& shape, uint64_t* out) {
+  constexpr uint64_t kMax = static_cast<uint64_t>(std::numeric_limits<int64_t>::max());
   uint64_t n = 1;
   for (int64_t d : shape) {
     if (d < 0) return false;
-    if (d != 0 && n > std::numeric_limits<uint64_t>::max() / static_cast<uint64_t>(d)) {
-      return false;
-    }
+    if (d != 0 && n > kMax / static_cast<uint64_t>(d)) return false;
     n *= static_cast<uint64_t>(d);
   }
   *out = n;
@@ -238,6 +238,11 @@ int64_t TensorView::numel() const {
   int64_t n = 1;
   for (int64_t d : shape) n *= d;
   return n;
+}
+
+std::map<std::string, TensorView> parse_safetensors(const std::byte* data, size_t size,
+                                                    const std::filesystem::path& source) {
+  return parse_header(source, data, size);
 }
 
 // ---- SafetensorsFile ----

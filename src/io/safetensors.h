@@ -48,6 +48,11 @@ class SafetensorsFile {
   std::map<std::string, TensorView> tensors_;
 };
 
+// The same validation on a safetensors image in memory (e.g. a fuzzer's input): the views point
+// into `data`, which must outlive them. `source` names the image in errors.
+std::map<std::string, TensorView> parse_safetensors(const std::byte* data, size_t size,
+                                                    const std::filesystem::path& source);
+
 // All weights of a model directory: model.safetensors, or the shards listed by
 // model.safetensors.index.json ("weight_map").
 class WeightStore {

@@ -18,8 +18,8 @@ std::string template_text(const nlohmann::json& config) {
   if (tmpl.is_string()) return tmpl.get<std::string>();
   if (!tmpl.is_array()) return "";
   for (const auto& entry : tmpl) {
-    if (entry.is_object() && entry.value("name", "") == "default" && entry.contains("template") &&
-        entry["template"].is_string()) {
+    if (entry.is_object() && entry.contains("name") && entry["name"] == "default" &&
+        entry.contains("template") && entry["template"].is_string()) {
       return entry["template"].get<std::string>();
     }
   }
@@ -81,11 +81,17 @@ ChatFormat detect_chat_format(const std::filesystem::path& model_dir) {
   if (!in) return ChatFormat::Raw;  // many small/test models ship no config
   std::ostringstream content;
   content << in.rdbuf();
+  return detect_chat_format_from_json(content.str(), path.string());
+}
+
+ChatFormat detect_chat_format_from_json(const std::string& tokenizer_config,
+                                        const std::string& source) {
   nlohmann::json config;
   try {
-    config = nlohmann::json::parse(content.str());
-  } catch (const nlohmann::json::parse_error& e) {
-    throw Error(path.string() + ": not valid JSON (" + e.what() + ")");
+    config = nlohmann::json::parse(tokenizer_config);
+  } catch (const nlohmann::json::exception& e) {
+    // parse_error, or out_of_range for a number too large for a double (1e400).
+    throw Error(source + ": not valid JSON (" + e.what() + ")");
   }
   const std::string tmpl = template_text(config);
   if (tmpl.find("<|im_start|>") != std::string::npos) return ChatFormat::ChatML;

@@ -18,6 +18,9 @@ std::string chat_format_name(ChatFormat f);
 // Recognises the format from DIR/tokenizer_config.json's "chat_template" (and tokens);
 // Raw when absent or unrecognised.
 ChatFormat detect_chat_format(const std::filesystem::path& model_dir);
+// The same from the text of a tokenizer_config.json; `source` names it in errors.
+ChatFormat detect_chat_format_from_json(const std::string& tokenizer_config,
+                                        const std::string& source);
 // Renders the conversation and, when add_generation_prompt, opens the assistant turn.
 std::string apply_chat_format(ChatFormat f, const std::vector<ChatMessage>& messages,
                               bool add_generation_prompt = true);

@@ -32,8 +32,11 @@ struct SplitRegex::Impl {
 SplitRegex::SplitRegex(const std::string& pattern) : impl_(std::make_unique<Impl>()) {
   int error = 0;
   PCRE2_SIZE offset = 0;
-  pcre2_code* code = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(pattern.data()), pattern.size(),
-                                   PCRE2_UTF | PCRE2_UCP, &error, &offset, nullptr);
+  // \C (one code unit) could cut a character in half, and the pieces go to the next pattern
+  // without a UTF check (see split): never allowed.
+  pcre2_code* code =
+      pcre2_compile(reinterpret_cast<PCRE2_SPTR>(pattern.data()), pattern.size(),
+                    PCRE2_UTF | PCRE2_UCP | PCRE2_NEVER_BACKSLASH_C, &error, &offset, nullptr);
   if (code == nullptr) {
     throw Error("pre-tokenizer pattern does not compile at offset " + std::to_string(offset) +
                 ": " + pcre2_message(error) + " (pattern: " + pattern + ")");

@@ -74,6 +74,15 @@ std::string regex_escape(const std::string& literal) {
   return out;
 }
 
+// Token ids as tokenizer.json writes them: non-negative JSON integers. Larger than any real
+// vocabulary, and far from INT32_MAX so that "id + 1" cannot overflow.
+constexpr long long kMaxTokenId = INT32_MAX / 2;
+const std::string kIdRange = " (expected an integer from 0 to " + std::to_string(kMaxTokenId) + ")";
+
+bool valid_id(const json& id) {
+  return id.is_number_integer() && id.get<long long>() >= 0 && id.get<long long>() <= kMaxTokenId;
+}
+
 std::string type_of(const json& node) {
   if (!node.is_object() || !node.contains("type") || !node["type"].is_string()) return "";
   return node["type"].get<std::string>();
@@ -205,9 +214,7 @@ void Tokenizer::Impl::load_model(const json& model) {
 
   vocab.reserve(model["vocab"].size());
   for (const auto& [piece, id] : model["vocab"].items()) {
-    if (!id.is_number_integer() || id.get<long long>() < 0 || id.get<long long>() > INT32_MAX / 2) {
-      fail("vocab entry \"" + piece + "\" has an invalid id");
-    }
+    if (!valid_id(id)) fail("vocab entry \"" + piece + "\" has an invalid id" + kIdRange);
     vocab.emplace(piece, id.get<int>());
   }
   const json& merges_json = model["merges"];
@@ -250,8 +257,9 @@ void Tokenizer::Impl::load_merge(const json& merge, int rank) {
 void Tokenizer::Impl::load_added_tokens(const json& tokens) {
   if (!tokens.is_array()) fail("\"added_tokens\" must be an array");
   for (const json& token : tokens) {
-    const int id = token.at("id").get<int>();
-    if (id < 0) fail("added token with negative id");
+    const json& id_json = token.at("id");
+    if (!valid_id(id_json)) fail("added token with an invalid id" + kIdRange);
+    const int id = id_json.get<int>();
     const std::string content = token.at("content").get<std::string>();
     added.add(content, id);
     added_ids[content] = id;
@@ -263,6 +271,14 @@ void Tokenizer::Impl::build_tables() {
   int size = 0;
   for (const auto& [piece, id] : vocab) size = std::max(size, id + 1);
   for (const auto& [content, id] : added_ids) size = std::max(size, id + 1);
+  // The tables below have one slot per id up to the largest: a file defining a few tokens
+  // must not make them huge. Real files number their tokens densely from 0.
+  const std::size_t defined = vocab.size() + added_ids.size();
+  if (static_cast<std::size_t>(size) > 2 * defined) {
+    fail("token id " + std::to_string(size - 1) + " is far beyond the " + std::to_string(defined) +
+         " tokens the file defines (vocab + added_tokens); ids must be below " +
+         std::to_string(2 * defined) + ", numbered from 0");
+  }
   pieces.assign(size, "");
   bytes.assign(size, "");
   special.assign(size, false);
@@ -400,7 +416,8 @@ Tokenizer Tokenizer::from_json_string(const std::string& text, const std::string
   json root;
   try {
     root = json::parse(text);
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {
+    // parse_error, or out_of_range for a number too large for a double (1e400).
     throw Error(source + ": not valid JSON (" + e.what() + ")");
   }
   auto impl = std::make_unique<Impl>();

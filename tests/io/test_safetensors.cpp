@@ -263,6 +263,12 @@ TEST(Safetensors, SizeNotMatchingShape) {
       raw_file(R"({"a":{"dtype":"F32","shape":[4294967296,4294967296,16],"data_offsets":[0,0]}})",
                8));
   expect_error([&] { SafetensorsFile::open(p); }, {"'a'", "shape"});
+  // Zero elements, but TensorView::numel() would overflow int64 on the way (2^32 * 2^31):
+  // undefined behaviour (UBSan; fuzz/corpus/safetensors/crash-numel-int64-overflow.*).
+  write_file(
+      p, raw_file(R"({"a":{"dtype":"F32","shape":[4294967296,2147483648,0],"data_offsets":[0,0]}})",
+                  0));
+  expect_error([&] { SafetensorsFile::open(p); }, {"'a'", "shape"});
 }
 
 TEST(Safetensors, OverlappingTensors) {
@@ -300,6 +306,26 @@ TEST(Safetensors, MetadataIsSkippedAndEmptyFileWorks) {
   const auto p = dir / "x.safetensors";
   write_file(p, raw_file(R"({"__metadata__":{"format":"pt"}})", 0));
   EXPECT_TRUE(SafetensorsFile::open(p)->tensors().empty());
+}
+
+TEST(Safetensors, ParseInMemoryMatchesTheFile) {
+  TempDir dir;
+  const auto p = dir / "x.safetensors";
+  write_safetensors(p, sample_tensors());
+  const std::string bytes = read_file(p);
+  const auto file = SafetensorsFile::open(p);
+  const auto mem = parse_safetensors(reinterpret_cast<const std::byte*>(bytes.data()), bytes.size(),
+                                     "in-memory");
+  ASSERT_EQ(mem.size(), file->tensors().size());
+  for (const auto& [name, t] : file->tensors()) {
+    const TensorView& m = mem.at(name);
+    EXPECT_EQ(m.shape, t.shape) << name;
+    EXPECT_EQ(m.nbytes, t.nbytes) << name;
+    EXPECT_EQ(to_float_vector(m), to_float_vector(t)) << name;
+  }
+  expect_error(
+      [&] { parse_safetensors(reinterpret_cast<const std::byte*>(bytes.data()), 7, "in-memory"); },
+      {"'in-memory'", "too short"});
 }
 
 // ---- WeightStore ----

@@ -46,6 +46,18 @@ TEST(ChatTemplate, NamesRoundTrip) {
   }
 }
 
+TEST(ChatTemplate, DetectFromJsonText) {
+  EXPECT_EQ(detect_chat_format_from_json(R"({"chat_template": "<|im_start|>"})", "cfg"),
+            ChatFormat::ChatML);
+  EXPECT_EQ(detect_chat_format_from_json("{}", "cfg"), ChatFormat::Raw);
+  try {
+    detect_chat_format_from_json("[1,", "my/tokenizer_config.json");
+    FAIL() << "expected dapx::Error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("my/tokenizer_config.json"), std::string::npos);
+  }
+}
+
 class DetectChatFormat : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -91,14 +103,24 @@ TEST_F(DetectChatFormat, UnknownOrAbsentTemplateIsRaw) {
 }
 
 TEST_F(DetectChatFormat, InvalidJsonNamesTheFile) {
-  write_config("{\"chat_template\": ");
-  try {
-    detect_chat_format(dir_);
-    FAIL() << "expected dapx::Error";
-  } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("tokenizer_config.json"), std::string::npos) << e.what();
-    EXPECT_NE(std::string(e.what()).find("not valid JSON"), std::string::npos) << e.what();
+  // The second, found by fuzz/fuzz_chat_template, used to escape as nlohmann's out_of_range.
+  for (const char* text : {"{\"chat_template\": ", "{\"chat_template\": 1e400}"}) {
+    write_config(text);
+    try {
+      detect_chat_format(dir_);
+      FAIL() << "expected dapx::Error for " << text;
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("tokenizer_config.json"), std::string::npos) << e.what();
+      EXPECT_NE(std::string(e.what()).find("not valid JSON"), std::string::npos) << e.what();
+    }
   }
+}
+
+TEST_F(DetectChatFormat, TemplateNameOfAnotherTypeIsSkipped) {
+  // A non-string "name" used to escape as nlohmann's type_error (fuzz/corpus/chat_template/).
+  write_config(R"({"chat_template": [{"name": 1, "template": "x"},
+                                     {"name": "default", "template": "<|im_start|>"}]})");
+  EXPECT_EQ(detect_chat_format(dir_), ChatFormat::ChatML);
 }
 
 }  // namespace

@@ -83,6 +83,32 @@ TEST(TokenizerErrors, WrongFieldTypes) {
                "invalid id");
 }
 
+// Each of these used to escape as an nlohmann exception, hit undefined behaviour (UBSan) or
+// allocate gigabytes (the inputs are kept in fuzz/corpus/tokenizer_json/crash-*).
+TEST(TokenizerErrors, NumberTooLargeForADouble) {
+  expect_error(R"({"model": {"vocab": {"a": 1e400}}})", "not valid JSON");
+}
+
+TEST(TokenizerErrors, IdsOutOfRange) {
+  const std::string model = R"({"type": "BPE", "vocab": {}, "merges": []})";
+  for (const char* id : {"-5", "1e10", "2147483647", "4294967296", "\"7\""}) {
+    expect_error(R"({"pre_tokenizer": {"type": "ByteLevel"}, "model": )" + model +
+                     R"(, "added_tokens": [{"id": )" + id + R"(, "content": "<x>"}]})",
+                 "added token with an invalid id");
+  }
+  // A few tokens with a huge id would need tables of a billion slots.
+  expect_error(with_model(R"({"type": "BPE", "vocab": {"a": 1073741823}, "merges": []})"),
+               "token id 1073741823 is far beyond the 1 tokens");
+}
+
+TEST(TokenizerErrors, SplitPatternWithSingleCodeUnit) {
+  // \C matches one byte: it could cut a character in half, and the next pattern reads the
+  // pieces without a UTF-8 check.
+  expect_error(with_model(R"({"type": "BPE", "vocab": {}, "merges": []})",
+                          R"({"type": "Split", "pattern": {"Regex": "\\C"}})"),
+               "does not compile");
+}
+
 TEST(TokenizerErrors, MissingFile) {
   try {
     Tokenizer::load("/nonexistent/dir/tokenizer.json");
