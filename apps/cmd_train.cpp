@@ -173,6 +173,10 @@ void register_train(CLI::App& app) {
   cmd->add_option("--text-share", f->opts.mix.text_share, "Share of plain-prose examples")
       ->check(CLI::Range(0.0, 1.0));
   cmd->add_option("--tasks", f->tasks, "Comma-separated training tasks (default: all)");
+  cmd->add_option("--templates", f->opts.templates,
+                  "Prompt phrasing: eval (the evaluation's templates; words, values and prose "
+                  "from the training split) or train (paraphrased templates)")
+      ->check(CLI::IsMember({"eval", "train"}));
   cmd->add_option("--seed", f->opts.seed, "Seed of initialisation and data");
   cmd->add_option("--eval-every", f->opts.eval_every, "Held-out evaluation every N steps")
       ->check(CLI::Range(0, 1 << 20));

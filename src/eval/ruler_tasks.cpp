@@ -62,10 +62,11 @@ std::string lower(std::string s) {
 
 }  // namespace
 
-TaskSuite::TaskSuite(const std::filesystem::path& templates_json, TextSources sources, Split split)
+TaskSuite::TaskSuite(const std::filesystem::path& templates_json, TextSources sources, Split split,
+                     bool any_phrasing)
     : path_(templates_json), sources_(std::move(sources)), split_(split) {
   detail::Templates templates = detail::load_templates(templates_json);
-  if (templates.split != split_name(split)) {
+  if (templates.split != split_name(split) && !any_phrasing) {
     throw Error("task templates " + path_.string() + " are for the " + templates.split +
                 " split, but the suite was asked for the " + split_name(split) + " split");
   }

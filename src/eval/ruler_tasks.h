@@ -37,8 +37,11 @@ struct TaskSpec;
 // A task set: the templates (from JSON) plus the text sources of one split.
 class TaskSuite {
  public:
-  // Throws dapx::Error naming the file, the task and the field for anything malformed.
-  TaskSuite(const std::filesystem::path& templates_json, TextSources sources, Split split);
+  // Throws dapx::Error naming the file, the task and the field for anything malformed, and
+  // when the templates are meant for the other split, unless `any_phrasing` (training on the
+  // evaluation's phrasing with the training split's words, values and prose).
+  TaskSuite(const std::filesystem::path& templates_json, TextSources sources, Split split,
+            bool any_phrasing = false);
   ~TaskSuite();
   TaskSuite(TaskSuite&&) noexcept;
   TaskSuite& operator=(TaskSuite&&) noexcept;

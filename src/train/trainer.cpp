@@ -135,6 +135,14 @@ std::vector<CurriculumStage> parse_curriculum(const std::string& text) {
   return out;
 }
 
+namespace {
+std::string templates_file(const std::string& templates) {
+  if (templates == "eval") return "ruler_templates.json";
+  if (templates == "train") return "train_templates.json";
+  throw Error("templates must be 'eval' or 'train', got '" + templates + "'");
+}
+}  // namespace
+
 void train(const TrainOptions& o, const TrainCallbacks& cb) {
   if (o.curriculum.empty()) throw Error("train: no curriculum");
   if (o.tokens_per_step < 1) throw Error("train: tokens per step must be >= 1");
@@ -152,10 +160,10 @@ void train(const TrainOptions& o, const TrainCallbacks& cb) {
   if (o.reinit) reinitialise(*model, o.seed);
 
   const eval::TextSources train_text = eval::TextSources::load(eval::Split::Train);
-  const TrainingData data(
-      model->tokenizer,
-      eval::TaskSuite(o.data_dir / "eval" / "train_templates.json", train_text, eval::Split::Train),
-      train_text.essay, o.mix, cfg.eos_token_ids.front());
+  const TrainingData data(model->tokenizer,
+                          eval::TaskSuite(o.data_dir / "eval" / templates_file(o.templates),
+                                          train_text, eval::Split::Train, /*any_phrasing=*/true),
+                          train_text.essay, o.mix, cfg.eos_token_ids.front());
   const eval::TaskSuite held_out(o.data_dir / "eval" / "ruler_templates.json",
                                  eval::TextSources::load(eval::Split::Eval), eval::Split::Eval);
 
@@ -184,6 +192,7 @@ void train(const TrainOptions& o, const TrainCallbacks& cb) {
                          {"lr", o.lr},
                          {"lm_weight", o.lm_weight},
                          {"text_share", o.mix.text_share},
+                         {"templates", o.templates},
                          {"curriculum", nlohmann::json::array()},
                          {"log", nlohmann::json::array()},
                          {"eval", nlohmann::json::array()}};

@@ -38,6 +38,10 @@ struct TrainOptions {
   int save_every = 100;  // steps; 0: only at the end
   DType save_dtype = DType::BF16;
   std::filesystem::path data_dir;  // holds eval/{ruler,train}_templates.json
+  // Phrasing of the training prompts: "eval" (the evaluation's own templates, with the
+  // training split's words, values and prose, so no evaluation sample is ever seen) or "train"
+  // (paraphrased templates: also tests transfer to unseen phrasing, too hard for a tiny model).
+  std::string templates = "eval";
   std::string command;             // recorded in train_state.json
 };
 
