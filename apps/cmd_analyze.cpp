@@ -57,7 +57,8 @@ void run(const Flags& f) {
   const auto [target, draft] = load_target_and_draft(f.model, f.draft, opts);
   std::vector<std::pair<std::string, std::vector<int>>> prompts;
   if (!f.prompt_file.empty()) {
-    prompts.emplace_back(f.prompt_file, target->tokenizer.encode(read_file(f.prompt_file)));
+    prompts.emplace_back(f.prompt_file,
+                         target->tokenizer.encode(read_prompt_file(f.prompt_file, target->config)));
   } else {
     const eval::TaskSuite suite(default_data_dir() + "/eval/ruler_templates.json",
                                 eval::TextSources::load(eval::Split::Eval), eval::Split::Eval);
@@ -132,14 +133,14 @@ void register_analyze(CLI::App& app) {
   cmd->add_option("--prompt-file,-f", f->prompt_file, "Analyse this prompt");
   cmd->add_option("--tasks", f->tasks, "Else: RULER-style tasks (comma-separated)");
   cmd->add_option("--length", f->length, "Their prompt length in tokens")
-      ->check(CLI::Range(64, 1 << 20));
-  cmd->add_option("--samples", f->samples, "Samples per task")->check(CLI::Range(1, 10000));
-  cmd->add_option("--seed", f->seed, "Sample i uses seed + i");
+      ->check(int_range(64, 1 << 20));
+  cmd->add_option("--samples", f->samples, "Samples per task")->check(int_range(1, 10000));
+  cmd->add_option("--seed", f->seed, "Sample i uses seed + i")->check(seed_value());
   cmd->add_option("--lookahead", f->opts.lookahead, "Draft lookahead tokens (L)")
-      ->check(CLI::Range(1, 4096));
-  cmd->add_option("--window", f->opts.window, "Observation window (W)")->check(CLI::Range(1, 4096));
+      ->check(int_range(1, 4096));
+  cmd->add_option("--window", f->opts.window, "Observation window (W)")->check(int_range(1, 4096));
   cmd->add_option("--budget", f->opts.budget, "Budget whose top-k overlap is reported")
-      ->check(CLI::Range(2, 1 << 20));
+      ->check(int_range(2, 1 << 20));
   cmd->add_flag("--json", f->json, "JSON instead of a table");
   cmd->add_option("--report", f->report, "Write SVG plots (gnuplot) here");
   add_runtime_flags(*cmd, f->runtime);

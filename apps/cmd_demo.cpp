@@ -75,13 +75,13 @@ void register_demo(CLI::App& app) {
   cmd->add_option("--model,-m", f->model, "Target model directory")->required();
   cmd->add_option("--draft,-d", f->draft, "Draft model directory");
   cmd->add_option("--task", f->task, "RULER task of the prompt (default niah_single_2)");
-  cmd->add_option("--length", f->length, "Prompt tokens")->check(CLI::Range(16, 1 << 20));
+  cmd->add_option("--length", f->length, "Prompt tokens")->check(int_range(16, 1 << 20));
   cmd->add_option("--methods", f->methods, "Comma-separated methods");
   cmd->add_option("--budget", f->budget, "Budget of the compressing methods")
-      ->check(CLI::Range(1, 1 << 20));
-  cmd->add_option("--seed", f->seed, "Sample seed (evaluation split)");
+      ->check(int_range(1, 1 << 20));
+  cmd->add_option("--seed", f->seed, "Sample seed (evaluation split)")->check(seed_value());
   cmd->add_option("--max-new-tokens,-n", f->max_new_tokens, "Tokens to generate at most")
-      ->check(CLI::Range(1, 1 << 20));
+      ->check(int_range(1, 1 << 20));
   add_runtime_flags(*cmd, f->runtime);
   cmd->callback([f] { run(*f); });
 }

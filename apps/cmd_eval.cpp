@@ -160,11 +160,11 @@ void register_eval(CLI::App& app) {
                   "methods; SpecKV's budget for speckv-pc); default: each method's");
   cmd->add_option("--param", f->params, "METHOD.NAME=VALUE, e.g. speckv.lookahead=8 (repeatable)");
   cmd->add_option("--samples", f->samples, "Samples per task and length")
-      ->check(CLI::Range(1, 100000));
-  cmd->add_option("--seed", f->seed, "Sample i uses seed + i");
+      ->check(int_range(1, 100000));
+  cmd->add_option("--seed", f->seed, "Sample i uses seed + i")->check(seed_value());
   cmd->add_option("--max-new-tokens", f->max_new_tokens,
                   "Generation length (default: the task's, as RULER / LongBench set it)")
-      ->check(CLI::Range(0, 1 << 20));
+      ->check(int_range(0, 1 << 20));
   cmd->add_option("--out,-o", f->out,
                   "Result file (JSONL, one row per generation); rows already there are skipped");
   cmd->add_flag("--json", f->json, "Print the summary as JSON");

@@ -24,10 +24,19 @@ struct GenerateFlags {
 std::vector<int> build_prompt(const GenerateFlags& f, const LoadedModel& m) {
   if (!f.prompt.empty() && !f.prompt_file.empty())
     throw Error("give either --prompt or --prompt-file, not both");
-  std::string text = f.prompt_file.empty() ? f.prompt : read_file(f.prompt_file);
+  std::string text = f.prompt_file.empty() ? f.prompt : read_prompt_file(f.prompt_file, m.config);
   if (text.empty()) throw Error("the prompt is empty: pass --prompt TEXT or --prompt-file FILE");
   if (f.chat) {
     ChatFormat fmt = f.chat_format == "auto" ? m.chat_format : chat_format_from_name(f.chat_format);
+    if (f.chat_format == "auto" && fmt == ChatFormat::Raw) {
+      const std::string config = (m.dir / "tokenizer_config.json").string();
+      std::cerr << "[dapx] warning: --chat: "
+                << (chat_template_text(m.dir).empty()
+                        ? "the model has no chat template in " + config
+                        : "the chat template in " + config +
+                              " is neither ChatML nor Llama 3, the formats dapx renders")
+                << "; the prompt is sent as raw text (choose one with --chat-format)\n";
+    }
     std::vector<ChatMessage> msgs;
     if (!f.system.empty()) msgs.push_back({"system", f.system});
     msgs.push_back({"user", text});
@@ -136,12 +145,12 @@ void register_generate(CLI::App& app) {
   cmd->add_option("--dump-selection", f->dump_selection,
                   "Write the kept original positions per layer and KV head as JSON to this file");
   cmd->add_option("--max-new-tokens,-n", f->gen.max_new_tokens, "Tokens to generate at most")
-      ->check(CLI::PositiveNumber);
+      ->check(int_range(1, 1 << 24));
   cmd->add_option("--temperature", f->gen.sampling.temperature, "0 = greedy (default)");
   cmd->add_option("--top-k", f->gen.sampling.top_k,
                   "Sample among the k most likely tokens (0 = all)");
   cmd->add_option("--top-p", f->gen.sampling.top_p, "Nucleus sampling mass (1 = all)");
-  cmd->add_option("--seed", f->gen.sampling.seed, "Sampling seed");
+  cmd->add_option("--seed", f->gen.sampling.seed, "Sampling seed")->check(seed_value());
   cmd->add_option("--stop", f->gen.stop, "Stop when this string appears (repeatable)");
   cmd->add_flag("--ignore-eos", f->gen.ignore_eos, "Keep generating past end-of-sequence tokens");
   cmd->add_flag("--json", f->json,

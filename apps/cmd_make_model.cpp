@@ -66,16 +66,16 @@ void register_make_model(CLI::App& app) {
       ->check(CLI::IsMember({"llama", "qwen2", "qwen3", "mistral"}));
   cmd->add_option("--shape", f->shape,
                   "tiny, small, qwen2.5-0.5b, qwen2.5-1.5b, llama-3.2-1b, qwen3-0.6b");
-  cmd->add_option("--seed", f->seed, "Weight seed (same seed, same weights)");
+  cmd->add_option("--seed", f->seed, "Weight seed (same seed, same weights)")->check(seed_value());
   cmd->add_option("--out,-o", f->out, "Output directory")->required();
   cmd->add_option("--tokenizer", f->tokenizer,
                   "auto (the arch's real vocabulary), trained (small BPE learnt from the bundled "
                   "corpus), gpt2, qwen2, llama3, or a path to a tokenizer.json");
   cmd->add_option("--merges", f->merges, "BPE merges for --tokenizer trained")
-      ->check(CLI::PositiveNumber);
+      ->check(int_range(1, 100000));
   cmd->add_option("--max-position", f->max_position,
                   "Context length (max_position_embeddings); default: the preset's")
-      ->check(CLI::PositiveNumber);
+      ->check(int_range(1, 1 << 24));
   cmd->add_option("--dtype", f->dtype, "Stored dtype: bf16, f16 or f32")
       ->check(CLI::IsMember({"bf16", "f16", "f32"}));
   cmd->add_option("--chat-format", f->chat, "auto, chatml, llama3 or raw")

@@ -30,9 +30,13 @@ void register_tokenize(CLI::App& app) {
   tok->add_option("--text,-t", f->text, "Text to tokenize");
   tok->add_option("--file,-f", f->file, "Read the text from a file");
   tok->add_flag("--json", f->json, "JSON output: ids and pieces");
-  tok->callback([f] {
+  tok->callback([f, tok] {
+    const bool has_text = tok->count("--text") > 0, has_file = tok->count("--file") > 0;
+    if (has_text == has_file)
+      throw Error(has_text ? "give either --text or --file, not both"
+                           : "nothing to tokenize: pass --text TEXT or --file FILE");
     const Tokenizer t = load_tokenizer(f->model);
-    const std::string text = f->file.empty() ? f->text : read_file(f->file);
+    const std::string text = has_file ? read_file(f->file) : f->text;
     const std::vector<int> ids = t.encode(text);
     if (f->json) {
       nlohmann::json pieces = nlohmann::json::array();

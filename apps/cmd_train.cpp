@@ -153,41 +153,42 @@ void register_train(CLI::App& app) {
   cmd->add_option("--tokenizer", f->tokenizer, "tokenizer.json for --shape");
   cmd->add_flag("--reinit", f->reinit, "With --init: keep its config and tokenizer, fresh weights");
   cmd->add_option("--max-position", f->max_position, "Context of a fresh model (default: shape's)")
-      ->check(CLI::PositiveNumber);
+      ->check(int_range(1, 1 << 24));
   cmd->add_option("--curriculum", f->curriculum,
                   "Length stages TOKENS:STEPS,... e.g. 256:200,512:200,1024:300")
       ->required();
   cmd->add_option("--tokens-per-step", f->opts.tokens_per_step, "Tokens per optimizer step")
-      ->check(CLI::Range(1, 1 << 24));
-  cmd->add_option("--lr", f->opts.lr, "Peak learning rate")->check(CLI::Range(1e-7, 1.0));
+      ->check(int_range(1, 1 << 24));
+  cmd->add_option("--lr", f->opts.lr, "Peak learning rate")->check(real_range(1e-7, 1.0));
   cmd->add_option("--min-lr-fraction", f->opts.min_lr_fraction, "Cosine floor, x peak")
-      ->check(CLI::Range(0.0, 1.0));
+      ->check(real_range(0.0, 1.0));
   cmd->add_option("--warmup", f->opts.warmup_steps, "Linear warm-up steps")
-      ->check(CLI::Range(0, 1 << 20));
+      ->check(int_range(0, 1 << 20));
   cmd->add_option("--weight-decay", f->opts.weight_decay, "AdamW weight decay (matrices)")
-      ->check(CLI::Range(0.0, 1.0));
-  cmd->add_option("--clip", f->opts.clip, "Gradient norm clip")->check(CLI::Range(1e-6, 1e6));
+      ->check(real_range(0.0, 1.0));
+  cmd->add_option("--clip", f->opts.clip, "Gradient norm clip")->check(real_range(1e-6, 1e6));
   cmd->add_option("--lm-weight", f->opts.lm_weight,
                   "Weight of the language-model loss on non-answer tokens")
-      ->check(CLI::Range(0.0, 10.0));
+      ->check(real_range(0.0, 10.0));
   cmd->add_option("--text-share", f->opts.mix.text_share, "Share of plain-prose examples")
-      ->check(CLI::Range(0.0, 1.0));
+      ->check(real_range(0.0, 1.0));
   cmd->add_option("--tasks", f->tasks, "Comma-separated training tasks (default: all)");
   cmd->add_option("--templates", f->opts.templates,
                   "Prompt phrasing: eval (the evaluation's templates; words, values and prose "
                   "from the training split) or train (paraphrased templates)")
       ->check(CLI::IsMember({"eval", "train"}));
-  cmd->add_option("--seed", f->opts.seed, "Seed of initialisation and data");
+  cmd->add_option("--seed", f->opts.seed, "Seed of initialisation and data")->check(seed_value());
   cmd->add_option("--eval-every", f->opts.eval_every, "Held-out evaluation every N steps")
-      ->check(CLI::Range(0, 1 << 20));
+      ->check(int_range(0, 1 << 20));
   cmd->add_option("--eval-samples", f->opts.eval_samples, "Held-out samples per evaluation")
-      ->check(CLI::Range(0, 10000));
+      ->check(int_range(0, 10000));
   cmd->add_option("--save-every", f->opts.save_every, "Checkpoint every N steps")
-      ->check(CLI::Range(0, 1 << 20));
+      ->check(int_range(0, 1 << 20));
   cmd->add_option("--save-dtype", f->save_dtype, "bf16 (shipped) or f32 (exact resume)")
       ->check(CLI::IsMember({"bf16", "f32"}));
-  cmd->add_option("--threads", f->runtime.threads, "CPU threads (0 = all hardware threads)")
-      ->check(CLI::Range(0, 1024));
+  cmd->add_option("--threads", f->runtime.threads,
+                  "CPU threads (0 = all hardware threads; at most 4 x them)")
+      ->check(int_range(0, max_threads()));
   // The options as given, in CLI11's config format: the recipe recorded in train_state.json.
   cmd->callback([f, cmd] { run_train(*f, cmd->config_to_str(false, false)); });
 
@@ -198,7 +199,7 @@ void register_train(CLI::App& app) {
       "Learn a small byte-level BPE vocabulary (tokenizer.json) from the training split's text");
   tok->add_option("--out,-o", *tok_out, "tokenizer.json to write")->required();
   tok->add_option("--merges", *merges, "BPE merges (vocabulary = 256 + merges + 3 special)")
-      ->check(CLI::Range(1, 100000));
+      ->check(int_range(1, 100000));
   tok->callback([tok_out, merges] { run_train_tokenizer(*tok_out, *merges); });
 
   auto conv = std::make_shared<std::array<std::string, 3>>();

@@ -1,6 +1,13 @@
 #include "common.h"
 
+#include <algorithm>
+#include <cerrno>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
 #include <fstream>
+#include <limits>
 #include <sstream>
 #include <thread>
 
@@ -8,10 +15,77 @@
 
 namespace dapx::cli {
 
+namespace {
+
+std::string number_text(double v) {
+  std::ostringstream s;
+  s << v;
+  return s.str();
+}
+
+std::string mib_text(size_t bytes) { return number_text(bytes / 1048576.0) + " MiB"; }
+
+// Parses all of `s` as an integer the way CLI11 converts it (base 0: 0x10 and 010 too).
+bool parse_integer(const std::string& s, long long* out) {
+  if (s.empty()) return false;
+  char* end = nullptr;
+  errno = 0;
+  *out = std::strtoll(s.c_str(), &end, 0);
+  return errno == 0 && end == s.c_str() + s.size();
+}
+
+}  // namespace
+
+CLI::Validator int_range(int64_t lo, int64_t hi) {
+  const std::string range = "[" + std::to_string(lo) + ", " + std::to_string(hi) + "]";
+  return CLI::Validator(
+      [lo, hi, range](std::string& input) {
+        long long v = 0;
+        if (parse_integer(input, &v) && v >= lo && v <= hi) return std::string();
+        return "must be an integer in " + range + ", got " + input;
+      },
+      range);
+}
+
+CLI::Validator real_range(double lo, double hi) {
+  const std::string range = "[" + number_text(lo) + ", " + number_text(hi) + "]";
+  return CLI::Validator(
+      [lo, hi, range](std::string& input) {
+        char* end = nullptr;
+        const double v = input.empty() ? NAN : std::strtod(input.c_str(), &end);
+        // NaN fails every comparison: written so that it is rejected.
+        if (!input.empty() && end == input.c_str() + input.size() && std::isfinite(v) && v >= lo &&
+            v <= hi)
+          return std::string();
+        return "must be a finite number in " + range + ", got " + input;
+      },
+      range);
+}
+
+CLI::Validator seed_value() {
+  const std::string range = "[0, " + std::to_string(std::numeric_limits<uint64_t>::max()) + "]";
+  return CLI::Validator(
+      [range](std::string& input) {
+        // strtoull accepts "-1" and wraps it to 2^64 - 1: a sign is refused first.
+        const size_t first = input.find_first_not_of(" \t");
+        char* end = nullptr;
+        errno = 0;
+        if (first != std::string::npos && input[first] != '-' && input[first] != '+') {
+          std::strtoull(input.c_str(), &end, 0);
+          if (errno == 0 && end == input.c_str() + input.size()) return std::string();
+        }
+        return "must be an integer in " + range + ", got " + input;
+      },
+      range);
+}
+
+int max_threads() { return 4 * std::max(1, static_cast<int>(std::thread::hardware_concurrency())); }
+
 void add_runtime_flags(CLI::App& cmd, RuntimeFlags& f) {
   cmd.add_option("--threads", f.threads,
-                 "CPU threads for LibTorch and the GEMV kernels (0 = all hardware threads)")
-      ->check(CLI::NonNegativeNumber);
+                 "CPU threads for LibTorch and the GEMV kernels (0 = all hardware threads; at "
+                 "most 4 x the hardware threads)")
+      ->check(int_range(0, max_threads()));
   cmd.add_option(
          "--dtype", f.dtype,
          "Weight dtype in memory: bf16 (half the memory and decode traffic) or f32 (exact). "
@@ -19,7 +93,7 @@ void add_runtime_flags(CLI::App& cmd, RuntimeFlags& f) {
       ->check(CLI::IsMember({"bf16", "bfloat16", "f32", "float32"}));
   cmd.add_option("--prefill-chunk", f.prefill_chunk,
                  "Prompt rows per prefill chunk; bounds attention and MLP memory, same logits")
-      ->check(CLI::PositiveNumber);
+      ->check(int_range(1, 1 << 24));
   cmd.add_option("--device", f.device, "cpu, or cuda / cuda:N with a CUDA build of LibTorch");
 }
 
@@ -40,12 +114,32 @@ ComputeOptions apply_runtime_flags(const RuntimeFlags& f) {
   return opts;
 }
 
-std::string read_file(const std::string& path) {
+std::string read_file(const std::string& path, size_t max_bytes, const std::string& limit_reason) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec))
+    throw Error("cannot read '" + path + "': it is a directory, not a file");
   std::ifstream in(path, std::ios::binary);
-  if (!in) throw Error("cannot read '" + path + "'");
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
+  if (!in) throw Error("cannot read '" + path + "': " + std::strerror(errno));
+  // In pieces, stopping past max_bytes: the size of a device or a pipe is not known up front.
+  std::string out;
+  std::string buf(size_t{1} << 20, '\0');
+  while (in) {
+    in.read(buf.data(), static_cast<std::streamsize>(buf.size()));
+    out.append(buf.data(), static_cast<size_t>(in.gcount()));
+    if (out.size() > max_bytes)
+      throw Error("'" + path + "' is larger than " + mib_text(max_bytes) +
+                  (limit_reason.empty() ? "" : ", " + limit_reason) + ": is it the right file?");
+  }
+  if (in.bad()) throw Error("cannot read '" + path + "': " + std::strerror(errno));
+  return out;
+}
+
+std::string read_prompt_file(const std::string& path, const ModelConfig& cfg) {
+  const size_t ctx = static_cast<size_t>(cfg.max_position_embeddings);
+  const size_t limit = std::clamp<size_t>(ctx * 64, size_t{1} << 20, kMaxFileBytes);
+  return read_file(
+      path, limit,
+      "the prompt-file limit for a model with a context of " + std::to_string(ctx) + " tokens");
 }
 
 std::string default_data_dir() { return DAPX_DATA_DIR; }

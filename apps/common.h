@@ -19,11 +19,28 @@ struct RuntimeFlags {
   std::string device = "cpu";
 };
 
+// Validators whose messages state the flag's real range; CLI11 prefixes the flag, e.g.
+// "--threads: must be an integer in [0, 8], got -1" (CLI::Range prints DBL_MAX in full for
+// PositiveNumber and lets NaN through).
+CLI::Validator int_range(int64_t lo, int64_t hi);
+CLI::Validator real_range(double lo, double hi);  // and finite: NaN and inf are rejected
+CLI::Validator seed_value();                      // [0, 2^64 - 1]: "-1" would wrap around
+// The most --threads accepts: 4 x the hardware threads (more only oversubscribes the cores;
+// 10000 threads hang a small machine).
+int max_threads();
+
 void add_runtime_flags(CLI::App& cmd, RuntimeFlags& f);
 // Sets LibTorch's thread count (it starts with one) and returns the compute options.
 ComputeOptions apply_runtime_flags(const RuntimeFlags& f);
-std::string read_file(const std::string& path);  // errors name the path
-std::string default_data_dir();                  // the unpacked real vocabularies
+// The whole file; errors name the path: absent, a directory, or over max_bytes (read stops
+// there, so /dev/zero ends too). `limit_reason` explains max_bytes in that error.
+constexpr size_t kMaxFileBytes = size_t{64} << 20;
+std::string read_file(const std::string& path, size_t max_bytes = kMaxFileBytes,
+                      const std::string& limit_reason = "");
+// A prompt file for `cfg`'s model: at most 64 bytes per token of its context (at least 1 MiB,
+// at most kMaxFileBytes); a longer file could not fit in the context anyway.
+std::string read_prompt_file(const std::string& path, const ModelConfig& cfg);
+std::string default_data_dir();  // the unpacked real vocabularies
 // "a, b,,c" -> {"a", "b", "c"}: comma-separated flag values, spaces and empty items dropped.
 std::vector<std::string> split_list(const std::string& s);
 // The target, and the draft when `draft_dir` is not empty (checked to share its tokenizer).

@@ -19,8 +19,12 @@ std::shared_ptr<const WeightStore> open_weights(const std::filesystem::path& dir
 
 std::unique_ptr<LoadedModel> LoadedModel::load(const std::filesystem::path& dir,
                                                const ComputeOptions& opts) {
-  if (!std::filesystem::is_directory(dir))
+  if (!std::filesystem::exists(dir))
     throw Error("model directory '" + dir.string() + "' does not exist");
+  if (!std::filesystem::is_directory(dir))
+    throw Error("'" + dir.string() +
+                "' is not a directory: pass the model directory (the one with config.json, "
+                "*.safetensors and tokenizer.json)");
   ModelConfig cfg = ModelConfig::load(dir);
   Tokenizer tok = load_tokenizer(dir);
   if (tok.vocab_size() > cfg.vocab_size)

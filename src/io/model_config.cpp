@@ -164,6 +164,14 @@ void add_unique(std::vector<int>& ids, const std::vector<int>& more) {
   }
 }
 
+// A token id at or past vocab_size would index past the embedding and the logits.
+void check_in_vocab(const Fields& f, const char* key, const std::vector<int>& ids, int vocab_size) {
+  for (int id : ids)
+    if (id >= vocab_size)
+      f.fail("field '" + std::string(key) + "' has token id " + std::to_string(id) +
+             ", outside the vocabulary (vocab_size " + std::to_string(vocab_size) + ")");
+}
+
 json read_json(const std::filesystem::path& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) throw Error("cannot read '" + path.string() + "': " + std::strerror(errno));
@@ -239,10 +247,18 @@ ModelConfig ModelConfig::from_json(const nlohmann::json& j, const std::string& s
   c.qkv_bias = c.arch == Arch::Qwen2 ? true : f.bool_or("attention_bias", false);
   c.qk_norm = c.arch == Arch::Qwen3;
   c.rope_scaling = parse_rope_scaling(f, source);
+  // The MLP's activation: SiLU is the only one implemented (HF also calls it swish).
+  if (const json* act = f.find("hidden_act")) {
+    if (!act->is_string() || (*act != "silu" && *act != "swish"))
+      f.fail("field 'hidden_act' is " + act->dump() +
+             ", but dapx implements only silu (the activation of its supported architectures)");
+  }
   const auto bos = f.token_ids("bos_token_id");
   if (bos.size() > 1) f.fail("field 'bos_token_id' must be a single token id");
   c.bos_token_id = bos.empty() ? -1 : bos[0];
   add_unique(c.eos_token_ids, f.token_ids("eos_token_id"));
+  check_in_vocab(f, "bos_token_id", bos, c.vocab_size);
+  check_in_vocab(f, "eos_token_id", c.eos_token_ids, c.vocab_size);
   // transformers >= 4.56 writes "dtype" instead of "torch_dtype".
   for (const char* key : {"torch_dtype", "dtype"}) {
     if (const json* v = f.find(key)) {
@@ -266,8 +282,11 @@ ModelConfig ModelConfig::load(const std::filesystem::path& model_dir) {
     const json g = read_json(gen_path);
     if (!g.is_object()) throw Error(gen_path.string() + ": expected a JSON object");
     const Fields f(g, gen_path.string());
-    add_unique(c.eos_token_ids, f.token_ids("eos_token_id"));
+    const auto eos = f.token_ids("eos_token_id");
+    check_in_vocab(f, "eos_token_id", eos, c.vocab_size);
+    add_unique(c.eos_token_ids, eos);
     const auto bos = f.token_ids("bos_token_id");
+    check_in_vocab(f, "bos_token_id", bos, c.vocab_size);
     if (c.bos_token_id < 0 && bos.size() == 1) c.bos_token_id = bos[0];
   }
   return c;

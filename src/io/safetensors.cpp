@@ -176,11 +176,24 @@ std::map<std::string, TensorView> parse_header(const std::filesystem::path& path
   }
   const char* hbegin = reinterpret_cast<const char*>(base + 8);
   json header;
+  // A JSON object keeps the last of duplicate keys: a tensor named twice is caught while parsing.
+  std::set<std::string> seen;
+  std::string duplicate;
+  const json::parser_callback_t note_keys = [&](int depth, json::parse_event_t event,
+                                                json& parsed) {
+    if (depth == 1 && event == json::parse_event_t::key && duplicate.empty() &&
+        !seen.insert(parsed.get<std::string>()).second)
+      duplicate = parsed.get<std::string>();
+    return true;
+  };
   try {
-    header = json::parse(hbegin, hbegin + header_len);
+    header = json::parse(hbegin, hbegin + header_len, note_keys);
   } catch (const json::exception& e) {
     throw Error("safetensors file " + file + ": invalid header JSON: " + e.what());
   }
+  if (!duplicate.empty())
+    throw Error("safetensors file " + file + ": the header names tensor '" + duplicate +
+                "' more than once");
   if (!header.is_object())
     throw Error("safetensors file " + file + ": header is not a JSON object");
   const std::byte* data = base + 8 + header_len;

@@ -84,6 +84,18 @@ ChatFormat detect_chat_format(const std::filesystem::path& model_dir) {
   return detect_chat_format_from_json(content.str(), path.string());
 }
 
+std::string chat_template_text(const std::filesystem::path& model_dir) {
+  std::ifstream in(model_dir / "tokenizer_config.json", std::ios::binary);
+  if (!in) return "";
+  std::ostringstream content;
+  content << in.rdbuf();
+  try {
+    return template_text(nlohmann::json::parse(content.str()));
+  } catch (const nlohmann::json::exception&) {
+    return "";  // detect_chat_format reports invalid JSON
+  }
+}
+
 ChatFormat detect_chat_format_from_json(const std::string& tokenizer_config,
                                         const std::string& source) {
   nlohmann::json config;

@@ -200,6 +200,41 @@ TEST(ModelConfig, MissingAndInvalidFields) {
   expect_error([&] { ModelConfig::from_json(json::array()); }, {"config.json"});
 }
 
+TEST(ModelConfig, HiddenActMustBeSilu) {
+  json j = json::parse(kQwen25_05B);
+  for (const char* act : {"silu", "swish"}) {
+    j["hidden_act"] = act;
+    EXPECT_NO_THROW(ModelConfig::from_json(j)) << act;
+  }
+  j.erase("hidden_act");  // absent: the architectures' default, SiLU
+  EXPECT_NO_THROW(ModelConfig::from_json(j));
+  j["hidden_act"] = "gelu_pytorch_tanh";
+  expect_error([&] { ModelConfig::from_json(j); },
+               {"config.json", "'hidden_act' is \"gelu_pytorch_tanh\"", "only silu"});
+  j["hidden_act"] = 3;
+  expect_error([&] { ModelConfig::from_json(j); }, {"'hidden_act' is 3"});
+}
+
+TEST(ModelConfig, TokenIdsOutsideTheVocabulary) {
+  json j = json::parse(kQwen25_05B);  // vocab_size 151936
+  j["eos_token_id"] = 151935;         // the last id is fine
+  EXPECT_NO_THROW(ModelConfig::from_json(j));
+  j["eos_token_id"] = 151936;
+  expect_error([&] { ModelConfig::from_json(j); },
+               {"'eos_token_id'", "151936", "outside the vocabulary (vocab_size 151936)"});
+  j["eos_token_id"] = {151643, 200000};
+  expect_error([&] { ModelConfig::from_json(j); }, {"'eos_token_id'", "200000"});
+  j["eos_token_id"] = 151643;
+  j["bos_token_id"] = 151936;
+  expect_error([&] { ModelConfig::from_json(j); }, {"'bos_token_id'", "outside the vocabulary"});
+  // generation_config.json's ids too, naming that file
+  TempDir dir;
+  write_file(dir / "config.json", kQwen25_05B);
+  write_file(dir / "generation_config.json", R"({"eos_token_id": [151643, 999999]})");
+  expect_error([&] { ModelConfig::load(dir.path()); },
+               {(dir / "generation_config.json").string(), "999999", "outside the vocabulary"});
+}
+
 TEST(ModelConfig, HeadsNotDivisible) {
   json j = json::parse(kQwen25_05B);
   j["num_key_value_heads"] = 4;

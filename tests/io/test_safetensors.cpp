@@ -280,6 +280,24 @@ TEST(Safetensors, OverlappingTensors) {
   expect_error([&] { SafetensorsFile::open(p); }, {p.string(), "'a'", "'b'", "overlap"});
 }
 
+TEST(Safetensors, DuplicateTensorName) {
+  // A JSON object keeps the last duplicate key: without the check, 'a' would silently be the
+  // second entry (or, with the same range twice, pass as one tensor).
+  TempDir dir;
+  const auto p = dir / "x.safetensors";
+  write_file(p, raw_file(R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},)"
+                         R"("b":{"dtype":"F32","shape":[1],"data_offsets":[4,8]},)"
+                         R"("a":{"dtype":"F32","shape":[1],"data_offsets":[8,12]}})",
+                         12));
+  expect_error([&] { SafetensorsFile::open(p); }, {p.string(), "tensor 'a' more than once"});
+  // nested keys of the same name (dtype, shape, ...) in different entries are not duplicates
+  write_file(p, raw_file(R"({"__metadata__":{"format":"pt"},)"
+                         R"("a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},)"
+                         R"("b":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}})",
+                         8));
+  EXPECT_EQ(SafetensorsFile::open(p)->tensors().size(), 2u);
+}
+
 TEST(Safetensors, UnsupportedDtype) {
   TempDir dir;
   const auto p = dir / "x.safetensors";

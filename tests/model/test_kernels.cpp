@@ -2,6 +2,7 @@
 // attention on raw buffers, KV cache compaction and byte accounting, sampling.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <random>
 
@@ -165,6 +166,61 @@ TEST(Sampler, GreedyTopKTopPAndSeeds) {
             0u);
   EXPECT_EQ(message(SamplingParams{1.f, 0, std::nanf(""), 0}).rfind("top_p must be in (0, 1]", 0),
             0u);
+}
+
+// Frequency of each token over n draws of one seeded sampler on fixed logits.
+std::vector<double> frequencies(const at::Tensor& logits, const SamplingParams& p, int n) {
+  Sampler s(p);
+  std::vector<double> f(logits.size(0), 0.0);
+  for (int i = 0; i < n; ++i) f.at(s.next(logits)) += 1.0 / n;
+  return f;
+}
+
+TEST(Sampler, TopPKeepsTheSmallestMostLikelySetReachingP) {
+  // Probabilities 0.05, 0.30, 0.50, 0.15: by probability the order is tokens 2, 1, 3, 0, with
+  // cumulative mass 0.50, 0.80, 0.95, 1.00. The kept tokens are sampled renormalised.
+  const std::vector<double> probs = {0.05, 0.30, 0.50, 0.15};
+  std::vector<float> lg;
+  for (double q : probs) lg.push_back(static_cast<float>(std::log(q)));
+  const at::Tensor logits = at::tensor(lg, at::kFloat);
+  struct Case {
+    float top_p;
+    int top_k;
+    std::vector<int> kept;
+  };
+  const std::vector<Case> cases = {{0.3f, 0, {2}},           {0.6f, 0, {2, 1}},
+                                   {0.79f, 0, {2, 1}},       {0.9f, 0, {2, 1, 3}},
+                                   {0.99f, 0, {2, 1, 3, 0}}, {0.99f, 2, {2, 1}}};
+  for (const Case& c : cases) {
+    const std::vector<double> f =
+        frequencies(logits, SamplingParams{1.f, c.top_k, c.top_p, 11}, 4000);
+    double kept_mass = 0;
+    for (int t : c.kept) kept_mass += probs[t];
+    for (int t = 0; t < 4; ++t) {
+      const bool kept = std::find(c.kept.begin(), c.kept.end(), t) != c.kept.end();
+      if (kept)
+        EXPECT_NEAR(f[t], probs[t] / kept_mass, 0.03)
+            << "top_p " << c.top_p << " top_k " << c.top_k << " token " << t;
+      else
+        EXPECT_EQ(f[t], 0.0) << "top_p " << c.top_p << " top_k " << c.top_k << " token " << t;
+    }
+  }
+}
+
+TEST(Sampler, TemperatureSamplesSoftmaxOfScaledLogits) {
+  // Empirical frequencies over seeded draws against softmax(logits / T); the three
+  // distributions differ by far more than the tolerance (about 4 standard deviations).
+  const std::vector<float> lg = {0.f, 1.f, 2.f, 0.5f};
+  const at::Tensor logits = at::tensor(lg, at::kFloat);
+  for (float temperature : {0.5f, 1.f, 2.f}) {
+    const std::vector<double> f =
+        frequencies(logits, SamplingParams{temperature, 0, 1.f, 3}, 10000);
+    double z = 0;
+    for (float x : lg) z += std::exp(x / temperature);
+    for (size_t t = 0; t < lg.size(); ++t)
+      EXPECT_NEAR(f[t], std::exp(lg[t] / temperature) / z, 0.02)
+          << "temperature " << temperature << " token " << t;
+  }
 }
 
 }  // namespace

@@ -102,6 +102,17 @@ TEST_F(DetectChatFormat, UnknownOrAbsentTemplateIsRaw) {
   EXPECT_EQ(detect_chat_format(dir_), ChatFormat::Raw);
 }
 
+TEST_F(DetectChatFormat, TemplateTextTellsAbsentFromUnrecognised) {
+  // Both are Raw; generate --chat warns differently about each.
+  EXPECT_EQ(chat_template_text(dir_), "");  // no tokenizer_config.json
+  write_config(R"({"model_max_length": 2048})");
+  EXPECT_EQ(chat_template_text(dir_), "");
+  write_config(R"({"chat_template": "[INST] {{ content }} [/INST]"})");
+  EXPECT_EQ(chat_template_text(dir_), "[INST] {{ content }} [/INST]");
+  write_config("{\"chat_template\": ");  // invalid: detect_chat_format reports it
+  EXPECT_EQ(chat_template_text(dir_), "");
+}
+
 TEST_F(DetectChatFormat, InvalidJsonNamesTheFile) {
   // The second, found by fuzz/fuzz_chat_template, used to escape as nlohmann's out_of_range.
   for (const char* text : {"{\"chat_template\": ", "{\"chat_template\": 1e400}"}) {
