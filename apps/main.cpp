@@ -13,6 +13,7 @@ void register_eval(CLI::App& app);
 void register_demo(CLI::App& app);
 void register_analyze(CLI::App& app);
 void register_methods(CLI::App& app);
+void register_serve(CLI::App& app);
 }  // namespace dapx::cli
 
 int main(int argc, char** argv) {
@@ -30,6 +31,7 @@ int main(int argc, char** argv) {
   dapx::cli::register_demo(app);
   dapx::cli::register_analyze(app);
   dapx::cli::register_methods(app);
+  dapx::cli::register_serve(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

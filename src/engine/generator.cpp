@@ -112,6 +112,10 @@ GenerationResult generate(const LoadedModel& model, Method& method, const std::v
   Stopwatch decode_clock;
   int decode_steps = 0;  // forward passes after the first token
   for (int i = 0; i < params.max_new_tokens; ++i) {
+    if (params.cancel && params.cancel->load()) {
+      st.finish_reason = "cancelled";
+      break;
+    }
     const int token = sampler.next(logits);
     if (i == 0) {
       st.ttft_s = total.seconds();

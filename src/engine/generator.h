@@ -1,6 +1,7 @@
 #pragma once
 // The one generation loop: a method prefills, then tokens are sampled and fed back on the
 // (possibly compacted) cache until EOS, a stop string or max_new_tokens.
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <nlohmann/json.hpp>
@@ -18,6 +19,9 @@ struct GenerationParams {
   SamplingParams sampling;
   std::vector<std::string> stop;  // stop strings (not included in the text)
   bool ignore_eos = false;
+  // Checked between tokens: when it becomes true the generation ends (finish_reason
+  // "cancelled"), e.g. when a streaming client went away. Not owned; may be null.
+  const std::atomic<bool>* cancel = nullptr;
 };
 
 struct GenerationStats {
@@ -37,7 +41,7 @@ struct GenerationStats {
   std::string peak_rss_scope;  // "request" (reset at the start) or "process" (all-time high)
   // Memory beyond the resident weights: peak RSS - target and draft weights.
   int64_t working_bytes() const { return peak_rss_bytes - weight_bytes - draft_weight_bytes; }
-  std::string finish_reason;  // "eos", "stop", "length"
+  std::string finish_reason;  // "eos", "stop", "length", "cancelled"
   nlohmann::json to_json() const;
 };
 

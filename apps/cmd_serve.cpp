@@ -1,0 +1,95 @@
+// dapx serve: the OpenAI-compatible HTTP server (src/server/).
+#include <pthread.h>
+#include <signal.h>
+
+#include <iostream>
+#include <thread>
+
+#include "common.h"
+#include "method_flags.h"
+#include "server/server.h"
+#include "util/error.h"
+
+namespace dapx::cli {
+namespace {
+
+struct ServeFlags {
+  std::string model, draft, api_key_file;
+  server::ServerOptions opts;
+  MethodFlags method_flags;
+  RuntimeFlags runtime;
+};
+
+std::string read_key(const std::string& path) {
+  std::string key = read_file(path);
+  while (!key.empty() && (key.back() == '\n' || key.back() == '\r' || key.back() == ' '))
+    key.pop_back();
+  if (key.empty()) throw Error("the API key file '" + path + "' is empty");
+  return key;
+}
+
+void run(ServeFlags& f) {
+  // SIGINT/SIGTERM go to one thread that stops the server; every other thread blocks them.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  const ComputeOptions copts = apply_runtime_flags(f.runtime);
+  const auto [target, draft] = load_target_and_draft(f.model, f.draft, copts);
+  f.opts.method_params = method_params_from_flags(f.opts.method, f.method_flags);
+  if (!f.api_key_file.empty()) f.opts.api_key = read_key(f.api_key_file);
+  server::Server srv(*target, draft.get(), f.opts);
+  const int port = srv.bind();
+  std::thread waiter([&] {
+    int sig = 0;
+    sigwait(&signals, &sig);
+    std::cerr << "[dapx serve] stopping (signal " << sig << ")\n";
+    srv.stop();
+  });
+  std::cerr << "[dapx serve] " << target->dir.string()
+            << (draft ? " + draft " + draft->dir.string() : "") << " on http://" << f.opts.host
+            << ":" << port << " (default method " << f.opts.method
+            << (f.opts.api_key.empty() ? ", no API key" : ", API key required") << ", queue "
+            << f.opts.max_queue << ")\n"
+            << std::flush;
+  srv.listen();
+  pthread_kill(waiter.native_handle(), SIGTERM);  // wakes the waiter if it is still waiting
+  waiter.join();
+  std::cerr << "[dapx serve] stopped\n";
+}
+
+}  // namespace
+
+void register_serve(CLI::App& app) {
+  auto f = std::make_shared<ServeFlags>();
+  CLI::App* cmd =
+      app.add_subcommand("serve",
+                         "OpenAI-compatible HTTP server (/v1/completions, /v1/chat/completions, "
+                         "/v1/models, /health, /metrics) with the method chosen per request");
+  cmd->add_option("--model,-m", f->model, "Target model: a Hugging Face directory")->required();
+  cmd->add_option("--draft,-d", f->draft, "Draft model directory (for draft-based methods)");
+  cmd->add_option("--host", f->opts.host, "Address to listen on (default 127.0.0.1)");
+  cmd->add_option("--port", f->opts.port, "Port (0: any free port, printed at start)")
+      ->check(CLI::Range(0, 65535).description("an integer in [0, 65535]"));
+  cmd->add_option("--method", f->opts.method,
+                  "Default method of requests without dapx.method: " + method_list_help());
+  add_method_flags(*cmd, f->method_flags);
+  cmd->add_option("--api-key-file", f->api_key_file,
+                  "File holding the API key clients must send as 'Authorization: Bearer KEY'");
+  cmd->add_option("--max-queue", f->opts.max_queue,
+                  "Requests admitted at once (running + waiting); more get 503 (default 16)")
+      ->check(CLI::Range(1, 4096).description("an integer in [1, 4096]"));
+  cmd->add_option("--max-body-bytes", f->opts.max_body_bytes,
+                  "Largest request body (default 8 MiB)")
+      ->check(CLI::Range(size_t{1024}, size_t{1} << 30).description("an integer in [1024, 2^30]"));
+  cmd->add_option("--max-tokens", f->opts.max_tokens,
+                  "Largest max_tokens a request may ask (default 4096)")
+      ->check(CLI::Range(1, 1 << 20).description("an integer in [1, 1048576]"));
+  cmd->add_flag("--log-prompts", f->opts.log_prompts, "Include prompt text in the access log");
+  add_runtime_flags(*cmd, f->runtime);
+  cmd->callback([f] { run(*f); });
+}
+
+}  // namespace dapx::cli

@@ -1,0 +1,403 @@
+#include "server/server.h"
+
+#include <httplib.h>
+
+#include <chrono>
+#include <ctime>
+#include <iostream>
+#include <random>
+
+#include "engine/generator.h"
+#include "methods/catalogue.h"
+#include "util/error.h"
+
+namespace dapx::server {
+namespace {
+
+// Compares without an early exit, so the time taken does not reveal how much of a guessed key
+// was right.
+bool constant_time_equal(const std::string& given, const std::string& expected) {
+  unsigned char diff = given.size() == expected.size() ? 0 : 1;
+  for (size_t i = 0; i < expected.size(); ++i)
+    diff |= static_cast<unsigned char>((i < given.size() ? given[i] : 0) ^ expected[i]);
+  return diff == 0;
+}
+
+void send_error(httplib::Response& res, const ApiError& e) {
+  res.status = e.status();
+  res.set_content(e.body().dump(), "application/json");
+}
+
+std::string finish_reason_of(const std::string& reason) {
+  return reason == "length" ? "length" : "stop";  // eos, a stop string, a cancellation
+}
+
+long long unix_now() {
+  return std::chrono::duration_cast<std::chrono::seconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+// A generation admitted to the queue: holds its slot until destroyed.
+class Slot {
+ public:
+  Slot(std::atomic<int>& admitted, Metrics& metrics) : admitted_(admitted), metrics_(metrics) {}
+  ~Slot() { metrics_.set_queue_depth(--admitted_); }
+  Slot(const Slot&) = delete;
+  Slot& operator=(const Slot&) = delete;
+
+ private:
+  std::atomic<int>& admitted_;
+  Metrics& metrics_;
+};
+
+// Everything a request needs before it waits for its turn: errors surface here, as 4xx.
+struct Prepared {
+  CompletionRequest req;
+  std::vector<int> prompt;
+  std::string method;
+  std::unique_ptr<Method> impl;
+  GenerationParams gen;
+  std::string id;
+};
+
+}  // namespace
+
+class Server::Turn {
+ public:
+  explicit Turn(Server& s) : s_(s) {
+    std::unique_lock<std::mutex> lock(s.turn_mu_);
+    ticket_ = s.next_ticket_++;
+    s.turn_cv_.wait(lock, [&] { return s.serving_ == ticket_; });
+  }
+  ~Turn() {
+    {
+      std::lock_guard<std::mutex> lock(s_.turn_mu_);
+      ++s_.serving_;
+    }
+    s_.turn_cv_.notify_all();
+  }
+  Turn(const Turn&) = delete;
+  Turn& operator=(const Turn&) = delete;
+
+ private:
+  Server& s_;
+  long long ticket_ = 0;
+};
+
+Server::Server(const LoadedModel& target, const LoadedModel* draft, ServerOptions options)
+    : target_(target),
+      draft_(draft),
+      options_(std::move(options)),
+      model_id_(target.dir.filename().string()),
+      http_(std::make_unique<httplib::Server>()) {
+  if (options_.max_queue < 1) throw Error("max_queue must be >= 1");
+  if (model_id_.empty()) model_id_ = target.dir.parent_path().filename().string();
+  MethodOptions mo;
+  mo.draft = draft_ ? &draft_->transformer : nullptr;
+  make_method(options_.method, options_.method_params, mo);  // a bad default fails at start
+  const int threads = options_.threads > 0 ? options_.threads : options_.max_queue + 4;
+  // httplib owns the queue it gets from this factory.
+  http_->new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
+  http_->set_payload_max_length(options_.max_body_bytes);
+  http_->set_read_timeout(30, 0);
+  http_->set_write_timeout(30, 0);
+
+  http_->set_error_handler([this](const httplib::Request&, httplib::Response& res) {
+    if (!res.body.empty()) return;  // an error this server already described
+    if (res.status == 413)
+      send_error(res, ApiError(413,
+                               "the request body is larger than " +
+                                   std::to_string(options_.max_body_bytes) + " bytes",
+                               "body", "request_too_large"));
+    else if (res.status == 404)
+      send_error(res, ApiError(404, "no such endpoint", "", "not_found"));
+    else
+      send_error(res, ApiError(res.status, "request failed", "", "http_error"));
+  });
+  http_->set_exception_handler(
+      [](const httplib::Request&, httplib::Response& res, std::exception_ptr ep) {
+        std::string what = "internal error";
+        try {
+          std::rethrow_exception(ep);
+        } catch (const std::exception& e) {
+          what = std::string("internal error: ") + e.what();
+        } catch (...) {
+        }
+        send_error(res, ApiError(500, what, "", "internal_error", "server_error"));
+      });
+
+  http_->Get("/health", [this](const httplib::Request&, httplib::Response& res) {
+    res.set_content(nlohmann::json({{"status", stopping_ ? "stopping" : "ok"},
+                                    {"queue_depth", admitted_.load()}})
+                        .dump(),
+                    "application/json");
+  });
+  http_->Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
+    res.set_content(metrics_.text(), "text/plain; version=0.0.4");
+  });
+  http_->Get("/v1/models", [this](const httplib::Request& req, httplib::Response& res) {
+    if (!authorised(req))
+      return send_error(res, ApiError(401, "missing or wrong API key", "", "invalid_api_key",
+                                      "authentication_error"));
+    res.set_content(nlohmann::json({{"object", "list"},
+                                    {"data",
+                                     {{{"id", model_id_},
+                                       {"object", "model"},
+                                       {"created", 0},
+                                       {"owned_by", "dapx"},
+                                       {"dapx",
+                                        {{"default_method", options_.method},
+                                         {"draft", draft_ != nullptr},
+                                         {"methods", catalogue_json()}}}}}}})
+                        .dump(),
+                    "application/json");
+  });
+  http_->Post("/v1/completions", [this](const httplib::Request& req, httplib::Response& res) {
+    handle_completion(req, res, false);
+  });
+  http_->Post("/v1/chat/completions", [this](const httplib::Request& req, httplib::Response& res) {
+    handle_completion(req, res, true);
+  });
+}
+
+Server::~Server() = default;
+
+bool Server::authorised(const httplib::Request& req) const {
+  if (options_.api_key.empty()) return true;
+  const std::string header = req.get_header_value("Authorization");
+  const std::string prefix = "Bearer ";
+  if (header.compare(0, prefix.size(), prefix) != 0) return false;
+  return constant_time_equal(header.substr(prefix.size()), options_.api_key);
+}
+
+int Server::bind() {
+  if (options_.port == 0) {
+    const int port = http_->bind_to_any_port(options_.host);
+    if (port < 0) throw Error("cannot bind " + options_.host + " to a free port");
+    options_.port = port;
+    return port;
+  }
+  if (!http_->bind_to_port(options_.host, options_.port))
+    throw Error("cannot listen on " + options_.host + ":" + std::to_string(options_.port) +
+                " (in use, or not an address of this machine)");
+  return options_.port;
+}
+
+void Server::listen() { http_->listen_after_bind(); }
+
+void Server::stop() {
+  stopping_ = true;
+  http_->stop();
+}
+
+void Server::handle_completion(const httplib::Request& req, httplib::Response& res, bool chat) {
+  const std::string endpoint = chat ? "/v1/chat/completions" : "/v1/completions";
+  const auto started = std::chrono::steady_clock::now();
+  auto prepared = std::make_shared<Prepared>();
+  Prepared& p = *prepared;
+  // Captures by value: a streamed request logs from its content provider, after this returns.
+  const auto log = [this, endpoint, started, prepared](int status, const std::string& method,
+                                                       const GenerationResult* g) {
+    GenerationRecord rec;
+    rec.endpoint = endpoint;
+    rec.method = method;
+    rec.status = status;
+    std::string line = "[dapx serve] POST " + endpoint + " " + std::to_string(status) +
+                       " method=" + (method.empty() ? "-" : method);
+    if (g) {
+      rec.prompt_tokens = g->stats.prompt_tokens;
+      rec.prompt_tokens_kept =
+          g->method_info.contains("kept_prompt_positions")
+              ? static_cast<long long>(g->method_info["kept_prompt_positions"].size())
+              : rec.prompt_tokens;
+      rec.generated_tokens = g->stats.generated_tokens;
+      rec.kv_bytes = g->stats.kv_bytes;
+      rec.kv_bytes_full = g->stats.kv_bytes_full;
+      rec.ttft_s = g->stats.ttft_s;
+      rec.total_s = g->stats.total_s;
+      line += " prompt=" + std::to_string(rec.prompt_tokens) +
+              " kept=" + std::to_string(rec.prompt_tokens_kept) +
+              " generated=" + std::to_string(rec.generated_tokens) +
+              " finish=" + g->stats.finish_reason + " ttft=" + std::to_string(rec.ttft_s) + "s";
+    }
+    const double wall =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+    line += " wall=" + std::to_string(wall) + "s";
+    if (options_.log_prompts && !prepared->prompt.empty())
+      line += " prompt_text=" + nlohmann::json(target_.tokenizer.decode(prepared->prompt)).dump();
+    metrics_.record(rec);
+    std::cerr << line + "\n" << std::flush;
+  };
+
+  try {
+    if (!authorised(req))
+      throw ApiError(401, "missing or wrong API key (send Authorization: Bearer KEY)", "",
+                     "invalid_api_key", "authentication_error");
+    if (stopping_)
+      throw ApiError(503, "the server is shutting down", "", "shutting_down", "server_error");
+    RequestLimits limits;
+    limits.max_tokens = options_.max_tokens;
+    p.req = parse_completion_request(req.body, chat, limits);
+    // The prompt, in the model's chat format for chat requests.
+    std::string text = p.req.prompt;
+    if (chat) {
+      std::vector<ChatMessage> msgs;
+      for (const Message& m : p.req.messages) msgs.push_back({m.role, m.content});
+      text = apply_chat_format(target_.chat_format, msgs, true);
+    }
+    p.prompt = target_.tokenizer.encode(text);
+    const int64_t context = target_.config.max_position_embeddings;
+    if (static_cast<int64_t>(p.prompt.size()) + p.req.max_tokens > context)
+      throw ApiError(400,
+                     "the prompt has " + std::to_string(p.prompt.size()) + " tokens; with " +
+                         std::to_string(p.req.max_tokens) +
+                         " new tokens that exceeds the model's context of " +
+                         std::to_string(context),
+                     chat ? "messages" : "prompt", "context_length_exceeded");
+    // The method: the request's, or the server's default with its parameters.
+    p.method = p.req.method.empty() ? options_.method : p.req.method;
+    nlohmann::json params = p.req.method.empty() || p.req.method == options_.method
+                                ? options_.method_params
+                                : nlohmann::json::object();
+    for (const auto& [k, v] : p.req.method_params.items()) params[k] = v;
+    try {
+      const MethodSpec& spec = method_spec(p.method);
+      if (spec.needs_draft && !draft_)
+        throw ApiError(400,
+                       "method '" + p.method +
+                           "' needs a draft model; this server was started without --draft",
+                       "dapx.method", "draft_required");
+      MethodOptions mo;
+      mo.draft = draft_ ? &draft_->transformer : nullptr;
+      p.impl = make_method(p.method, params, mo);
+    } catch (const Error& e) {
+      throw ApiError(400, e.what(), "dapx", "invalid_method");
+    }
+    p.gen.max_new_tokens = p.req.max_tokens;
+    p.gen.sampling.temperature = static_cast<float>(p.req.temperature);
+    p.gen.sampling.top_p = static_cast<float>(p.req.top_p);
+    p.gen.sampling.seed = p.req.has_seed ? p.req.seed : std::random_device{}();
+    p.gen.stop = p.req.stop;
+    p.id = (chat ? "chatcmpl-" : "cmpl-") + std::to_string(++request_counter_);
+    // Admission: running + waiting at most max_queue.
+    if (admitted_.fetch_add(1) >= options_.max_queue) {
+      --admitted_;
+      res.set_header("Retry-After", "1");
+      throw ApiError(
+          503,
+          "the queue is full (" + std::to_string(options_.max_queue) + " requests); retry later",
+          "", "queue_full", "server_error");
+    }
+    metrics_.set_queue_depth(admitted_.load());
+  } catch (const ApiError& e) {
+    send_error(res, e);
+    log(e.status(), p.method, nullptr);
+    return;
+  }
+  auto slot = std::make_shared<Slot>(admitted_, metrics_);
+
+  const auto usage = [prepared](const GenerationResult& g) {
+    const long long kept =
+        g.method_info.contains("kept_prompt_positions")
+            ? static_cast<long long>(g.method_info["kept_prompt_positions"].size())
+            : static_cast<long long>(g.stats.prompt_tokens);
+    return nlohmann::json{{"prompt_tokens", g.stats.prompt_tokens},
+                          {"completion_tokens", g.stats.generated_tokens},
+                          {"total_tokens", g.stats.prompt_tokens + g.stats.generated_tokens},
+                          {"prompt_tokens_kept", kept},
+                          {"kv_bytes", g.stats.kv_bytes},
+                          {"kv_bytes_full", g.stats.kv_bytes_full},
+                          {"method", prepared->method}};
+  };
+  const std::string model = p.req.model.empty() ? model_id_ : p.req.model;
+
+  if (!p.req.stream) {
+    std::atomic<bool> cancel{false};
+    p.gen.cancel = &cancel;
+    GenerationResult g;
+    try {
+      const Turn turn(*this);
+      g = generate(target_, *p.impl, p.prompt, p.gen, [&](const std::string&) {
+        if (stopping_) cancel = true;
+      });
+    } catch (const Error& e) {
+      send_error(res, ApiError(400, e.what(), "", "generation_failed"));
+      log(400, p.method, nullptr);
+      return;
+    }
+    nlohmann::json choice = {{"index", 0},
+                             {"finish_reason", finish_reason_of(g.stats.finish_reason)}};
+    if (chat)
+      choice["message"] = {{"role", "assistant"}, {"content", g.text}};
+    else
+      choice["text"] = g.text, choice["logprobs"] = nullptr;
+    const nlohmann::json body = {{"id", p.id},
+                                 {"object", chat ? "chat.completion" : "text_completion"},
+                                 {"created", unix_now()},
+                                 {"model", model},
+                                 {"choices", {choice}},
+                                 {"usage", usage(g)}};
+    res.set_content(body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace),
+                    "application/json");
+    log(200, p.method, &g);
+    return;
+  }
+
+  // Streaming: server-sent events in OpenAI's chunk format, then data: [DONE]. The generation
+  // runs in the content provider (after this handler returns), on the same worker thread.
+  res.set_header("Cache-Control", "no-cache");
+  res.set_chunked_content_provider("text/event-stream", [this, prepared, slot, chat, model, usage,
+                                                         log](size_t, httplib::DataSink& sink) {
+    Prepared& p = *prepared;
+    std::atomic<bool> cancel{false};
+    p.gen.cancel = &cancel;
+    const long long created = unix_now();
+    const auto chunk = [&](const nlohmann::json& delta_or_text, const nlohmann::json& finish) {
+      nlohmann::json c = {{"index", 0}, {"finish_reason", finish}};
+      if (chat)
+        c["delta"] = delta_or_text;
+      else
+        c["text"] = delta_or_text, c["logprobs"] = nullptr;
+      return nlohmann::json{{"id", p.id},
+                            {"object", chat ? "chat.completion.chunk" : "text_completion"},
+                            {"created", created},
+                            {"model", model},
+                            {"choices", {c}}};
+    };
+    const auto send = [&](const std::string& data) {
+      const std::string event = "data: " + data + "\n\n";
+      if (cancel || !sink.write(event.data(), event.size())) cancel = true;
+    };
+    const auto dump = [](const nlohmann::json& j) {
+      return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+    };
+    GenerationResult g;
+    try {
+      const Turn turn(*this);
+      if (chat) send(dump(chunk({{"role", "assistant"}, {"content", ""}}, nullptr)));
+      g = generate(target_, *p.impl, p.prompt, p.gen, [&](const std::string& piece) {
+        if (stopping_) cancel = true;
+        if (piece.empty()) return;
+        send(dump(
+            chunk(chat ? nlohmann::json{{"content", piece}} : nlohmann::json(piece), nullptr)));
+      });
+    } catch (const Error& e) {
+      send(ApiError(400, e.what(), "", "generation_failed").body().dump());
+      send("[DONE]");
+      sink.done();
+      log(400, p.method, nullptr);
+      return true;
+    }
+    nlohmann::json last = chunk(chat ? nlohmann::json::object() : nlohmann::json(""),
+                                finish_reason_of(g.stats.finish_reason));
+    last["usage"] = usage(g);
+    send(dump(last));
+    send("[DONE]");
+    sink.done();
+    log(cancel ? 499 : 200, p.method, &g);  // 499: the client went away
+    return true;
+  });
+}
+
+}  // namespace dapx::server

@@ -1,0 +1,75 @@
+#pragma once
+// `dapx serve`: an OpenAI-compatible HTTP server (cpp-httplib) over one target (and draft),
+// with the approximation chosen per request. One generation runs at a time (batch 1) behind a
+// bounded queue; a full queue answers 503 with Retry-After. A streaming client that goes away
+// cancels its generation between tokens; stop() cancels the generation in flight and ends
+// listen().
+#include <atomic>
+#include <condition_variable>
+#include <memory>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "engine/model.h"
+#include "server/api_request.h"
+#include "server/metrics.h"
+
+namespace httplib {
+class Server;
+struct Request;
+struct Response;
+}  // namespace httplib
+
+namespace dapx::server {
+
+struct ServerOptions {
+  std::string host = "127.0.0.1";
+  int port = 8080;              // 0: any free port (see bind())
+  std::string method = "full";  // default method of requests without dapx.method
+  nlohmann::json method_params = nlohmann::json::object();  // defaults for that method
+  std::string api_key;                                      // empty: no authentication
+  int max_queue = 16;  // requests admitted at once (running + waiting)
+  size_t max_body_bytes = 8 << 20;
+  int max_tokens = 4096;  // upper bound of a request's max_tokens
+  bool log_prompts = false;
+  int threads = 0;  // HTTP worker threads; 0: max_queue + 4
+};
+
+class Server {
+ public:
+  // `draft` may be null (draft-based methods are then refused per request). Checks the
+  // default method and parameters against the catalogue (dapx::Error on a bad default).
+  Server(const LoadedModel& target, const LoadedModel* draft, ServerOptions options);
+  ~Server();
+  Server(const Server&) = delete;
+  Server& operator=(const Server&) = delete;
+
+  // Binds the socket; returns the port (the chosen one when options.port is 0).
+  int bind();
+  // Serves until stop(); returns after the in-flight generation is finished or cancelled.
+  void listen();
+  // Stops accepting, cancels the generation in flight. Safe from any thread.
+  void stop();
+  const Metrics& metrics() const { return metrics_; }
+
+ private:
+  class Turn;  // one generation at a time, in arrival order
+  void handle_completion(const httplib::Request& req, httplib::Response& res, bool chat);
+  bool authorised(const httplib::Request& req) const;
+
+  const LoadedModel& target_;
+  const LoadedModel* draft_;
+  ServerOptions options_;
+  std::string model_id_;
+  std::unique_ptr<httplib::Server> http_;
+  Metrics metrics_;
+  std::atomic<int> admitted_{0};
+  std::atomic<bool> stopping_{false};
+  std::atomic<long long> request_counter_{0};
+  std::mutex turn_mu_;
+  std::condition_variable turn_cv_;
+  long long next_ticket_ = 0, serving_ = 0;
+};
+
+}  // namespace dapx::server

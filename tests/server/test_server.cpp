@@ -1,0 +1,418 @@
+// The real server on a free loopback port with tiny random models, through a real HTTP client:
+// answers equal the engine's own generation, streaming equals non-streaming, the method and
+// budget can be chosen per request, metrics move, auth, a table of bad inputs (each answered
+// with a status and the field, the server still answering afterwards), cancellation of a
+// streamed request whose client leaves, the bounded queue, and a bounded load test.
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+#include <httplib.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <fstream>
+#include <thread>
+
+#include "engine/generator.h"
+#include "method_test_util.h"
+#include "methods/catalogue.h"
+#include "server/server.h"
+
+namespace dapx::server {
+namespace {
+
+using nlohmann::json;
+
+struct Running {
+  std::unique_ptr<Server> server;
+  std::thread thread;
+  int port = 0;
+  Running(const LoadedModel& target, const LoadedModel* draft, ServerOptions o) {
+    o.host = "127.0.0.1";
+    o.port = 0;
+    server = std::make_unique<Server>(target, draft, o);
+    port = server->bind();
+    thread = std::thread([this] { server->listen(); });
+  }
+  ~Running() {
+    server->stop();
+    thread.join();
+  }
+  httplib::Client client() const {
+    httplib::Client c("127.0.0.1", port);
+    c.set_read_timeout(60, 0);
+    return c;
+  }
+};
+
+class ServerTest : public ::testing::Test {
+ protected:
+  // Loaded once for the suite (the models are read-only while servers come and go).
+  static void SetUpTestSuite() {
+    target_owner_ = testing::load_f32(Arch::Qwen2, 7);
+    draft_owner_ = testing::load_f32(Arch::Qwen2, 8);
+    target_ = target_owner_.get();
+    draft_ = draft_owner_.get();
+  }
+  static void TearDownTestSuite() {
+    target_owner_.reset();
+    draft_owner_.reset();
+  }
+  static std::unique_ptr<LoadedModel> target_owner_, draft_owner_;
+  static const LoadedModel* target_;
+  static const LoadedModel* draft_;
+};
+std::unique_ptr<LoadedModel> ServerTest::target_owner_, ServerTest::draft_owner_;
+const LoadedModel* ServerTest::target_ = nullptr;
+const LoadedModel* ServerTest::draft_ = nullptr;
+
+json post(const httplib::Client& cc, const std::string& path, const json& body, int* status) {
+  httplib::Client& c = const_cast<httplib::Client&>(cc);
+  auto r = c.Post(path.c_str(), body.dump(), "application/json");
+  if (!r) {
+    *status = -1;
+    return json();
+  }
+  *status = r->status;
+  return json::parse(r->body, nullptr, false);
+}
+
+// The data: payloads of a server-sent event stream.
+std::vector<std::string> sse_events(const std::string& body) {
+  std::vector<std::string> out;
+  size_t at = 0;
+  while ((at = body.find("data: ", at)) != std::string::npos) {
+    const size_t end = body.find("\n\n", at);
+    out.push_back(body.substr(at + 6, end - at - 6));
+    at = end;
+  }
+  return out;
+}
+
+// What a JSON answer carries for an engine text: invalid UTF-8 (a random model's bytes) becomes
+// U+FFFD, since JSON strings are UTF-8.
+std::string as_json_text(const std::string& raw) {
+  return json::parse(json(raw).dump(-1, ' ', false, json::error_handler_t::replace))
+      .get<std::string>();
+}
+
+std::string long_text(int words) {
+  std::string s;
+  for (int i = 0; i < words; ++i) s += "river town " + std::to_string(i % 97) + " ";
+  return s;
+}
+
+TEST_F(ServerTest, CompletionAndChatEqualTheEngine) {
+  Running srv(*target_, draft_, {});
+  auto c = srv.client();
+  int status = 0;
+  const json r =
+      post(c, "/v1/completions",
+           {{"prompt", "The river town woke"}, {"max_tokens", 6}, {"temperature", 0}}, &status);
+  ASSERT_EQ(status, 200) << r.dump();
+  GenerationParams g;
+  g.max_new_tokens = 6;
+  g.sampling.temperature = 0;
+  FullKV full;
+  const GenerationResult want =
+      generate(*target_, full, target_->tokenizer.encode("The river town woke"), g);
+  EXPECT_EQ(r["object"], "text_completion");
+  EXPECT_EQ(r["choices"][0]["text"], as_json_text(want.text));
+  EXPECT_EQ(r["usage"]["completion_tokens"], want.stats.generated_tokens);
+  EXPECT_EQ(r["usage"]["prompt_tokens"], want.stats.prompt_tokens);
+  EXPECT_EQ(r["usage"]["method"], "full");
+  EXPECT_EQ(r["usage"]["kv_bytes"], want.stats.kv_bytes);
+
+  const json chat = post(c, "/v1/chat/completions",
+                         {{"messages", {{{"role", "user"}, {"content", "Hello there"}}}},
+                          {"max_tokens", 4},
+                          {"temperature", 0}},
+                         &status);
+  ASSERT_EQ(status, 200) << chat.dump();
+  const std::string templated =
+      apply_chat_format(target_->chat_format, {{"user", "Hello there"}}, true);
+  g.max_new_tokens = 4;
+  const GenerationResult want_chat =
+      generate(*target_, full, target_->tokenizer.encode(templated), g);
+  EXPECT_EQ(chat["object"], "chat.completion");
+  EXPECT_EQ(chat["choices"][0]["message"]["role"], "assistant");
+  EXPECT_EQ(chat["choices"][0]["message"]["content"], as_json_text(want_chat.text));
+
+  // /v1/models and /health
+  auto models = c.Get("/v1/models");
+  ASSERT_TRUE(models);
+  const json m = json::parse(models->body);
+  EXPECT_EQ(m["data"][0]["dapx"]["methods"].size(), method_names().size());
+  auto health = c.Get("/health");
+  ASSERT_TRUE(health);
+  EXPECT_EQ(json::parse(health->body)["status"], "ok");
+}
+
+TEST_F(ServerTest, StreamingDeltasEqualTheNonStreamedTextForTheSameSeed) {
+  Running srv(*target_, draft_, {});
+  auto c = srv.client();
+  for (const bool chat : {false, true}) {
+    json body = {{"max_tokens", 12}, {"temperature", 0.9}, {"seed", 42}};
+    if (chat)
+      body["messages"] = {{{"role", "user"}, {"content", "Tell me about rivers"}}};
+    else
+      body["prompt"] = "Tell me about rivers";
+    const std::string path = chat ? "/v1/chat/completions" : "/v1/completions";
+    int status = 0;
+    const json plain = post(c, path, body, &status);
+    ASSERT_EQ(status, 200);
+    body["stream"] = true;
+    auto r = c.Post(path.c_str(), body.dump(), "application/json");
+    ASSERT_TRUE(r);
+    ASSERT_EQ(r->status, 200);
+    EXPECT_NE(r->get_header_value("Content-Type").find("text/event-stream"), std::string::npos);
+    const auto events = sse_events(r->body);
+    ASSERT_GE(events.size(), 2u);
+    EXPECT_EQ(events.back(), "[DONE]");
+    std::string text;
+    json last;
+    for (size_t i = 0; i + 1 < events.size(); ++i) {
+      last = json::parse(events[i]);
+      const json& choice = last["choices"][0];
+      text += chat ? choice["delta"].value("content", "") : choice["text"].get<std::string>();
+    }
+    const json& want = plain["choices"][0];
+    EXPECT_EQ(text, chat ? want["message"]["content"] : want["text"]) << "chat " << chat;
+    EXPECT_EQ(last["choices"][0]["finish_reason"], want["finish_reason"]);
+    EXPECT_EQ(last["usage"]["completion_tokens"], plain["usage"]["completion_tokens"]);
+  }
+}
+
+TEST_F(ServerTest, MethodAndBudgetPerRequestAndMetricsMove) {
+  ServerOptions o;
+  o.method = "snapkv";
+  o.method_params = {{"budget", 64}};  // the server's default for snapkv requests
+  Running srv(*target_, draft_, o);
+  auto c = srv.client();
+  const std::string prompt = long_text(60);
+  int status = 0;
+  const json full =
+      post(c, "/v1/completions",
+           {{"prompt", prompt}, {"max_tokens", 3}, {"dapx", {{"method", "full"}}}}, &status);
+  ASSERT_EQ(status, 200) << full.dump();
+  const json def = post(c, "/v1/completions", {{"prompt", prompt}, {"max_tokens", 3}}, &status);
+  ASSERT_EQ(status, 200) << def.dump();
+  const json small = post(
+      c, "/v1/completions",
+      {{"prompt", prompt}, {"max_tokens", 3}, {"dapx", {{"budget", 16}, {"window", 4}}}}, &status);
+  ASSERT_EQ(status, 200) << small.dump();
+  const json pc = post(c, "/v1/completions",
+                       {{"prompt", prompt},
+                        {"max_tokens", 3},
+                        {"dapx", {{"method", "specpc"}, {"budget", 40}, {"window", 8}}}},
+                       &status);
+  ASSERT_EQ(status, 200) << pc.dump();
+  EXPECT_EQ(def["usage"]["method"], "snapkv");
+  EXPECT_LT(def["usage"]["kv_bytes"].get<long long>(), full["usage"]["kv_bytes"].get<long long>());
+  EXPECT_LT(small["usage"]["kv_bytes"].get<long long>(), def["usage"]["kv_bytes"].get<long long>());
+  EXPECT_EQ(pc["usage"]["prompt_tokens_kept"], 40);
+  EXPECT_EQ(full["usage"]["prompt_tokens_kept"], full["usage"]["prompt_tokens"]);
+
+  const std::string metrics = c.Get("/metrics")->body;
+  EXPECT_NE(metrics.find("dapx_requests_total{endpoint=\"/v1/completions\",method=\"snapkv\","
+                         "status=\"200\"} 2"),
+            std::string::npos)
+      << metrics;
+  EXPECT_NE(metrics.find("method=\"specpc\",status=\"200\"} 1"), std::string::npos);
+  EXPECT_NE(metrics.find("dapx_time_to_first_token_seconds_count 4"), std::string::npos);
+  EXPECT_NE(metrics.find("\ndapx_queue_depth 0\n"), std::string::npos) << metrics;
+}
+
+TEST_F(ServerTest, ApiKeyIsRequiredWhenConfigured) {
+  ServerOptions o;
+  o.api_key = "s3cret-key";
+  Running srv(*target_, nullptr, o);  // also: no draft
+  auto c = srv.client();
+  const json body = {{"prompt", "hi"}, {"max_tokens", 2}};
+  auto none = c.Post("/v1/completions", body.dump(), "application/json");
+  ASSERT_TRUE(none);
+  EXPECT_EQ(none->status, 401);
+  EXPECT_EQ(json::parse(none->body)["error"]["code"], "invalid_api_key");
+  c.set_bearer_token_auth("s3cret-kez");
+  EXPECT_EQ(c.Post("/v1/completions", body.dump(), "application/json")->status, 401);
+  c.set_bearer_token_auth("s3cret-key");
+  EXPECT_EQ(c.Post("/v1/completions", body.dump(), "application/json")->status, 200);
+  // a draft-based method on a server without a draft: 400 naming dapx.method
+  auto draftless =
+      c.Post("/v1/completions",
+             json{{"prompt", "hi"}, {"max_tokens", 2}, {"dapx", {{"method", "speckv"}}}}.dump(),
+             "application/json");
+  EXPECT_EQ(draftless->status, 400);
+  EXPECT_EQ(json::parse(draftless->body)["error"]["param"], "dapx.method");
+  EXPECT_EQ(srv.client().Get("/health")->status, 200);  // health needs no key
+}
+
+TEST_F(ServerTest, BadInputsAreClearErrorsAndTheServerKeepsAnswering) {
+  ServerOptions o;
+  o.max_body_bytes = 64 * 1024;
+  o.max_tokens = 512;
+  Running srv(*target_, draft_, o);
+  auto c = srv.client();
+  struct Case {
+    std::string path, body;
+    int status;
+    json param;  // null: no field named
+  };
+  const std::string C = "/v1/completions", K = "/v1/chat/completions";
+  const std::vector<Case> cases = {
+      {C, "{\"prompt\": \"hi\"", 400, nullptr},   // malformed JSON
+      {C, "[1, 2]", 400, nullptr},                // not an object
+      {C, "{\"max_tokens\": 3}", 400, "prompt"},  // missing prompt
+      {C, "{\"prompt\": 42}", 400, "prompt"},     // wrong type
+      {C, "{\"prompt\": \"hi\", \"max_tokens\": -1}", 400, "max_tokens"},
+      {C, "{\"prompt\": \"hi\", \"max_tokens\": 100000000}", 400, "max_tokens"},
+      {C, "{\"prompt\": \"hi\", \"max_tokens\": \"5\"}", 400, "max_tokens"},
+      {C, "{\"prompt\": \"hi\", \"temperature\": 5}", 400, "temperature"},
+      {C, "{\"prompt\": \"hi\", \"top_p\": 0}", 400, "top_p"},
+      {C, "{\"prompt\": \"hi\", \"n\": 2}", 400, "n"},
+      {C, "{\"prompt\": \"hi\", \"stop\": 7}", 400, "stop"},
+      {C, "{\"prompt\": \"hi\", \"seed\": -3}", 400, "seed"},
+      {C, "{\"prompt\": \"hi\", \"dapx\": {\"method\": \"magic\"}}", 400, "dapx"},
+      {C, "{\"prompt\": \"hi\", \"dapx\": {\"method\": \"snapkv\", \"budget\": 0}}", 400, "dapx"},
+      {C, "{\"prompt\": \"hi\", \"dapx\": {\"method\": \"full\", \"budget\": 64}}", 400, "dapx"},
+      {C, "{\"prompt\": \"hi\", \"dapx\": 3}", 400, "dapx"},
+      {C, "{\"prompt\": \"\xff\xfe\"}", 400, nullptr},  // invalid UTF-8
+      {C, json{{"prompt", long_text(3000)}, {"max_tokens", 16}}.dump(), 400, "prompt"},  // context
+      {C, json{{"prompt", std::string(100 * 1024, 'a')}}.dump(), 413, "body"},
+      {K, "{\"max_tokens\": 3}", 400, "messages"},
+      {K, "{\"messages\": []}", 400, "messages"},
+      {K, "{\"messages\": [{\"role\": \"robot\", \"content\": \"x\"}]}", 400, "messages[0].role"},
+      {K, "{\"messages\": [{\"role\": \"user\"}]}", 400, "messages[0].content"},
+  };
+  for (const Case& t : cases) {
+    auto r = c.Post(t.path.c_str(), t.body, "application/json");
+    ASSERT_TRUE(r) << t.body.substr(0, 80);
+    EXPECT_EQ(r->status, t.status) << t.body.substr(0, 80) << " -> " << r->body;
+    const json e = json::parse(r->body, nullptr, false);
+    ASSERT_TRUE(e.contains("error")) << r->body;
+    EXPECT_EQ(e["error"]["param"], t.param) << t.body.substr(0, 80) << " -> " << r->body;
+    EXPECT_FALSE(e["error"]["message"].get<std::string>().empty());
+    // the server still answers a good request
+    int status = 0;
+    post(c, C, {{"prompt", "ok"}, {"max_tokens", 1}}, &status);
+    EXPECT_EQ(status, 200) << "after " << t.body.substr(0, 80);
+  }
+  EXPECT_EQ(c.Get("/v1/nothing")->status, 404);
+}
+
+// A raw client: sends a streamed request, reads the first bytes, hangs up.
+void stream_then_hang_up(int port, const std::string& body) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  const std::string req =
+      "POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: "
+      "application/json\r\nContent-Length: " +
+      std::to_string(body.size()) + "\r\n\r\n" + body;
+  ASSERT_EQ(::send(fd, req.data(), req.size(), 0), static_cast<ssize_t>(req.size()));
+  char buf[512];
+  ASSERT_GT(::recv(fd, buf, sizeof buf, 0), 0);  // the headers and first events arrived
+  ::close(fd);
+}
+
+TEST_F(ServerTest, AClientThatLeavesCancelsItsStreamAndTheQueueIsBounded) {
+  ServerOptions o;
+  o.max_queue = 1;
+  Running srv(*target_, draft_, o);
+  const json long_stream = {{"prompt", "Once"},
+                            {"max_tokens", 4000},
+                            {"stream", true},
+                            {"temperature", 1.0},
+                            {"seed", 1}};
+  // A full generation of 4000 tokens takes seconds on the tiny model; a cancelled one frees
+  // the server within a few tokens.
+  stream_then_hang_up(srv.port, long_stream.dump());
+  auto c = srv.client();
+  const auto t0 = std::chrono::steady_clock::now();
+  int status = 0;
+  for (int i = 0; i < 200 && status != 200; ++i) {  // 503 while the cancelled one winds down
+    post(c, "/v1/completions", {{"prompt", "next"}, {"max_tokens", 2}}, &status);
+    if (status != 200) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  EXPECT_EQ(status, 200);
+  const double waited =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  EXPECT_LT(waited, 3.0);
+  const std::string metrics = c.Get("/metrics")->body;
+  EXPECT_NE(metrics.find("status=\"499\"} 1"), std::string::npos) << metrics;
+
+  // The queue holds one request: a second one while a stream runs gets 503 + Retry-After.
+  std::thread first([&] {
+    auto c1 = srv.client();
+    c1.Post("/v1/completions",
+            json{{"prompt", "Once"}, {"max_tokens", 4000}, {"stream", true}}.dump(),
+            "application/json");
+  });
+  for (int i = 0; i < 500; ++i) {  // until the first one is admitted
+    if (json::parse(c.Get("/health")->body)["queue_depth"] == 1) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  bool saw_503 = false;
+  for (int i = 0; i < 100 && !saw_503; ++i) {
+    auto r = c.Post("/v1/completions", json{{"prompt", "x"}, {"max_tokens", 1}}.dump(),
+                    "application/json");
+    if (r && r->status == 503) {
+      saw_503 = true;
+      EXPECT_EQ(r->get_header_value("Retry-After"), "1");
+      EXPECT_EQ(json::parse(r->body)["error"]["code"], "queue_full");
+    }
+  }
+  first.join();
+  EXPECT_TRUE(saw_503);
+}
+
+long rss_kib() {
+  std::ifstream in("/proc/self/status");
+  std::string line;
+  while (std::getline(in, line))
+    if (line.rfind("VmRSS:", 0) == 0) return std::stol(line.substr(6));
+  return 0;
+}
+
+// 8 clients x 20 requests: every request answered (200, or a documented 503), and the
+// process's RSS back within 10% of its value after warm-up.
+TEST_F(ServerTest, BoundedLoad) {
+  ServerOptions o;
+  o.max_queue = 16;
+  Running srv(*target_, draft_, o);
+  const json body = {{"prompt", long_text(20)},
+                     {"max_tokens", 4},
+                     {"dapx", {{"method", "snapkv"}, {"budget", 40}, {"window", 8}}}};
+  {
+    auto c = srv.client();
+    for (int i = 0; i < 5; ++i) c.Post("/v1/completions", body.dump(), "application/json");
+  }
+  const long warm = rss_kib();
+  std::atomic<int> ok{0}, busy{0}, other{0};
+  std::vector<std::thread> clients;
+  for (int k = 0; k < 8; ++k)
+    clients.emplace_back([&] {
+      auto c = srv.client();
+      for (int i = 0; i < 20; ++i) {
+        auto r = c.Post("/v1/completions", body.dump(), "application/json");
+        if (r && r->status == 200 && json::parse(r->body)["choices"][0].contains("text"))
+          ++ok;
+        else if (r && r->status == 503)
+          ++busy;
+        else
+          ++other;
+      }
+    });
+  for (auto& t : clients) t.join();
+  EXPECT_EQ(other.load(), 0);
+  EXPECT_EQ(ok.load() + busy.load(), 160);
+  EXPECT_GT(ok.load(), 0);
+  EXPECT_LT(rss_kib(), warm * 11 / 10) << "warm-up RSS " << warm << " KiB";
+}
+
+}  // namespace
+}  // namespace dapx::server
