@@ -43,29 +43,39 @@ TEST(KVMethods, CompressedGenerationEqualsReferenceRestrictedToKeptEntries) {
     const WeightStore store = WeightStore::open(m->dir);
     reference::NaiveTransformer ref(m->config, store);
     const auto prompt = prompt_of(60, m->config.vocab_size);
-    for (const std::string name :
-         {"snapkv", "pyramidkv", "h2o", "streaming", "adakv", "tova", "knorm"}) {
-      const nlohmann::json p = name == "streaming" ? nlohmann::json{{"budget", 24}}
-                                                   : nlohmann::json{{"budget", 24}, {"window", 8}};
-      auto method = make_method(name, p, testing::recording());
-      const GenerationResult r = generate(*m, *method, prompt, greedy(6));
-      std::vector<std::vector<std::vector<int>>> keep;
-      for (const auto& layer : r.method_info.at("layers"))
-        keep.push_back(layer.at("kept").get<std::vector<std::vector<int>>>());
-      ASSERT_EQ(static_cast<int>(keep.size()), m->config.num_layers);
-      ref.reset();
-      std::vector<int> tokens;
-      auto logits = ref.prefill(prompt).back();
-      ref.compact(keep);
-      for (int i = 0; i < 6; ++i) {
-        const int t =
-            static_cast<int>(std::max_element(logits.begin(), logits.end()) - logits.begin());
-        tokens.push_back(t);
-        logits = ref.step(t, 60 + i);
+    // budget 59 = n - 1: the compressing path with a single entry dropped per head (budget n
+    // would take the uncompressed shortcut)
+    for (const int budget : {24, 59})
+      for (const std::string name :
+           {"snapkv", "pyramidkv", "h2o", "streaming", "adakv", "tova", "knorm"}) {
+        const nlohmann::json p = name == "streaming"
+                                     ? nlohmann::json{{"budget", budget}}
+                                     : nlohmann::json{{"budget", budget}, {"window", 8}};
+        auto method = make_method(name, p, testing::recording());
+        const GenerationResult r = generate(*m, *method, prompt, greedy(6));
+        std::vector<std::vector<std::vector<int>>> keep;
+        for (const auto& layer : r.method_info.at("layers"))
+          keep.push_back(layer.at("kept").get<std::vector<std::vector<int>>>());
+        ASSERT_EQ(static_cast<int>(keep.size()), m->config.num_layers);
+        ref.reset();
+        std::vector<int> tokens;
+        auto logits = ref.prefill(prompt).back();
+        ref.compact(keep);
+        for (int i = 0; i < 6; ++i) {
+          const int t =
+              static_cast<int>(std::max_element(logits.begin(), logits.end()) - logits.begin());
+          tokens.push_back(t);
+          logits = ref.step(t, 60 + i);
+        }
+        EXPECT_EQ(r.tokens, tokens) << name << " " << short_name(arch) << " budget " << budget;
+        size_t kept = 0;
+        for (const auto& layer : keep)
+          for (const auto& head : layer) kept += head.size();
+        EXPECT_EQ(kept, size_t(m->config.num_layers) * m->config.num_kv_heads * budget) << name;
+        if (budget < 59) {
+          EXPECT_LT(r.stats.kv_bytes, r.stats.kv_bytes_full) << name;
+        }
       }
-      EXPECT_EQ(r.tokens, tokens) << name << " " << short_name(arch);
-      EXPECT_LT(r.stats.kv_bytes, r.stats.kv_bytes_full) << name;
-    }
   }
 }
 

@@ -75,34 +75,37 @@ TEST(SpecKV, GenerationEqualsReferenceWithKeptEntriesAndRefedLastToken) {
     reference::NaiveTransformer ref(target->config, ts), ref_draft(draft->config, ds);
     const int n = 64;
     const auto prompt = prompt_of(n, target->config.vocab_size);
-    for (const std::string name : {"speckv", "laq"}) {
-      auto m = make_method(name, {{"budget", 24}, {"window", 8}, {"lookahead", 5}},
-                           testing::recording(draft.get()));
-      const GenerationResult r = generate(*target, *m, prompt, greedy(6));
-      const auto lookahead = r.method_info.at("lookahead_tokens").get<std::vector<int>>();
-      EXPECT_EQ(lookahead, name == "speckv" ? ref_draft.greedy(prompt, 5) : ref.greedy(prompt, 5));
-      auto keep = kept_of(r);
-      std::set<int> window;
-      for (int j = n - 9; j < n - 1; ++j) window.insert(j);
-      for (auto& layer : keep)
-        for (auto& head : layer) {
-          EXPECT_EQ(static_cast<int>(head.size()), 24);
-          for (int j : window) EXPECT_TRUE(std::binary_search(head.begin(), head.end(), j));
-          EXPECT_LT(head.back(), n - 1);  // neither the last prompt token nor the lookahead
+    // budget 63 = n - 1: compressing, every scored key kept but the re-fed last token
+    for (const int budget : {24, 63})
+      for (const std::string name : {"speckv", "laq"}) {
+        auto m = make_method(name, {{"budget", budget}, {"window", 8}, {"lookahead", 5}},
+                             testing::recording(draft.get()));
+        const GenerationResult r = generate(*target, *m, prompt, greedy(6));
+        const auto lookahead = r.method_info.at("lookahead_tokens").get<std::vector<int>>();
+        EXPECT_EQ(lookahead,
+                  name == "speckv" ? ref_draft.greedy(prompt, 5) : ref.greedy(prompt, 5));
+        auto keep = kept_of(r);
+        std::set<int> window;
+        for (int j = n - 9; j < n - 1; ++j) window.insert(j);
+        for (auto& layer : keep)
+          for (auto& head : layer) {
+            EXPECT_EQ(static_cast<int>(head.size()), budget);
+            for (int j : window) EXPECT_TRUE(std::binary_search(head.begin(), head.end(), j));
+            EXPECT_LT(head.back(), n - 1);  // neither the last prompt token nor the lookahead
+          }
+        ref.reset();
+        ref.prefill(std::vector<int>(prompt.begin(), prompt.end() - 1));
+        ref.compact(keep);
+        auto logits = ref.step(prompt.back(), n - 1);
+        std::vector<int> tokens;
+        for (int i = 0; i < 6; ++i) {
+          const int t =
+              static_cast<int>(std::max_element(logits.begin(), logits.end()) - logits.begin());
+          tokens.push_back(t);
+          logits = ref.step(t, n + i);
         }
-      ref.reset();
-      ref.prefill(std::vector<int>(prompt.begin(), prompt.end() - 1));
-      ref.compact(keep);
-      auto logits = ref.step(prompt.back(), n - 1);
-      std::vector<int> tokens;
-      for (int i = 0; i < 6; ++i) {
-        const int t =
-            static_cast<int>(std::max_element(logits.begin(), logits.end()) - logits.begin());
-        tokens.push_back(t);
-        logits = ref.step(t, n + i);
+        EXPECT_EQ(r.tokens, tokens) << name << " " << short_name(arch);
       }
-      EXPECT_EQ(r.tokens, tokens) << name << " " << short_name(arch);
-    }
   }
 }
 

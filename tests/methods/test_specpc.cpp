@@ -154,6 +154,25 @@ TEST(SpecPC, CompressesToTheBudgetAndSpecKVPCUsesTheDraftTokens) {
   }
 }
 
+// budget = n - 1: the compressing path drops exactly one position, never from the window.
+TEST(SpecPC, BudgetOneBelowThePromptDropsOnePosition) {
+  auto target = load_f32(Arch::Qwen2, 7);
+  auto draft = load_f32(Arch::Qwen2, 8);
+  const auto prompt = prompt_of(90, target->config.vocab_size);
+  for (const std::string name : {"specpc", "target-pc", "ppl-pc", "random-pc"}) {
+    auto m = make_method(name, {{"budget", 89}, {"window", 16}}, testing::recording(draft.get()));
+    const GenerationResult r = generate(*target, *m, prompt, greedy(2));
+    const auto kept = r.method_info.at("kept_prompt_positions").get<std::vector<int64_t>>();
+    ASSERT_EQ(kept.size(), 89u) << name;
+    EXPECT_TRUE(std::is_sorted(kept.begin(), kept.end())) << name;
+    EXPECT_EQ(std::vector<int64_t>(kept.end() - 16, kept.end()), [] {
+      std::vector<int64_t> w;
+      for (int64_t i = 74; i < 90; ++i) w.push_back(i);
+      return w;
+    }()) << name;
+  }
+}
+
 TEST(SpecPC, BadParametersAreClearErrors) {
   auto target = load_f32(Arch::Qwen2, 7);
   MethodOptions o;
