@@ -151,6 +151,7 @@ std::vector<float> NaiveTransformer::step(int token, int pos) {
     }
     for (int hh = 0; hh < NH; ++hh) apply_rope(&q[size_t(hh) * D], D, pos, inv_freq_);
     for (int hh = 0; hh < NKV; ++hh) apply_rope(&k[size_t(hh) * D], D, pos, inv_freq_);
+    L.queries.push_back(q);
     for (int hh = 0; hh < NKV; ++hh) {
       L.k_cache[hh].insert(L.k_cache[hh].end(), k.begin() + size_t(hh) * D,
                            k.begin() + size_t(hh + 1) * D);
@@ -254,6 +255,7 @@ void NaiveTransformer::reset() {
   for (Layer& L : layers_) {
     for (auto& c : L.k_cache) c.clear();
     for (auto& c : L.v_cache) c.clear();
+    L.queries.clear();
   }
 }
 

@@ -40,6 +40,16 @@ class NaiveTransformer {
   // (the first is the argmax of the last prompt position's logits). Ties pick the lowest id.
   std::vector<int> greedy(const std::vector<int>& prompt, int max_new_tokens);
 
+  // The post-RoPE query of every head ([heads * head_dim]) of every token fed since the last
+  // reset(), per layer: queries(l)[i] is the i-th token fed. For tests that recompute a
+  // method's observation attention independently.
+  const std::vector<std::vector<float>>& queries(int layer) const {
+    return layers_.at(layer).queries;
+  }
+  // The cached post-RoPE keys of one layer's KV head, entries x head_dim, row-major.
+  const std::vector<float>& keys(int layer, int kv_head) const {
+    return layers_.at(layer).k_cache.at(kv_head);
+  }
   // Number of cached entries of one layer's KV head.
   int cache_size(int layer, int kv_head = 0) const;
   const ModelConfig& config() const { return cfg_; }
@@ -64,6 +74,7 @@ class NaiveTransformer {
     std::vector<float> w_down;          // [hidden, intermediate]
     // Cache: per KV head, entries x head_dim, row-major.
     std::vector<std::vector<float>> k_cache, v_cache;
+    std::vector<std::vector<float>> queries;  // per token fed: [heads * head_dim] post-RoPE
   };
 
   ModelConfig cfg_;
