@@ -85,6 +85,47 @@ std::vector<std::vector<std::vector<int>>> kept_of(const GenerationResult& r) {
   return out;
 }
 
+// The observation queries the engine captures (what every observing method scores with) equal
+// the naive reference's own post-RoPE queries, for chunked prefill and for decode steps.
+TEST(SelectionReference, CapturedQueriesEqualTheNaiveReference) {
+  for (Arch arch : {Arch::Qwen2, Arch::Qwen3, Arch::Llama}) {
+    auto m = testing::load_f32(arch, 7, 16);
+    const WeightStore store = WeightStore::open(m->dir);
+    reference::NaiveTransformer ref(m->config, store);
+    const int n = 50;
+    const auto prompt = testing::prompt_of(n, m->config.vocab_size, 53, 7);
+    KVCache cache = m->transformer.make_cache();
+    QueryCapture cap;
+    cap.positions = {0, 15, 16, 31, 40, 49};  // across the 16-token chunks
+    m->transformer.forward(prompt, 0, cache, &cap);
+    QueryCapture step;
+    step.positions = {n};
+    m->transformer.forward({prompt[3]}, n, cache, &step);
+    ref.reset();
+    std::vector<int> all = prompt;
+    all.push_back(prompt[3]);
+    ref.prefill(all);
+    const int heads = m->config.num_heads, D = m->config.head_dim;
+    for (int l = 0; l < m->config.num_layers; ++l) {
+      const auto check = [&](const QueryCapture& c) {
+        const at::Tensor q = c.per_layer.at(l).contiguous();  // [heads, rows, D]
+        for (size_t r = 0; r < c.positions.size(); ++r) {
+          const std::vector<float>& want = ref.queries(l).at(c.positions[r]);
+          double worst = 0;
+          for (int h = 0; h < heads; ++h)
+            for (int e = 0; e < D; ++e)
+              worst = std::max(
+                  worst, std::fabs(double(q[h][r][e].item<float>()) - want[size_t(h) * D + e]));
+          EXPECT_LT(worst, 1e-4) << short_name(arch) << " layer " << l << " position "
+                                 << c.positions[r];
+        }
+      };
+      check(cap);
+      check(step);
+    }
+  }
+}
+
 TEST(SelectionReference, SnapKVKeepsAValidTopKOfTheNaiveObservationScores) {
   for (Arch arch : {Arch::Qwen2, Arch::Llama}) {
     auto m = testing::load_f32(arch, 7, 16);
