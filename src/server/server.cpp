@@ -325,6 +325,11 @@ void Server::handle_completion(const httplib::Request& req, httplib::Response& r
       send_error(res, ApiError(400, e.what(), "", "generation_failed"));
       log(400, p.method, nullptr);
       return;
+    } catch (const std::exception& e) {  // a LibTorch failure: the server keeps running
+      send_error(res, ApiError(500, std::string("internal error: ") + e.what(), "",
+                               "internal_error", "server_error"));
+      log(500, p.method, nullptr);
+      return;
     }
     nlohmann::json choice = {{"index", 0},
                              {"finish_reason", finish_reason_of(g.stats.finish_reason)}};
@@ -382,11 +387,14 @@ void Server::handle_completion(const httplib::Request& req, httplib::Response& r
         send(dump(
             chunk(chat ? nlohmann::json{{"content", piece}} : nlohmann::json(piece), nullptr)));
       });
-    } catch (const Error& e) {
-      send(ApiError(400, e.what(), "", "generation_failed").body().dump());
+    } catch (const std::exception& e) {  // dapx::Error, or a LibTorch failure (500)
+      const bool ours = dynamic_cast<const Error*>(&e) != nullptr;
+      send(ApiError(ours ? 400 : 500, e.what(), "", ours ? "generation_failed" : "internal_error")
+               .body()
+               .dump());
       send("[DONE]");
       sink.done();
-      log(400, p.method, nullptr);
+      log(ours ? 400 : 500, p.method, nullptr);
       return true;
     }
     nlohmann::json last = chunk(chat ? nlohmann::json::object() : nlohmann::json(""),
