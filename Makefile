@@ -7,8 +7,8 @@ DAPX  := $(BUILD)/apps/dapx
 # The trained default pair (dapx train; recipe in models/README.md).
 TARGET := models/target
 DRAFT  := models/draft
-DEMO_LENGTH ?= 1000
-DEMO_TASK ?= niah_single_2
+DEMO_LENGTH ?= 400
+DEMO_TASK ?= niah_single_1
 # Random-weight models of real shapes for benchmarks, generated on demand (make models).
 MODELS := models/generated
 
@@ -38,7 +38,7 @@ models: $(MODELS)/target-small/config.json $(MODELS)/draft-tiny/config.json
 # KV kept, TTFT, total time, peak memory.
 run: build
 	$(DAPX) demo --model $(TARGET) --draft $(DRAFT) --task $(DEMO_TASK) --length $(DEMO_LENGTH) \
-	  --budget 128
+	  --budget 64 --methods full,snapkv,speckv,speckv-pc
 
 test: build
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
