@@ -38,6 +38,13 @@ long long unix_now() {
       .count();
 }
 
+// Prompt tokens the target read: fewer than the prompt's for prompt methods.
+long long prompt_tokens_kept(const GenerationResult& g) {
+  const auto it = g.method_info.find("kept_prompt_positions");
+  return it != g.method_info.end() ? static_cast<long long>(it->size())
+                                   : static_cast<long long>(g.stats.prompt_tokens);
+}
+
 // A generation admitted to the queue: holds its slot until destroyed.
 class Slot {
  public:
@@ -207,10 +214,7 @@ void Server::handle_completion(const httplib::Request& req, httplib::Response& r
                        " method=" + (method.empty() ? "-" : method);
     if (g) {
       rec.prompt_tokens = g->stats.prompt_tokens;
-      rec.prompt_tokens_kept =
-          g->method_info.contains("kept_prompt_positions")
-              ? static_cast<long long>(g->method_info["kept_prompt_positions"].size())
-              : rec.prompt_tokens;
+      rec.prompt_tokens_kept = prompt_tokens_kept(*g);
       rec.generated_tokens = g->stats.generated_tokens;
       rec.kv_bytes = g->stats.kv_bytes;
       rec.kv_bytes_full = g->stats.kv_bytes_full;
@@ -298,10 +302,7 @@ void Server::handle_completion(const httplib::Request& req, httplib::Response& r
   auto slot = std::make_shared<Slot>(admitted_, metrics_);
 
   const auto usage = [prepared](const GenerationResult& g) {
-    const long long kept =
-        g.method_info.contains("kept_prompt_positions")
-            ? static_cast<long long>(g.method_info["kept_prompt_positions"].size())
-            : static_cast<long long>(g.stats.prompt_tokens);
+    const long long kept = prompt_tokens_kept(g);
     return nlohmann::json{{"prompt_tokens", g.stats.prompt_tokens},
                           {"completion_tokens", g.stats.generated_tokens},
                           {"total_tokens", g.stats.prompt_tokens + g.stats.generated_tokens},
