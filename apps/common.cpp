@@ -91,6 +91,10 @@ void add_runtime_flags(CLI::App& cmd, RuntimeFlags& f) {
          "Weight dtype in memory: bf16 (half the memory and decode traffic) or f32 (exact). "
          "Activations, softmax and scores are always f32")
       ->check(CLI::IsMember({"bf16", "bfloat16", "f32", "float32"}));
+  cmd.add_option("--kv-dtype", f.kv_dtype,
+                 "KV cache dtype: bf16 (half the cache memory and decode traffic; attention "
+                 "widens to f32 as it reads) or f32 (exact)")
+      ->check(CLI::IsMember({"bf16", "bfloat16", "f32", "float32"}));
   cmd.add_option("--prefill-chunk", f.prefill_chunk,
                  "Prompt rows per prefill chunk; bounds attention and MLP memory, same logits")
       ->check(int_range(1, 1 << 24));
@@ -102,6 +106,7 @@ ComputeOptions apply_runtime_flags(const RuntimeFlags& f) {
   at::set_num_threads(f.threads > 0 ? f.threads : std::max(1, hw));
   ComputeOptions opts;
   opts.weight_dtype = parse_compute_dtype(f.dtype);
+  opts.kv_dtype = parse_compute_dtype(f.kv_dtype);
   opts.prefill_chunk = f.prefill_chunk;
   try {
     opts.device = at::Device(f.device);

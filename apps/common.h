@@ -15,6 +15,7 @@ namespace dapx::cli {
 struct RuntimeFlags {
   int threads = 0;  // 0 = all hardware threads
   std::string dtype = "bf16";
+  std::string kv_dtype = "bf16";
   int64_t prefill_chunk = 512;
   std::string device = "cpu";
 };

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "util/bf16.h"
 #include "util/error.h"
 
 namespace dapx {
@@ -11,9 +12,8 @@ LayerKV::LayerKV(int64_t kv_heads, int64_t head_dim, at::ScalarType dtype, at::D
     : kv_heads_(kv_heads), head_dim_(head_dim), dtype_(dtype), device_(device) {}
 
 void LayerKV::grow_to(int64_t capacity) {
-  auto opts = at::TensorOptions().dtype(dtype_).device(device_);
-  at::Tensor k = at::empty({kv_heads_, capacity, head_dim_}, opts);
-  at::Tensor v = at::empty({kv_heads_, capacity, head_dim_}, opts);
+  at::Tensor k = at::empty({kv_heads_, capacity, head_dim_}, options());
+  at::Tensor v = at::empty({kv_heads_, capacity, head_dim_}, options());
   if (length_ > 0) {
     k.narrow(1, 0, length_).copy_(keys());
     v.narrow(1, 0, length_).copy_(values());
@@ -47,23 +47,36 @@ void LayerKV::append(const at::Tensor& k, const at::Tensor& v, int64_t pos0) {
 }
 
 void LayerKV::append_token(const float* k, const float* v, int64_t pos) {
-  if (dtype_ != at::kFloat || !device_.is_cpu())
-    throw Error("KV append_token: needs an f32 CPU cache");
+  if ((dtype_ != at::kFloat && dtype_ != at::kBFloat16) || !device_.is_cpu())
+    throw Error("KV append_token: needs an f32 or bf16 CPU cache");
   if (length_ + 1 > capacity()) grow_to(std::max(length_ + 1, capacity() * 3 / 2 + 16));
-  const int64_t cap = capacity(), bytes = head_dim_ * static_cast<int64_t>(sizeof(float));
-  float* kd = k_.data_ptr<float>();
-  float* vd = v_.data_ptr<float>();
+  const int64_t cap = capacity();
   for (int64_t h = 0; h < kv_heads_; ++h) {
-    std::memcpy(kd + (h * cap + length_) * head_dim_, k + h * head_dim_, bytes);
-    std::memcpy(vd + (h * cap + length_) * head_dim_, v + h * head_dim_, bytes);
+    const int64_t at = (h * cap + length_) * head_dim_;
+    if (dtype_ == at::kFloat) {
+      const size_t bytes = head_dim_ * sizeof(float);
+      std::memcpy(k_.data_ptr<float>() + at, k + h * head_dim_, bytes);
+      std::memcpy(v_.data_ptr<float>() + at, v + h * head_dim_, bytes);
+    } else {  // rounded as a tensor copy rounds (bf16.h)
+      auto* kd = reinterpret_cast<uint16_t*>(k_.data_ptr()) + at;
+      auto* vd = reinterpret_cast<uint16_t*>(v_.data_ptr()) + at;
+      for (int64_t i = 0; i < head_dim_; ++i) {
+        kd[i] = f32_to_bf16(k[h * head_dim_ + i]);
+        vd[i] = f32_to_bf16(v[h * head_dim_ + i]);
+      }
+    }
     pos_.data_ptr<int64_t>()[h * cap + length_] = pos;
     if (padding_.defined()) padding_.data_ptr<bool>()[h * cap + length_] = false;
   }
   ++length_;
 }
 
-at::Tensor LayerKV::keys() const { return k_.narrow(1, 0, length_); }
-at::Tensor LayerKV::values() const { return v_.narrow(1, 0, length_); }
+at::Tensor LayerKV::keys() const {
+  return k_.defined() ? k_.narrow(1, 0, length_) : at::empty({kv_heads_, 0, head_dim_}, options());
+}
+at::Tensor LayerKV::values() const {
+  return v_.defined() ? v_.narrow(1, 0, length_) : at::empty({kv_heads_, 0, head_dim_}, options());
+}
 
 void LayerKV::compact(const at::Tensor& idx, int64_t reserve_extra) {
   if (idx.dim() != 2 || idx.size(0) != kv_heads_)
@@ -78,9 +91,8 @@ void LayerKV::compact(const at::Tensor& idx, int64_t reserve_extra) {
   // gather along the token axis: [kv, keep] -> [kv, keep, d]. Padded slots get copies of
   // entry 0: finite values, so attention may weight them by 0 without producing NaN.
   const at::Tensor g = index.clamp_min(0).unsqueeze(-1).expand({kv_heads_, keep, head_dim_});
-  auto opts = at::TensorOptions().dtype(dtype_).device(device_);
-  at::Tensor k = at::empty({kv_heads_, keep + reserve_extra, head_dim_}, opts);
-  at::Tensor v = at::empty({kv_heads_, keep + reserve_extra, head_dim_}, opts);
+  at::Tensor k = at::empty({kv_heads_, keep + reserve_extra, head_dim_}, options());
+  at::Tensor v = at::empty({kv_heads_, keep + reserve_extra, head_dim_}, options());
   k.narrow(1, 0, keep).copy_(at::gather(keys(), 1, g));
   v.narrow(1, 0, keep).copy_(at::gather(values(), 1, g));
   k_ = std::move(k);

@@ -21,7 +21,7 @@ class LayerKV {
   // Appends one token's k/v at `pos`, each [kv_heads, head_dim] raw f32 (decode on an f32 CPU
   // cache: no tensor ops per layer and token).
   void append_token(const float* k, const float* v, int64_t pos);
-  // Live views [kv_heads, length, head_dim].
+  // Live views [kv_heads, length, head_dim] (empty before the first append).
   at::Tensor keys() const;
   at::Tensor values() const;
   // Keeps, per head, the entries idx[h] (int64 [kv_heads, keep], ascending per head). The new
@@ -38,6 +38,8 @@ class LayerKV {
   void reserve(int64_t extra);
 
   int64_t length() const { return length_; }
+  at::ScalarType dtype() const { return dtype_; }
+  at::TensorOptions options() const { return at::TensorOptions().dtype(dtype_).device(device_); }
   int64_t capacity() const { return k_.defined() ? k_.size(1) : 0; }
   // Bytes held by the buffers (capacity) and by live entries.
   int64_t allocated_bytes() const;

@@ -13,14 +13,17 @@ namespace dapx {
 
 namespace {
 
-// The raw kernels read an f32 CPU cache with contiguous rows, K and V of equal layout.
+bool raw_cache_dtype(at::ScalarType t) { return t == at::kFloat || t == at::kBFloat16; }
+
+// The raw kernels read an f32 or bf16 CPU cache with contiguous rows, K and V of equal layout
+// and dtype.
 void check_raw_cache(const at::Tensor& k, const at::Tensor& v, const at::Tensor& key_mask,
                      const char* what) {
   if (k.dim() != 3 || !v.sizes().equals(k.sizes()) || !v.strides().equals(k.strides()))
     throw Error(std::string(what) + ": keys and values must be [kv_heads, len, d] of equal layout");
-  if (!k.is_cpu() || !v.is_cpu() || k.scalar_type() != at::kFloat ||
-      v.scalar_type() != at::kFloat || k.stride(2) != 1 || k.stride(1) != k.size(2))
-    throw Error(std::string(what) + ": needs an f32 CPU cache with contiguous rows");
+  if (!k.is_cpu() || !v.is_cpu() || !raw_cache_dtype(k.scalar_type()) ||
+      v.scalar_type() != k.scalar_type() || k.stride(2) != 1 || k.stride(1) != k.size(2))
+    throw Error(std::string(what) + ": needs an f32 or bf16 CPU cache with contiguous rows");
   if (key_mask.defined() && (!key_mask.is_cpu() || key_mask.dim() != 2 ||
                              key_mask.size(0) != k.size(0) || key_mask.size(1) < k.size(1)))
     throw Error(std::string(what) + ": key mask must be [kv_heads, len] on the CPU");
@@ -38,8 +41,9 @@ at::Tensor bool_rows(const at::Tensor& key_mask) {
 template <typename Args>
 at::Tensor point_at_cache(Args& a, const at::Tensor& k, const at::Tensor& v,
                           const at::Tensor& key_mask) {
-  a.k = k.data_ptr<float>();
-  a.v = v.data_ptr<float>();
+  a.k = k.data_ptr();
+  a.v = v.data_ptr();
+  a.bf16 = k.scalar_type() == at::kBFloat16;
   a.head_stride = k.stride(0);
   a.kv_heads = k.size(0);
   a.len = k.size(1);
@@ -56,7 +60,7 @@ at::Tensor point_at_cache(Args& a, const at::Tensor& k, const at::Tensor& v,
 
 bool raw_kernels_apply(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v) {
   return q.is_cpu() && k.is_cpu() && v.is_cpu() && q.scalar_type() == at::kFloat &&
-         k.scalar_type() == at::kFloat && v.scalar_type() == at::kFloat && k.dim() == 3 &&
+         raw_cache_dtype(k.scalar_type()) && v.scalar_type() == k.scalar_type() && k.dim() == 3 &&
          k.stride(2) == 1 && k.stride(1) == k.size(2) && v.strides().equals(k.strides());
 }
 
@@ -105,10 +109,11 @@ at::Tensor accumulated_attention(const at::Tensor& q, const at::Tensor& keys,
   if (q.dim() != 3 || q.size(2) != keys.size(2) || q.size(1) != int64_t(positions.size()))
     throw Error("accumulated attention: queries must be [heads, rows, d], one position per row");
   const at::Tensor qc = q.contiguous();
-  at::Tensor out = at::empty({keys.size(0), n_scored}, keys.options());
+  at::Tensor out = at::empty({keys.size(0), n_scored}, q.options());
   AttentionColumnSums a;
   a.q = qc.data_ptr<float>();
-  a.k = keys.data_ptr<float>();
+  a.k = keys.data_ptr();
+  a.bf16 = keys.scalar_type() == at::kBFloat16;
   a.head_stride = keys.stride(0);
   a.positions = positions.data();
   a.heads = q.size(0);
@@ -134,8 +139,11 @@ at::Tensor causal_attention(const at::Tensor& q, const at::Tensor& k, const at::
   return out;
 }
 
-at::Tensor blocked_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
-                             int64_t max_score_floats, const at::Tensor& key_mask) {
+at::Tensor blocked_attention(const at::Tensor& q, const at::Tensor& cache_k,
+                             const at::Tensor& cache_v, int64_t max_score_floats,
+                             const at::Tensor& key_mask) {
+  // A cache in another dtype than the queries (bf16 on a GPU) is computed on in theirs.
+  const at::Tensor k = cache_k.to(q.scalar_type()), v = cache_v.to(q.scalar_type());
   const int64_t heads = q.size(0), t = q.size(1), d = q.size(2);
   const int64_t kv_heads = k.size(0), len = k.size(1), group = heads / kv_heads;
   const int64_t older = len - t;

@@ -1,17 +1,23 @@
 #pragma once
 // The inner loops the attention kernels share (decode_attention.cpp, prefill_attention.cpp):
-// dot products, a shifted exp with its sum, weighted sums of value rows, and a block of scores.
+// bf16 -> f32 widening of cache tiles, dot products, a shifted exp with its sum, weighted sums
+// of value rows, and a block of scores.
 // PortableOps runs on any CPU; Avx2Ops (x86 with AVX2 + FMA) is inlined into each kernel's
 // AVX2 entry point (flatten), where that target is enabled.
 #include <cmath>
 #include <cstdint>
 
 #include "model/cpu_features.h"
+#include "util/bf16.h"
 
 namespace dapx {
 
 // Plain loops: any CPU.
 struct PortableOps {
+  // dst[0..n) = the bf16 values src[0..n) as f32 (a tile of a bf16 KV cache).
+  static void widen(const uint16_t* src, int64_t n, float* dst) {
+    for (int64_t i = 0; i < n; ++i) dst[i] = bf16_to_f32(src[i]);
+  }
   static float dot(const float* a, const float* b, int64_t d) {
     float s = 0.f;
     for (int64_t i = 0; i < d; ++i) s += a[i] * b[i];
@@ -66,6 +72,15 @@ struct PortableOps {
 // Inlined into attend_range_avx2 (flatten), where the AVX2 target is enabled.
 #define DAPX_AVX2 __attribute__((target("avx2,fma"))) static inline
 struct Avx2Ops {
+  DAPX_AVX2 void widen(const uint16_t* src, int64_t n, float* dst) {
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+      const __m128i h = _mm_loadu_si128(reinterpret_cast<const __m128i*>(src + i));
+      _mm256_storeu_ps(dst + i,
+                       _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16)));
+    }
+    for (; i < n; ++i) dst[i] = bf16_to_f32(src[i]);
+  }
   DAPX_AVX2 float dot(const float* a, const float* b, int64_t d) {
     __m256 s0 = _mm256_setzero_ps(), s1 = s0;
     int64_t i = 0;

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "model/attention_ops.h"
+#include "model/cache_rows.h"
 #include "util/error.h"
 
 namespace dapx {
@@ -40,18 +41,20 @@ inline void attend_range_impl(const DecodeAttention& a, int64_t h, int64_t j0, i
                               const Partial& out) {
   const int64_t d = a.d, group = a.heads / a.kv_heads;
   const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(d)));
-  const float* keys = a.k + h * a.head_stride;
-  const float* values = a.v + h * a.head_stride;
+  const CacheRows keys{a.k, a.bf16, h * a.head_stride, d},
+      values{a.v, a.bf16, h * a.head_stride, d};
   const bool* mask = a.mask ? a.mask + h * a.mask_stride : nullptr;
   std::fill(out.m, out.m + group, kNegInf);
   std::fill(out.l, out.l + group, 0.f);
   std::fill(out.acc, out.acc + group * d, 0.f);
   const int64_t tile = tile_rows(d);
-  std::vector<float> scaled_q(group * d), scores(group * tile);
+  std::vector<float> scaled_q(group * d), scores(group * tile), widened(a.bf16 ? 2 * tile * d : 0);
   for (int64_t i = 0; i < group * d; ++i) scaled_q[i] = a.q[h * group * d + i] * scale;
   for (int64_t t0 = j0; t0 < j1; t0 += tile) {
     const int64_t n = std::min(tile, j1 - t0);
-    Ops::row_scores(scaled_q.data(), group, d, keys + t0 * d, n, scores.data(), tile);
+    const float* k = keys.rows<Ops>(t0, n, widened.data());
+    const float* v = values.rows<Ops>(t0, n, widened.data() + tile * d);
+    Ops::row_scores(scaled_q.data(), group, d, k, n, scores.data(), tile);
     for (int64_t g = 0; g < group; ++g) {
       float* s = scores.data() + g * tile;
       if (mask)
@@ -73,7 +76,7 @@ inline void attend_range_impl(const DecodeAttention& a, int64_t h, int64_t j0, i
     }
     // Masked keys enter with weight 0: LayerKV::compact fills padded slots with finite copies
     // of a real entry, so 0 * value stays 0.
-    Ops::tile_weighted(out.acc, group, d, scores.data(), tile, values + t0 * d, n);
+    Ops::tile_weighted(out.acc, group, d, scores.data(), tile, v, n);
   }
 }
 

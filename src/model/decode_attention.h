@@ -1,5 +1,5 @@
 #pragma once
-// Attention of one new token over a cache on raw f32 buffers: the decode step's attention.
+// Attention of one new token over a cache on raw f32 or bf16 buffers: the decode step's attention.
 // Keys are split into ranges processed in parallel, each keeping a running max, sum and
 // weighted value sum (online softmax), combined at the end ("flash decoding"): every key and
 // value is read once, with no score matrix, no packing copies and one parallel region per
@@ -11,9 +11,12 @@ namespace dapx {
 
 struct DecodeAttention {
   const float* q = nullptr;  // [heads, d], already rotated
-  const float* k = nullptr;  // key j of KV head h at k + h * head_stride + j * d
-  const float* v = nullptr;  // same layout as k
-  int64_t head_stride = 0;   // elements between KV heads (the cache capacity times d)
+  // Key j of KV head h at k + h * head_stride + j * d, f32 or (bf16) bf16 bits: a bf16 cache
+  // is read in tiles widened to f32 in L1, so memory traffic is half that of f32.
+  const void* k = nullptr;
+  const void* v = nullptr;  // same layout and dtype as k
+  bool bf16 = false;
+  int64_t head_stride = 0;  // elements between KV heads (the cache capacity times d)
   // Optional: mask[h * mask_stride + j] true hides key j of KV head h (padded slots).
   const bool* mask = nullptr;
   int64_t mask_stride = 0;

@@ -8,16 +8,10 @@
 #include <cstring>
 
 #include "model/cpu_features.h"
+#include "util/bf16.h"
 
 namespace dapx {
 namespace {
-
-inline float bf16_to_f32(uint16_t h) {
-  const uint32_t bits = static_cast<uint32_t>(h) << 16;
-  float f;
-  std::memcpy(&f, &bits, sizeof f);
-  return f;
-}
 
 inline float same(float v) { return v; }
 

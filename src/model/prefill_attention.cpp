@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "model/attention_ops.h"
+#include "model/cache_rows.h"
 #include "util/error.h"
 
 namespace dapx {
@@ -24,11 +25,12 @@ int64_t positions_per_tile(int64_t group) { return std::max<int64_t>(1, 128 / gr
 
 // One worker's buffers, sized once per call.
 struct Scratch {
-  std::vector<float> q, kt, s, acc, m, l;
+  std::vector<float> q, kt, widened, s, acc, m, l;
   std::vector<int64_t> lo, hi;  // per position of the tile: the visible keys [lo, hi)
   Scratch(int64_t rows, int64_t positions, int64_t d)
       : q(rows * d),
         kt(d * kKeyTile),
+        widened(2 * kKeyTile * d),
         s(rows * kKeyTile),
         acc(rows * d),
         m(rows),
@@ -50,11 +52,11 @@ inline void gather_queries(const float* q, int64_t rows_per_head, int64_t h, int
     }
 }
 
-// kt[x][c] = element x of key j0 + c for c < nk, 0 for nk <= c < kKeyTile.
-inline void transpose_keys(const float* keys, int64_t j0, int64_t nk, int64_t d, float* kt) {
+// kt[x][c] = element x of key c for c < nk, 0 for nk <= c < kKeyTile.
+inline void transpose_keys(const float* keys, int64_t nk, int64_t d, float* kt) {
   for (int64_t c = 0; c < kKeyTile; ++c) {
     if (c < nk) {
-      const float* key = keys + (j0 + c) * d;
+      const float* key = keys + c * d;
       for (int64_t x = 0; x < d; ++x) kt[x * kKeyTile + c] = key[x];
     } else {
       for (int64_t x = 0; x < d; ++x) kt[x * kKeyTile + c] = 0.f;
@@ -64,8 +66,7 @@ inline void transpose_keys(const float* keys, int64_t j0, int64_t nk, int64_t d,
 
 // Keys j of one source (rows j * d of keys/values); position i of the tile sees [lo[i], hi[i]).
 struct KeySource {
-  const float* keys;
-  const float* values;
+  CacheRows keys, values;
   const bool* mask;  // optional
 };
 
@@ -79,7 +80,7 @@ inline void add_source(const KeySource& src, int64_t rows, int64_t n, int64_t d,
   }
   for (int64_t j0 = first; j0 < end; j0 += kKeyTile) {
     const int64_t nk = std::min(kKeyTile, end - j0);
-    transpose_keys(src.keys, j0, nk, d, w.kt.data());
+    transpose_keys(src.keys.rows<Ops>(j0, nk, w.widened.data()), nk, d, w.kt.data());
     Ops::tile_scores(w.q.data(), rows, d, w.kt.data(), kKeyTile, w.s.data());
     // Scores -> weights in place, row by row; a weight outside what its row sees is 0, so
     // one block product adds every row's weighted values.
@@ -107,7 +108,8 @@ inline void add_source(const KeySource& src, int64_t rows, int64_t n, int64_t d,
       std::fill(s, s + c0, 0.f);
       std::fill(s + c1, s + nk, 0.f);
     }
-    Ops::tile_weighted(w.acc.data(), rows, d, w.s.data(), kKeyTile, src.values + j0 * d, nk);
+    const float* values = src.values.rows<Ops>(j0, nk, w.widened.data() + kKeyTile * d);
+    Ops::tile_weighted(w.acc.data(), rows, d, w.s.data(), kKeyTile, values, nk);
   }
 }
 
@@ -121,7 +123,8 @@ inline void attend_tile_impl(const PrefillAttention& a, int64_t h, int64_t i0, i
   std::fill(w.m.begin(), w.m.begin() + rows, kNegInf);
   std::fill(w.l.begin(), w.l.begin() + rows, 0.f);
   std::fill(w.acc.begin(), w.acc.begin() + rows * d, 0.f);
-  const KeySource cache{a.k + h * a.head_stride, a.v + h * a.head_stride,
+  const KeySource cache{CacheRows{a.k, a.bf16, h * a.head_stride, d},
+                        CacheRows{a.v, a.bf16, h * a.head_stride, d},
                         a.mask ? a.mask + h * a.mask_stride : nullptr};
   if (a.band <= 0) {  // dense causal: keys [0, p]
     for (int64_t i = 0; i < n; ++i) {
@@ -136,7 +139,9 @@ inline void attend_tile_impl(const PrefillAttention& a, int64_t h, int64_t i0, i
       w.lo[i] = 0;
       w.hi[i] = std::upper_bound(vpos, vpos + a.n_vertical, a.pos0 + i0 + i - a.band) - vpos;
     }
-    add_source<Ops>(KeySource{gathered_k, gathered_v, nullptr}, rows, n, d, w);
+    add_source<Ops>(
+        KeySource{CacheRows{gathered_k, false, 0, d}, CacheRows{gathered_v, false, 0, d}, nullptr},
+        rows, n, d, w);
     for (int64_t i = 0; i < n; ++i) {  // the band (p - band, p]
       const int64_t p = a.pos0 + i0 + i;
       w.lo[i] = std::max<int64_t>(0, p - a.band + 1);
@@ -187,12 +192,12 @@ inline void column_sums_impl(const AttentionColumnSums& a, int64_t h, int64_t r0
   }
   std::fill(w.m.begin(), w.m.begin() + rows, kNegInf);
   std::fill(w.l.begin(), w.l.begin() + rows, 0.f);
-  const float* keys = a.k + h * a.head_stride;
+  const CacheRows keys{a.k, a.bf16, h * a.head_stride, d};
   for (int pass = 0; pass < 2; ++pass) {  // 0: row max and sum; 1: probabilities per key
     const int64_t pass_end = pass == 0 ? end : std::min(end, a.n_scored);
     for (int64_t j0 = 0; j0 < pass_end; j0 += kKeyTile) {
       const int64_t nk = std::min(kKeyTile, pass_end - j0);
-      transpose_keys(keys, j0, nk, d, w.kt.data());
+      transpose_keys(keys.rows<Ops>(j0, nk, w.widened.data()), nk, d, w.kt.data());
       Ops::tile_scores(w.q.data(), rows, d, w.kt.data(), kKeyTile, w.s.data());
       for (int64_t r = 0; r < rows; ++r) {
         const int64_t c1 = std::clamp<int64_t>(w.hi[r % n] - j0, 0, nk);
@@ -234,6 +239,14 @@ void column_sums_avx2(const AttentionColumnSums& a, int64_t h, int64_t r0, int64
 }
 #endif
 
+// dst[0..d) = the row at element offset `at` of a cache buffer, as f32.
+void widen_row(const PrefillAttention& a, const void* base, int64_t at, float* dst) {
+  if (a.bf16)
+    PortableOps::widen(static_cast<const uint16_t*>(base) + at, a.d, dst);
+  else
+    std::copy_n(static_cast<const float*>(base) + at, a.d, dst);
+}
+
 void check(const PrefillAttention& a) {
   const auto fail = [](const std::string& why) { throw Error("prefill attention: " + why); };
   if (a.heads < 1 || a.kv_heads < 1 || a.heads % a.kv_heads != 0)
@@ -273,9 +286,9 @@ void attend_prefill(const PrefillAttention& args) {
   for (int64_t h = 0; h < a.kv_heads; ++h)
     for (int64_t j = 0; j < nv; ++j) {
       const int64_t p = a.vertical[h * a.vertical_stride + j];
-      std::copy_n(a.k + h * a.head_stride + p * d, d, gathered.data() + (h * nv + j) * d);
-      std::copy_n(a.v + h * a.head_stride + p * d, d,
-                  gathered.data() + ((a.kv_heads + h) * nv + j) * d);
+      const int64_t src = h * a.head_stride + p * d;
+      widen_row(a, a.k, src, gathered.data() + (h * nv + j) * d);
+      widen_row(a, a.v, src, gathered.data() + ((a.kv_heads + h) * nv + j) * d);
     }
     // Later tiles see more keys: dynamic scheduling, biggest first, balances the triangle.
 #pragma omp parallel if (items > 1 && a.t * a.len * a.heads * d >= (int64_t{1} << 18))

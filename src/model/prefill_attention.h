@@ -1,8 +1,8 @@
 #pragma once
-// Attention of a block of new tokens over a cache on raw f32 buffers: the prefill's attention,
-// in the manner of flash attention. The queries of one KV head's whole GQA group are taken in
-// tiles, the keys in tiles of 64; each query row keeps a running max, sum and weighted value
-// sum (online softmax), so a score never leaves the tile (no [heads, t, len] matrix, no masks
+// Attention of a block of new tokens over a cache on raw f32 or bf16 buffers: the prefill's
+// attention, in the manner of flash attention. The queries of one KV head's whole GQA group are
+// taken in tiles, the keys in tiles of 64; each query row keeps a running max, sum and weighted
+// value sum (online softmax), so a score never leaves the tile (no [heads, t, len] matrix, no masks
 // built in memory) and each key/value tile is read once per query tile.
 // Dense causal, or sparse (SpecKV's prefill): each query sees a local band of recent keys plus
 // its KV head's "vertical" keys. Torch-free (raw pointers) so it runs under the sanitizers.
@@ -12,9 +12,12 @@ namespace dapx {
 
 struct PrefillAttention {
   const float* q = nullptr;  // [heads, t, d] contiguous, already rotated
-  const float* k = nullptr;  // key j (at position j) of KV head h at k + h * head_stride + j * d
-  const float* v = nullptr;  // same layout as k
-  int64_t head_stride = 0;   // elements between KV heads
+  // Key j (at position j) of KV head h at k + h * head_stride + j * d: f32, or bf16 bits when
+  // bf16 (widened tile by tile; see cache_rows.h).
+  const void* k = nullptr;
+  const void* v = nullptr;  // same layout and dtype as k
+  bool bf16 = false;
+  int64_t head_stride = 0;  // elements between KV heads
   // Optional: mask[h * mask_stride + j] true hides key j of KV head h (padded slots).
   const bool* mask = nullptr;
   int64_t mask_stride = 0;
@@ -44,7 +47,8 @@ void attend_prefill(const PrefillAttention& a);
 // over the keys per row tile: row max and sum, then the normalised probabilities.
 struct AttentionColumnSums {
   const float* q = nullptr;  // [heads, rows, d] contiguous, already rotated
-  const float* k = nullptr;  // key j (at position j) of KV head h at k + h * head_stride + j * d
+  const void* k = nullptr;   // as PrefillAttention::k (f32, or bf16 bits when bf16)
+  bool bf16 = false;
   int64_t head_stride = 0;
   const int64_t* positions = nullptr;  // [rows], each < len
   int64_t heads = 0, kv_heads = 0, rows = 0, len = 0, d = 0, n_scored = 0;

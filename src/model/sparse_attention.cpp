@@ -13,9 +13,12 @@ at::Tensor sparse_attention(const at::Tensor& q, const at::Tensor& k, const at::
   return prefill_attention(q, k, v, {}, pos0, band, vertical);
 }
 
-at::Tensor blocked_sparse_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
-                                    int64_t pos0, const at::Tensor& vertical, int64_t band,
+at::Tensor blocked_sparse_attention(const at::Tensor& q, const at::Tensor& cache_k,
+                                    const at::Tensor& cache_v, int64_t pos0,
+                                    const at::Tensor& vertical, int64_t band,
                                     int64_t max_score_floats) {
+  // A cache in another dtype than the queries (bf16 on a GPU) is computed on in theirs.
+  const at::Tensor k = cache_k.to(q.scalar_type()), v = cache_v.to(q.scalar_type());
   const int64_t heads = q.size(0), t = q.size(1), d = q.size(2);
   const int64_t kv_heads = k.size(0), group = heads / kv_heads, nv = vertical.size(1);
   const double scale = 1.0 / std::sqrt(static_cast<double>(d));

@@ -28,6 +28,8 @@ Transformer::Transformer(const ModelConfig& cfg, std::shared_ptr<const WeightSto
   if (opts_.weight_dtype != at::kBFloat16 && opts_.weight_dtype != at::kFloat)
     throw Error("compute dtype must be bf16 or f32");
   if (opts_.prefill_chunk < 1) throw Error("prefill chunk must be >= 1");
+  if (opts_.kv_dtype != at::kBFloat16 && opts_.kv_dtype != at::kFloat)
+    throw Error("the KV cache dtype must be bf16 or f32");
   if (opts_.trainable && opts_.weight_dtype != at::kFloat)
     throw Error("a trainable model holds its weights in f32 (dtype f32)");
   const int64_t h = cfg.hidden_size, d = cfg.head_dim, qd = cfg.num_heads * d,
@@ -85,13 +87,12 @@ Linear Transformer::load_linear(const std::string& prefix, int64_t out, int64_t 
                 bias ? load(prefix + ".bias", {out}, false) : at::Tensor());
 }
 
-// The cache is f32 on the model's device: attention reads it without conversions.
 KVCache Transformer::make_cache() const {
-  return KVCache(cfg_.num_layers, cfg_.num_kv_heads, cfg_.head_dim, at::kFloat, opts_.device);
+  return KVCache(cfg_.num_layers, cfg_.num_kv_heads, cfg_.head_dim, opts_.kv_dtype, opts_.device);
 }
 
 LayerKV Transformer::make_layer_cache() const {
-  return LayerKV(cfg_.num_kv_heads, cfg_.head_dim, at::kFloat, opts_.device);
+  return LayerKV(cfg_.num_kv_heads, cfg_.head_dim, opts_.kv_dtype, opts_.device);
 }
 
 at::Tensor Transformer::rms_norm(const at::Tensor& x, const at::Tensor& w) const {

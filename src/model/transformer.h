@@ -26,6 +26,9 @@ namespace dapx {
 
 struct ComputeOptions {
   at::ScalarType weight_dtype = at::kBFloat16;  // bf16 or f32
+  // KV cache entries: f32 (exact, this struct's default) or bf16 (half the bytes; the CLI's
+  // default). Attention widens bf16 keys and values to f32 as it reads them.
+  at::ScalarType kv_dtype = at::kFloat;
   at::Device device = at::kCPU;
   int64_t prefill_chunk = 512;  // rows per prefill chunk (bounds attention/MLP memory)
   // Training: weights become owned f32 tensors that require gradients (weight_dtype must be

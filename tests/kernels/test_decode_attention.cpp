@@ -2,7 +2,8 @@
 // head sizes with and without vector tails, lengths across tile and range boundaries, masked
 // slots (whole masked tiles before and after visible ones, a fully masked range and a fully
 // masked head), scores so far apart that exp underflows, the parallel split of each head's
-// keys forced by asking for more threads than the machine has, AVX2 and portable loops.
+// keys forced by asking for more threads than the machine has, AVX2 and portable loops, f32
+// and bf16 caches.
 #include <gtest/gtest.h>
 #include <omp.h>
 
@@ -13,6 +14,7 @@
 #include <vector>
 
 #include "model/decode_attention.h"
+#include "util/bf16.h"
 #include "util/error.h"
 
 namespace dapx {
@@ -24,7 +26,9 @@ struct Case {
   float spread = 2.f;  // of q, k, v: 30 puts scores hundreds apart (exp underflows to 0)
 };
 
-void check(const Case& c, int threads, bool portable, unsigned seed) {
+// bf16: the cache holds bf16 bits; the reference reads the same values widened, so the
+// tolerance is the f32 cache's (the kernel widens exactly).
+void check(const Case& c, int threads, bool portable, unsigned seed, bool bf16 = false) {
   std::mt19937 rng(seed);
   std::normal_distribution<float> nd(0.f, c.spread);
   const int64_t capacity = c.len + 3;  // heads sit `capacity` rows apart, like a cache
@@ -33,6 +37,12 @@ void check(const Case& c, int threads, bool portable, unsigned seed) {
   for (auto& x : q) x = nd(rng);
   for (auto& x : k) x = nd(rng);
   for (auto& x : v) x = nd(rng);
+  std::vector<uint16_t> k16(k.size()), v16(v.size());
+  if (bf16)
+    for (size_t i = 0; i < k.size(); ++i) {
+      k[i] = bf16_to_f32(k16[i] = f32_to_bf16(k[i]));
+      v[i] = bf16_to_f32(v16[i] = f32_to_bf16(v[i]));
+    }
   std::vector<char> mask_bytes(c.kv_heads * capacity, 0);
   if (c.masked)
     for (int64_t h = 0; h < c.kv_heads; ++h)
@@ -46,8 +56,9 @@ void check(const Case& c, int threads, bool portable, unsigned seed) {
 
   DecodeAttention a;
   a.q = q.data();
-  a.k = k.data();
-  a.v = v.data();
+  a.k = bf16 ? static_cast<const void*>(k16.data()) : k.data();
+  a.v = bf16 ? static_cast<const void*>(v16.data()) : v.data();
+  a.bf16 = bf16;
   a.head_stride = capacity * c.d;
   a.mask = c.masked ? mask.get() : nullptr;
   a.mask_stride = capacity;
@@ -88,8 +99,8 @@ void check(const Case& c, int threads, bool portable, unsigned seed) {
       // moves the weights by as much; what that case checks is the underflow handling.
       ASSERT_NEAR(out[h * c.d + i], want[i], (c.spread > 2 ? 1e-2 : 2e-5) * (1 + std::abs(want[i])))
           << "heads " << c.heads << " kv " << c.kv_heads << " len " << c.len << " d " << c.d
-          << " threads " << threads << (portable ? " portable" : "") << ": head " << h << " dim "
-          << i;
+          << " threads " << threads << (portable ? " portable" : "") << (bf16 ? " bf16" : "")
+          << ": head " << h << " dim " << i;
   }
 }
 
@@ -109,6 +120,19 @@ TEST(DecodeAttention, MatchesTwoPassSoftmax) {
                                          {4, 2, 600, 64, false, 30.f}})
     for (int threads : {1, 4, 7})
       for (bool portable : {false, true}) check(c, threads, portable, seed++);
+  omp_set_num_threads(saved);
+}
+
+TEST(DecodeAttention, ReadsBf16Cache) {
+  const int saved = omp_get_max_threads();
+  unsigned seed = 100;
+  for (const Case& c : std::vector<Case>{{2, 1, 9, 4, false},
+                                         {6, 2, 63, 64, false},
+                                         {8, 1, 1000, 100, false},
+                                         {16, 2, 3000, 64, false},
+                                         {12, 3, 2048, 128, true}})
+    for (int threads : {1, 4})
+      for (bool portable : {false, true}) check(c, threads, portable, seed++, true);
   omp_set_num_threads(saved);
 }
 
@@ -144,7 +168,8 @@ TEST(DecodeAttention, NanQueryGivesNanNotZeros) {
 TEST(DecodeAttention, RejectsInvalidShapes) {
   std::vector<float> buf(64);
   DecodeAttention a;
-  a.q = a.k = a.v = buf.data();
+  a.q = buf.data();
+  a.k = a.v = buf.data();
   a.out = buf.data();
   a.heads = 3;
   a.kv_heads = 2;  // 3 query heads cannot share 2 KV heads evenly

@@ -2,7 +2,7 @@
 // 8, head sizes with and without vector tails, chunks with and without older keys, several
 // query tiles and key tiles (and partial ones), masked slots (a query whose every visible key
 // is masked gets zeros), scores so far apart that exp underflows, heads padded apart like a
-// cache, 1 to 7 threads, AVX2 and portable loops.
+// cache, 1 to 7 threads, AVX2 and portable loops, f32 and bf16 caches.
 #include <gtest/gtest.h>
 #include <omp.h>
 
@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "model/prefill_attention.h"
+#include "util/bf16.h"
 #include "util/error.h"
 
 namespace dapx {
@@ -28,7 +29,9 @@ struct Case {
   int64_t band = 0, n_vertical = 0, later = 0;
 };
 
-void check(const Case& c, int threads, bool portable, unsigned seed) {
+// bf16: the cache holds bf16 bits; the reference reads the same values widened (the kernel
+// widens exactly), so the tolerance is the f32 cache's.
+void check(const Case& c, int threads, bool portable, unsigned seed, bool bf16 = false) {
   std::mt19937 rng(seed);
   std::normal_distribution<float> nd(0.f, c.spread);
   const int64_t len = c.older + c.t + c.later, capacity = len + 5;  // heads `capacity` apart
@@ -37,6 +40,12 @@ void check(const Case& c, int threads, bool portable, unsigned seed) {
   for (auto& x : q) x = nd(rng);
   for (auto& x : k) x = nd(rng);
   for (auto& x : v) x = nd(rng);
+  std::vector<uint16_t> k16(k.size()), v16(v.size());
+  if (bf16)
+    for (size_t i = 0; i < k.size(); ++i) {
+      k[i] = bf16_to_f32(k16[i] = f32_to_bf16(k[i]));
+      v[i] = bf16_to_f32(v16[i] = f32_to_bf16(v[i]));
+    }
   std::vector<char> hidden(c.kv_heads * capacity, 0);
   if (c.masked)
     for (int64_t h = 0; h < c.kv_heads; ++h)
@@ -60,8 +69,9 @@ void check(const Case& c, int threads, bool portable, unsigned seed) {
 
   PrefillAttention a;
   a.q = q.data();
-  a.k = k.data();
-  a.v = v.data();
+  a.k = bf16 ? static_cast<const void*>(k16.data()) : k.data();
+  a.v = bf16 ? static_cast<const void*>(v16.data()) : v.data();
+  a.bf16 = bf16;
   a.head_stride = capacity * c.d;
   a.mask = c.masked ? mask.get() : nullptr;
   a.mask_stride = capacity;
@@ -113,8 +123,8 @@ void check(const Case& c, int threads, bool portable, unsigned seed) {
         ASSERT_NEAR(out[(h * c.t + i) * c.d + x], want[x],
                     (c.spread > 2 ? 1e-2 : 2e-5) * (1 + std::abs(want[x])))
             << "heads " << c.heads << " kv " << c.kv_heads << " t " << c.t << " older " << c.older
-            << " d " << c.d << " threads " << threads << (portable ? " portable" : "") << ": head "
-            << h << " query " << i << " dim " << x;
+            << " d " << c.d << " threads " << threads << (portable ? " portable" : "")
+            << (bf16 ? " bf16" : "") << ": head " << h << " query " << i << " dim " << x;
     }
 }
 
@@ -135,6 +145,21 @@ TEST(PrefillAttention, MatchesTwoPassCausalSoftmax) {
                                          {4, 2, 100, 30, 64, false, 30.f}})
     for (int threads : {1, 3, 7})
       for (bool portable : {false, true}) check(c, threads, portable, seed++);
+  omp_set_num_threads(saved);
+}
+
+TEST(PrefillAttention, ReadsBf16Cache) {
+  const int saved = omp_get_max_threads();
+  unsigned seed = 50;
+  //                                      heads kv t older d  mask spread band vert later
+  for (const Case& c : std::vector<Case>{{2, 1, 9, 0, 4, false},
+                                         {14, 2, 150, 100, 64, false},
+                                         {8, 1, 40, 200, 100, false},
+                                         {6, 3, 90, 40, 20, true},
+                                         {6, 2, 90, 0, 16, false, 2.f, 5, 12, 30},
+                                         {14, 2, 130, 200, 64, false, 2.f, 70, 100, 50}})
+    for (int threads : {1, 3})
+      for (bool portable : {false, true}) check(c, threads, portable, seed++, true);
   omp_set_num_threads(saved);
 }
 
@@ -168,57 +193,63 @@ TEST(PrefillAttention, ColumnSumsMatchSummedSoftmax) {
                                          {8, 4, 200, 20, 200, 3},
                                          {7, 1, 90, 64, 40, 2}})
     for (int threads : {1, 3})
-      for (bool portable : {false, true}) {
-        std::mt19937 rng(seed++);
-        std::normal_distribution<float> nd(0.f, 2.f);
-        std::vector<int64_t> positions;
-        for (int64_t p = 0; p < c.len; p += c.stride) positions.push_back(p);
-        const int64_t rows = positions.size(), capacity = c.len + 2;
-        std::vector<float> q(c.heads * rows * c.d), k(c.kv_heads * capacity * c.d),
-            out(c.kv_heads * c.n_scored, 123.f), again(out.size());
-        for (auto& x : q) x = nd(rng);
-        for (auto& x : k) x = nd(rng);
-        AttentionColumnSums a;
-        a.q = q.data();
-        a.k = k.data();
-        a.head_stride = capacity * c.d;
-        a.positions = positions.data();
-        a.heads = c.heads;
-        a.kv_heads = c.kv_heads;
-        a.rows = rows;
-        a.len = c.len;
-        a.d = c.d;
-        a.n_scored = c.n_scored;
-        a.out = out.data();
-        a.portable = portable;
-        omp_set_num_threads(threads);
-        attention_column_sums(a);
-        a.out = again.data();
-        attention_column_sums(a);
-        EXPECT_EQ(out, again) << "not the same bits twice";
-        const int64_t group = c.heads / c.kv_heads;
-        std::vector<double> want(c.kv_heads * c.n_scored, 0.0);
-        for (int64_t h = 0; h < c.heads; ++h)
-          for (int64_t r = 0; r < rows; ++r) {
-            const int64_t g = h / group, seen = positions[r] + 1;
-            std::vector<double> s(seen);
-            double m = -std::numeric_limits<double>::infinity(), l = 0;
-            for (int64_t j = 0; j < seen; ++j) {
-              double dot = 0;
-              for (int64_t x = 0; x < c.d; ++x)
-                dot += double(q[(h * rows + r) * c.d + x]) * k[(g * capacity + j) * c.d + x];
-              s[j] = dot / std::sqrt(double(c.d));
-              m = std::max(m, s[j]);
+      for (bool portable : {false, true})
+        for (bool bf16 : {false, true}) {
+          std::mt19937 rng(seed++);
+          std::normal_distribution<float> nd(0.f, 2.f);
+          std::vector<int64_t> positions;
+          for (int64_t p = 0; p < c.len; p += c.stride) positions.push_back(p);
+          const int64_t rows = positions.size(), capacity = c.len + 2;
+          std::vector<float> q(c.heads * rows * c.d), k(c.kv_heads * capacity * c.d),
+              out(c.kv_heads * c.n_scored, 123.f), again(out.size());
+          for (auto& x : q) x = nd(rng);
+          for (auto& x : k) x = nd(rng);
+          std::vector<uint16_t> k16(k.size());
+          if (bf16)  // the reference reads the bf16 keys widened
+            for (size_t i = 0; i < k.size(); ++i) k[i] = bf16_to_f32(k16[i] = f32_to_bf16(k[i]));
+          AttentionColumnSums a;
+          a.q = q.data();
+          a.k = bf16 ? static_cast<const void*>(k16.data()) : k.data();
+          a.bf16 = bf16;
+          a.head_stride = capacity * c.d;
+          a.positions = positions.data();
+          a.heads = c.heads;
+          a.kv_heads = c.kv_heads;
+          a.rows = rows;
+          a.len = c.len;
+          a.d = c.d;
+          a.n_scored = c.n_scored;
+          a.out = out.data();
+          a.portable = portable;
+          omp_set_num_threads(threads);
+          attention_column_sums(a);
+          a.out = again.data();
+          attention_column_sums(a);
+          EXPECT_EQ(out, again) << "not the same bits twice";
+          const int64_t group = c.heads / c.kv_heads;
+          std::vector<double> want(c.kv_heads * c.n_scored, 0.0);
+          for (int64_t h = 0; h < c.heads; ++h)
+            for (int64_t r = 0; r < rows; ++r) {
+              const int64_t g = h / group, seen = positions[r] + 1;
+              std::vector<double> s(seen);
+              double m = -std::numeric_limits<double>::infinity(), l = 0;
+              for (int64_t j = 0; j < seen; ++j) {
+                double dot = 0;
+                for (int64_t x = 0; x < c.d; ++x)
+                  dot += double(q[(h * rows + r) * c.d + x]) * k[(g * capacity + j) * c.d + x];
+                s[j] = dot / std::sqrt(double(c.d));
+                m = std::max(m, s[j]);
+              }
+              for (int64_t j = 0; j < seen; ++j) l += std::exp(s[j] - m);
+              for (int64_t j = 0; j < std::min(seen, c.n_scored); ++j)
+                want[g * c.n_scored + j] += std::exp(s[j] - m) / l;
             }
-            for (int64_t j = 0; j < seen; ++j) l += std::exp(s[j] - m);
-            for (int64_t j = 0; j < std::min(seen, c.n_scored); ++j)
-              want[g * c.n_scored + j] += std::exp(s[j] - m) / l;
-          }
-        for (size_t i = 0; i < want.size(); ++i)
-          ASSERT_NEAR(out[i], want[i], 1e-5 * (1 + want[i]))
-              << "heads " << c.heads << " kv " << c.kv_heads << " len " << c.len << " d " << c.d
-              << " threads " << threads << (portable ? " portable" : "") << ": entry " << i;
-      }
+          for (size_t i = 0; i < want.size(); ++i)
+            ASSERT_NEAR(out[i], want[i], 1e-5 * (1 + want[i]))
+                << "heads " << c.heads << " kv " << c.kv_heads << " len " << c.len << " d " << c.d
+                << " threads " << threads << (portable ? " portable" : "") << (bf16 ? " bf16" : "")
+                << ": entry " << i;
+        }
   omp_set_num_threads(saved);
 }
 
@@ -267,7 +298,8 @@ TEST(PrefillAttention, NanQueryGivesNanNotZeros) {
 TEST(PrefillAttention, RejectsInvalidShapes) {
   std::vector<float> buf(64);
   PrefillAttention a;
-  a.q = a.k = a.v = buf.data();
+  a.q = buf.data();
+  a.k = a.v = buf.data();
   a.out = buf.data();
   a.heads = 3;
   a.kv_heads = 2;  // 3 query heads cannot share 2 KV heads evenly

@@ -48,34 +48,44 @@ TEST(Attention, BlockedCausalGqaMatchesNaive) {
 }
 
 // The decode step's attention on raw buffers, over a head-adaptive (padded) cache that grew
-// through append_token, against softmax(q k^T / sqrt(d)) v over each head's live entries.
+// through append_token, against softmax(q k^T / sqrt(d)) v over each head's live entries; in
+// an f32 and a bf16 cache (the reference then reads the bf16-rounded keys and values).
 TEST(Attention, DecodeOverPaddedCacheMatchesNaive) {
-  at::manual_seed(2);
-  const int64_t heads = 6, kv_heads = 2, d = 8;
-  const at::Tensor k = at::randn({kv_heads, 6, d}), v = at::randn({kv_heads, 6, d});
-  LayerKV kv(kv_heads, d, at::kFloat);
-  kv.append(k, v, 0);
-  // head 0 keeps 4 entries, head 1 keeps 2 (the rest of its row is padding)
-  const std::vector<std::vector<int64_t>> kept = {{0, 2, 3, 5}, {1, 4}};
-  kv.compact(at::tensor(std::vector<int64_t>{0, 2, 3, 5, 1, 4, -1, -1}, at::kLong).view({2, 4}));
-  const at::Tensor k_new = at::randn({kv_heads, d}), v_new = at::randn({kv_heads, d});
-  kv.append_token(k_new.data_ptr<float>(), v_new.data_ptr<float>(), 6);  // grows the buffer
-  ASSERT_EQ(kv.length(), 5);
-  const at::Tensor q = at::randn({heads, d});
-  at::Tensor out = at::empty({heads, d});
-  decode_attention(q.data_ptr<float>(), heads, kv.keys(), kv.values(), kv.key_mask(),
-                   out.data_ptr<float>());
-  for (int64_t h = 0; h < heads; ++h) {
-    const int64_t g = h / (heads / kv_heads);
-    const at::Tensor idx = at::tensor(kept[g], at::kLong);
-    const at::Tensor keys = at::cat({k[g].index_select(0, idx), k_new[g].unsqueeze(0)});
-    const at::Tensor vals = at::cat({v[g].index_select(0, idx), v_new[g].unsqueeze(0)});
-    const at::Tensor p = at::softmax(at::matmul(keys, q[h]) / std::sqrt(double(d)), 0);
-    EXPECT_TRUE(at::allclose(out[h], at::matmul(p, vals), 1e-5, 1e-5)) << "head " << h;
+  for (at::ScalarType dtype : {at::kFloat, at::kBFloat16}) {
+    at::manual_seed(2);
+    const int64_t heads = 6, kv_heads = 2, d = 8;
+    const auto stored = [&](const at::Tensor& x) { return x.to(dtype).to(at::kFloat); };
+    const at::Tensor k = stored(at::randn({kv_heads, 6, d})),
+                     v = stored(at::randn({kv_heads, 6, d}));
+    LayerKV kv(kv_heads, d, dtype);
+    kv.append(k, v, 0);
+    // head 0 keeps 4 entries, head 1 keeps 2 (the rest of its row is padding)
+    const std::vector<std::vector<int64_t>> kept = {{0, 2, 3, 5}, {1, 4}};
+    kv.compact(at::tensor(std::vector<int64_t>{0, 2, 3, 5, 1, 4, -1, -1}, at::kLong).view({2, 4}));
+    const at::Tensor k_raw = at::randn({kv_heads, d}), v_raw = at::randn({kv_heads, d});
+    kv.append_token(k_raw.data_ptr<float>(), v_raw.data_ptr<float>(), 6);  // grows the buffer
+    // the raw append rounds as a tensor copy does
+    const at::Tensor k_new = stored(k_raw), v_new = stored(v_raw);
+    EXPECT_TRUE(at::equal(kv.keys().select(1, 4).to(at::kFloat), k_new));
+    ASSERT_EQ(kv.length(), 5);
+    const at::Tensor q = at::randn({heads, d});
+    at::Tensor out = at::empty({heads, d});
+    decode_attention(q.data_ptr<float>(), heads, kv.keys(), kv.values(), kv.key_mask(),
+                     out.data_ptr<float>());
+    for (int64_t h = 0; h < heads; ++h) {
+      const int64_t g = h / (heads / kv_heads);
+      const at::Tensor idx = at::tensor(kept[g], at::kLong);
+      const at::Tensor keys = at::cat({k[g].index_select(0, idx), k_new[g].unsqueeze(0)});
+      const at::Tensor vals = at::cat({v[g].index_select(0, idx), v_new[g].unsqueeze(0)});
+      const at::Tensor p = at::softmax(at::matmul(keys, q[h]) / std::sqrt(double(d)), 0);
+      EXPECT_TRUE(at::allclose(out[h], at::matmul(p, vals), 1e-5, 1e-5))
+          << "head " << h << " " << dtype;
+    }
+    EXPECT_EQ(kv.live_bytes(), 2 * (4 + 2 + 2) * d * static_cast<int64_t>(c10::elementSize(dtype)));
+    EXPECT_THROW(
+        LayerKV(1, d, at::kHalf).append_token(k_raw.data_ptr<float>(), v_raw.data_ptr<float>(), 0),
+        Error);
   }
-  EXPECT_THROW(LayerKV(1, d, at::kBFloat16)
-                   .append_token(k_new.data_ptr<float>(), v_new.data_ptr<float>(), 0),
-               Error);
 }
 
 TEST(KVCache, CompactGathersPerHeadAndAccountsBytes) {

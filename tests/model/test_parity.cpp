@@ -93,6 +93,41 @@ TEST_P(Parity, Bf16WeightsMatchReferenceOnTheSameWeights) {
   EXPECT_LT(max_diff(next, p.ref->step(5, 10)), 2e-4);
 }
 
+// A bf16 KV cache (the CLI's default): keys and values rounded to 8 mantissa bits move the
+// logits by far less than the gap between the top two tokens here, so greedy decoding is
+// unchanged on these models; the bound on the logits is the stated bf16 tolerance.
+TEST_P(Parity, Bf16KvCacheStaysWithinBf16ToleranceOfReference) {
+  Pair p = load_pair(GetParam(), DType::F32);
+  ComputeOptions opts = p.engine->transformer.options();
+  opts.kv_dtype = at::kBFloat16;
+  p.engine->transformer = Transformer(p.engine->config, p.engine->weights, opts);
+  const auto prompt = some_prompt(11, p.engine->config.vocab_size);
+  const auto ref_logits = p.ref->prefill(prompt);
+  KVCache cache = p.engine->transformer.make_cache();
+  EXPECT_EQ(cache.layer(0).keys().scalar_type(), at::kBFloat16);
+  const at::Tensor all = p.engine->transformer.forward(prompt, 0, cache, nullptr, true);
+  double worst = 0;
+  for (int i = 0; i < 11; ++i) worst = std::max(worst, max_diff(all[i], ref_logits[i]));
+  const at::Tensor next = p.engine->transformer.forward({5}, 11, cache);
+  worst = std::max(worst, max_diff(next, p.ref->step(5, 11)));
+  double scale = 0;  // the logits' magnitude
+  for (const auto& row : ref_logits)
+    for (float x : row) scale = std::max(scale, double(std::abs(x)));
+  std::printf("bf16 KV: largest logit difference %.2e (largest logit %.2f)\n", worst, scale);
+  // bf16 keeps 8 significant bits (relative error 2^-9 per entry): the logits move by well
+  // under 1% of their range.
+  EXPECT_LT(worst, 1e-2 * scale);
+  EXPECT_GT(worst, 0.0);  // the cache really is rounded
+  // half the bytes of the same entries in f32
+  const int64_t entries = cache.num_layers() * p.engine->config.num_kv_heads * 12;
+  EXPECT_EQ(cache.live_bytes(), 2 * entries * p.engine->config.head_dim * 2);
+  FullKV full;
+  GenerationParams g;
+  g.max_new_tokens = 12;
+  g.ignore_eos = true;
+  EXPECT_EQ(generate(*p.engine, full, prompt, g).tokens, p.ref->greedy(prompt, 12));
+}
+
 // Compaction: attention over the compacted cache equals the reference restricted to the
 // kept entries; decoding continues at the original positions.
 TEST_P(Parity, CompactedCacheMatchesReferenceRestrictedToKeptEntries) {
