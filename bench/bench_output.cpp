@@ -71,7 +71,7 @@ std::string table_text(const nlohmann::json& rows) {
         line, sizeof line,
         "%-14s %6lld %8s %6s %8s %6s %8s %6s %6s %9s %9s %6s %8s %6s %5s %7s %7s", method.c_str(),
         static_cast<long long>(r.at("length").get<int64_t>()), cell(r, "ttft_s", "%.3f").c_str(),
-        cell(r, "ttft_ratio", "%.2f").c_str(), cell(r, "tpot_s", "%.1f", 1e3).c_str(),
+        cell(r, "ttft_ratio", "%.2f").c_str(), cell(r, "tpot_s", "%.2f", 1e3).c_str(),
         cell(r, "tpot_ratio", "%.2f").c_str(), cell(r, "total_s", "%.3f").c_str(),
         cell(r, "total_ratio", "%.2f").c_str(), cell(r, "draft_share", "%.1f%%", 100).c_str(),
         cell(r, "peak_rss_bytes", "%.0f", 1.0 / 1048576).c_str(),
