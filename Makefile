@@ -30,8 +30,17 @@ build: deps $(BUILD)/CMakeCache.txt
 $(MODELS)/target-small/config.json: | build
 	$(DAPX) make-model --arch qwen2 --shape small --seed 1 --out $(MODELS)/target-small
 $(MODELS)/draft-tiny/config.json: | build
-	$(DAPX) make-model --arch qwen2 --shape tiny --seed 2 --out $(MODELS)/draft-tiny
+	$(DAPX) make-model --arch qwen2 --shape tiny --seed 2 --max-position 32768 --out $(MODELS)/draft-tiny
 models: $(MODELS)/target-small/config.json $(MODELS)/draft-tiny/config.json
+
+# Methods against full KV on those models (dapx bench: one process per case, median of 3
+# repeats, against the machine's measured GEMM rate and read bandwidth); saved in
+# bench/results/DATE-TIME/. BENCH_ARGS adds flags, e.g. BENCH_ARGS="--budget 128 --throughput 4".
+BENCH_LENGTHS ?= 4096,8192,16384
+BENCH_METHODS ?= full,snapkv,laq,speckv,specpc,speckv-pc
+bench: models
+	$(DAPX) bench --model $(MODELS)/target-small --draft $(MODELS)/draft-tiny \
+	  --lengths $(BENCH_LENGTHS) --methods $(BENCH_METHODS) $(BENCH_ARGS)
 
 # The main job: one held-out long needle prompt (evaluation split) through full, SpecKV and
 # SpecKV-PC on the trained pair, side by side: question, expected answer, each method's answer,

@@ -14,6 +14,7 @@ void register_demo(CLI::App& app);
 void register_analyze(CLI::App& app);
 void register_methods(CLI::App& app);
 void register_serve(CLI::App& app);
+void register_bench(CLI::App& app);
 }  // namespace dapx::cli
 
 int main(int argc, char** argv) {
@@ -32,6 +33,7 @@ int main(int argc, char** argv) {
   dapx::cli::register_analyze(app);
   dapx::cli::register_methods(app);
   dapx::cli::register_serve(app);
+  dapx::cli::register_bench(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -11,14 +11,20 @@ namespace dapx::bench {
 
 double gemm_gflops(at::ScalarType dtype, int64_t m, int64_t k, int64_t n) {
   const at::Tensor a = at::randn({m, k}).to(dtype), w = at::randn({n, k}).to(dtype);
+  const double flop = 2.0 * m * k * n;
+  const Stopwatch first;
   at::Tensor c = at::mm(a, w.t());  // warm-up
+  const double once = first.seconds();
+  // A GEMM this slow (LibTorch's bf16 without AVX512-BF16 runs at about 1 GFLOP/s) has told its
+  // rate in one run: start-up costs are lost in it.
+  if (once > 0.5) return flop / once / 1e9;
   int reps = 0;
   const Stopwatch clock;
-  while (clock.seconds() < 1.0 || reps < 2) {
+  while (clock.seconds() < 0.5 || reps < 2) {  // half a second gives a steady rate
     c = at::mm(a, w.t());
     ++reps;
   }
-  return 2.0 * m * k * n * reps / clock.seconds() / 1e9;
+  return flop * reps / clock.seconds() / 1e9;
 }
 
 namespace {
@@ -61,6 +67,14 @@ double read_bandwidth_gbs(int64_t bytes) {
     best = std::max(best, bytes / clock.seconds() / 1e9);
   }
   return best;
+}
+
+MachineLimits measure_machine_limits() {
+  MachineLimits m;
+  m.gemm_f32_gflops = gemm_gflops(at::kFloat);
+  m.gemm_bf16_gflops = gemm_gflops(at::kBFloat16, 256);  // fewer rows: slow without AVX512-BF16
+  m.read_gbs = read_bandwidth_gbs();
+  return m;
 }
 
 }  // namespace dapx::bench

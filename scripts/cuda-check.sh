@@ -6,7 +6,8 @@
 #   scripts/cuda-check.sh [OUT_DIR]      (default: cuda-check-out)
 # Build dependencies as in install-deps.sh; where apt cannot reach them, DAPX_DEBS=DIR names a
 # folder of Debian .deb files, unpacked into a private prefix (never into /).
-# LENGTHS / METHODS / NEW_TOKENS override the benchmark's prompt lengths and methods.
+# LENGTHS / METHODS / NEW_TOKENS / REPEATS override the benchmark's prompt lengths, methods,
+# generated tokens and repeats (dapx bench).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 out=${1:-cuda-check-out}
@@ -55,9 +56,12 @@ m=/tmp/dapx-cuda-models
 [ -f $m/draft/config.json ] || $dapx make-model --arch qwen2 --shape tiny --seed 2 --max-position 32768 --out $m/draft >/dev/null
 [ -n "${SKIP_BENCH:-}" ] && exit 0
 SECONDS=0
-# shellcheck disable=SC2086
-timeout ${BENCH_TIMEOUT:-240} $b/bench/bench_kv_methods $m/q05 --draft $m/draft --device cuda --budget 256 \
-  --lengths ${LENGTHS:-1024 4096 16384} --methods ${METHODS:-full snapkv speckv:dense speckv:sparse specpc speckv-pc} \
-  --new-tokens ${NEW_TOKENS:-32} --out "$out/methods_cuda"
+# LENGTHS and METHODS may be space- or comma-separated; no --budget: each method's own (KV 256,
+# prompt 2048, SpecKV-PC 2048 -> 256).
+lengths=${LENGTHS:-1024 4096 16384}
+methods=${METHODS:-full snapkv speckv:dense speckv:sparse specpc speckv-pc}
+rm -rf "$out/methods_cuda"
+timeout ${BENCH_TIMEOUT:-240} $dapx bench -m $m/q05 -d $m/draft --device cuda \
+  --lengths "${lengths// /,}" --methods "${methods// /,}" --new-tokens ${NEW_TOKENS:-32} \
+  --repeats ${REPEATS:-1} --out "$out/methods_cuda"
 echo "bench: ${SECONDS} s"
-

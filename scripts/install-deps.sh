@@ -5,7 +5,7 @@ packages=(build-essential cmake libtorch-dev nlohmann-json3-dev libpcre2-dev
           libutf8proc-dev libcli11-dev libgtest-dev
           libopenblas0-openmp  # LibTorch calls the system BLAS: OpenBLAS, not the reference one
           wamerican fortunes  # evaluation and training texts: dictionary words, English prose
-          gnuplot-nox         # plots of the evaluation reports
+          gnuplot-nox         # plots of the evaluation reports and of dapx bench
           libcpp-httplib-dev pkg-config)  # dapx serve (HTTP)
 # `make fuzz` only (install-deps.sh --fuzz): clang with libFuzzer; libomp for the OpenMP kernels.
 if [ "${1:-}" = "--fuzz" ]; then

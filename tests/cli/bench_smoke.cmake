@@ -1,0 +1,113 @@
+cmake_minimum_required(VERSION 3.19)  # string(JSON)
+# dapx bench end to end on the tiny model (also its own draft: same tokenizer): two lengths,
+# `full` and a method that runs the draft, one repeat, 4 new tokens. Checks the JSON and CSV
+# rows and fields; the SVG only where gnuplot is installed. A second run with an empty PATH
+# (no gnuplot, no git) must still write JSON and CSV, warn, and measure --throughput.
+#   cmake -DDAPX=... -DMODEL=... -DOUT=... -P bench_smoke.cmake
+file(REMOVE_RECURSE ${OUT})
+
+function(fail message)
+  message(FATAL_ERROR "${message}")
+endfunction()
+
+function(run_bench dir)
+  execute_process(COMMAND ${ARGN} RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
+  if(NOT rc EQUAL 0)
+    fail("dapx bench failed (${rc}):\n${out}${err}")
+  endif()
+  set(out "${out}" PARENT_SCOPE)
+  set(err "${err}" PARENT_SCOPE)
+  foreach(file bench.json bench.csv)
+    if(NOT EXISTS ${dir}/${file})
+      fail("${dir}/${file} was not written:\n${out}${err}")
+    endif()
+  endforeach()
+  file(READ ${dir}/bench.json json)
+  set(json "${json}" PARENT_SCOPE)
+  file(STRINGS ${dir}/bench.csv csv)
+  set(csv "${csv}" PARENT_SCOPE)
+endfunction()
+
+# A field of row i that must be a number.
+function(expect_number i field)
+  string(JSON type ERROR_VARIABLE e TYPE "${json}" rows ${i} ${field})
+  if(NOT type STREQUAL "NUMBER")
+    string(JSON row GET "${json}" rows ${i})
+    fail("row ${i}: ${field} is '${type}', not a number: ${row}")
+  endif()
+endfunction()
+
+set(run1 ${OUT}/run1)
+# budget 48: speckv compresses both prompts (a prompt within the budget is never compressed)
+run_bench(${run1} ${DAPX} bench -m ${MODEL} -d ${MODEL} --lengths 64,128 --methods full,speckv
+          --budget 48 --repeats 1 --new-tokens 4 --threads 1 --out ${run1})
+string(JSON rows LENGTH "${json}" rows)
+if(NOT rows EQUAL 4)
+  fail("expected 4 rows (2 lengths x 2 methods), got ${rows}")
+endif()
+set(i 0)
+foreach(length 64 128)
+  foreach(method full speckv)
+    string(JSON m GET "${json}" rows ${i} method)
+    string(JSON n GET "${json}" rows ${i} length)
+    string(JSON tokens GET "${json}" rows ${i} prompt_tokens)
+    if(NOT m STREQUAL method OR NOT n EQUAL length OR NOT tokens EQUAL length)
+      fail("row ${i}: expected ${method} at ${length} tokens, got ${m} at ${n} (${tokens} read)")
+    endif()
+    foreach(field ttft_s tpot_s total_s draft_share peak_rss_bytes working_bytes kv_bytes
+            kept_ratio prefill_gflops prefill_of_gemm decode_gbs decode_of_bandwidth
+            ttft_ratio tpot_ratio total_ratio rss_ratio working_ratio kv_ratio)
+      expect_number(${i} ${field})
+    endforeach()
+    math(EXPR i "${i} + 1")
+  endforeach()
+endforeach()
+string(JSON draft_s GET "${json}" rows 1 draft_s)
+string(JSON kept GET "${json}" rows 1 kept_ratio)
+string(JSON budget GET "${json}" rows 1 budget)
+if(NOT draft_s GREATER 0 OR NOT kept LESS 1 OR NOT budget EQUAL 48)
+  fail("speckv at 64 tokens: draft time ${draft_s} s, kept ratio ${kept}, budget ${budget}")
+endif()
+# The run's record: command, commit, machine and its limits (a missing key fails string(JSON)).
+string(JSON command GET "${json}" command)
+string(JSON commit GET "${json}" git_commit)
+string(JSON cpu GET "${json}" machine cpu_model)
+string(JSON avx2 TYPE "${json}" machine cpu_flags avx2)
+string(JSON threads GET "${json}" machine threads_used)
+string(JSON gemm GET "${json}" limits gemm_f32_gflops)
+string(JSON bandwidth GET "${json}" limits read_gbs)
+if(NOT command MATCHES " bench .*--lengths 64,128" OR NOT avx2 STREQUAL "BOOLEAN"
+   OR NOT threads EQUAL 1 OR NOT gemm GREATER 0 OR NOT bandwidth GREATER 0)
+  fail("run record incomplete: command '${command}', avx2 ${avx2}, threads ${threads}, "
+       "GEMM ${gemm}, read ${bandwidth}")
+endif()
+list(LENGTH csv lines)
+list(GET csv 0 header)
+list(GET csv 2 speckv_line)
+if(NOT lines EQUAL 5 OR NOT header MATCHES "^method,length,budget,.*ttft_s,tpot_s,.*total_s,.*peak_rss_bytes,.*working_bytes,.*kv_bytes,.*kept_ratio"
+   OR NOT speckv_line MATCHES "^speckv,64,")
+  fail("bench.csv: expected a header and 4 rows:\n${csv}")
+endif()
+if(NOT out MATCHES "TTFT s")
+  fail("no table on stdout:\n${out}")
+endif()
+find_program(GNUPLOT gnuplot)
+if(GNUPLOT AND NOT EXISTS ${run1}/bench.svg)
+  fail("gnuplot is installed but there is no bench.svg:\n${err}")
+endif()
+
+# No gnuplot (and no git) on PATH: a warning, JSON and CSV all the same; --throughput in process.
+set(run2 ${OUT}/run2)
+run_bench(${run2} ${CMAKE_COMMAND} -E env PATH=/nonexistent
+          ${DAPX} bench -m ${MODEL} --lengths 64 --methods full --repeats 1 --new-tokens 4
+          --threads 1 --throughput 2 --out ${run2})
+if(NOT err MATCHES "warning: gnuplot is not installed" OR EXISTS ${run2}/bench.svg)
+  fail("expected a warning about gnuplot and no SVG:\n${err}")
+endif()
+string(JSON commit GET "${json}" git_commit)
+string(JSON rps GET "${json}" rows 0 requests_per_s)
+string(JSON tps GET "${json}" rows 0 tokens_per_s)
+if(NOT commit STREQUAL "unknown" OR NOT rps GREATER 0 OR NOT tps GREATER 0)
+  fail("run without git: commit '${commit}', throughput ${rps} requests/s, ${tps} tokens/s")
+endif()
+message(STATUS "bench smoke: ok")
