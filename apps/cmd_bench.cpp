@@ -53,6 +53,8 @@ std::vector<std::string> runtime_argv(const RuntimeFlags& f) {
   add("--threads", std::to_string(f.threads));
   add("--dtype", f.dtype);
   add("--kv-dtype", f.kv_dtype);
+  add("--weights", f.weights);
+  add("--gemm", f.gemm);
   add("--prefill-chunk", std::to_string(f.prefill_chunk));
   add("--device", f.device);
   return argv;

@@ -95,6 +95,15 @@ void add_runtime_flags(CLI::App& cmd, RuntimeFlags& f) {
                  "KV cache dtype: bf16 (half the cache memory and decode traffic; attention "
                  "widens to f32 as it reads) or f32 (exact)")
       ->check(CLI::IsMember({"bf16", "bfloat16", "f32", "float32"}));
+  cmd.add_option("--weights", f.weights,
+                 "native: linear layers in --dtype; int8: quantised at load (symmetric, one scale "
+                 "per row and 64 columns; half the bytes of bf16, so faster decode; embeddings "
+                 "and norms stay as they are; CPU only)")
+      ->check(CLI::IsMember({"native", "int8"}));
+  cmd.add_option("--gemm", f.gemm,
+                 "Prefill GEMM dtype for bf16/int8 weights on the CPU: auto (measured at start-up: "
+                 "bf16 where the CPU has fast bf16 GEMM, else f32), bf16 or f32")
+      ->check(CLI::IsMember({"auto", "bf16", "bfloat16", "f32", "float32"}));
   cmd.add_option("--prefill-chunk", f.prefill_chunk,
                  "Prompt rows per prefill chunk; bounds attention and MLP memory, same logits")
       ->check(int_range(1, 1 << 24));
@@ -107,6 +116,8 @@ ComputeOptions apply_runtime_flags(const RuntimeFlags& f) {
   ComputeOptions opts;
   opts.weight_dtype = parse_compute_dtype(f.dtype);
   opts.kv_dtype = parse_compute_dtype(f.kv_dtype);
+  opts.int8_weights = f.weights == "int8";
+  opts.gemm = parse_gemm_choice(f.gemm);
   opts.prefill_chunk = f.prefill_chunk;
   try {
     opts.device = at::Device(f.device);

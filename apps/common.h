@@ -16,6 +16,8 @@ struct RuntimeFlags {
   int threads = 0;  // 0 = all hardware threads
   std::string dtype = "bf16";
   std::string kv_dtype = "bf16";
+  std::string weights = "native";
+  std::string gemm = "auto";
   int64_t prefill_chunk = 512;
   std::string device = "cpu";
 };

@@ -17,6 +17,7 @@
 #include <sstream>
 #include <utility>
 
+#include "util/bf16.h"
 #include "util/error.h"
 
 namespace dapx {
@@ -504,18 +505,9 @@ float bits_float(uint32_t u) {
 
 }  // namespace
 
-uint16_t float_to_bf16(float f) {
-  uint32_t u = float_bits(f);
-  if ((u & 0x7fffffffu) > 0x7f800000u) {
-    return static_cast<uint16_t>((u >> 16) | 0x0040u);  // NaN stays NaN (quiet), sign kept
-  }
-  // Round to nearest even: add 0x7fff plus the lowest kept bit. Overflow carries into the
-  // exponent, which correctly rounds the largest finite values up to infinity.
-  u += 0x7fffu + ((u >> 16) & 1u);
-  return static_cast<uint16_t>(u >> 16);
-}
+uint16_t float_to_bf16(float f) { return f32_to_bf16(f); }
 
-float bf16_to_float(uint16_t h) { return bits_float(static_cast<uint32_t>(h) << 16); }
+float bf16_to_float(uint16_t h) { return bf16_to_f32(h); }
 
 uint16_t float_to_f16(float f) {
   const uint32_t u = float_bits(f);

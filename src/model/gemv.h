@@ -1,7 +1,7 @@
 #pragma once
 // Matrix-vector products for decode: y[r][n] = sum_k W[n][k] * x[r][k] for a few rows r.
 // Decode is bound by reading W once per token, so these stream W exactly once for all rows,
-// spread the output rows over the OpenMP threads, and convert bf16 -> f32 in registers.
+// spread the output rows over the OpenMP threads, and convert bf16 or int8 -> f32 in registers.
 // Torch-free (raw pointers) so it can be tested under the sanitizers.
 #include <cstdint>
 
@@ -11,15 +11,23 @@ namespace dapx {
 constexpr int kMaxGemvRows = 8;
 void gemv_bf16(const uint16_t* w, int64_t n, int64_t k, const float* x, int rows, float* y);
 void gemv_f32(const float* w, int64_t n, int64_t k, const float* x, int rows, float* y);
+void gemv_int8(const int8_t* w, const float* scales, int64_t n, int64_t k, const float* x, int rows,
+               float* y);
 
-// One product of a batch: W [n, k] (bf16 bits or f32) times its own input x [rows, k] into
-// y [rows, n].
+// How W is stored. int8: symmetric, one f32 scale per row and block of kInt8Block columns
+// (the last block of a row may be shorter): W[i][j] = q[i][j] * scales[i * blocks + j / 64].
+enum class GemvWeights { kF32, kBf16, kInt8 };
+constexpr int64_t kInt8Block = 64;
+inline int64_t int8_blocks(int64_t k) { return (k + kInt8Block - 1) / kInt8Block; }
+
+// One product of a batch: W [n, k] times its own input x [rows, k] into y [rows, n].
 struct GemvTarget {
   const void* w;
-  bool bf16;
+  GemvWeights kind;
   int64_t n;
   const float* x;
   float* y;
+  const float* scales = nullptr;  // int8: [n, int8_blocks(k)]
 };
 // Several products of the same width k in one parallel region: the output rows of all of them
 // are split evenly over the threads, so small matrices (K and V next to Q, gate next to up,

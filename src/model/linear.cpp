@@ -1,17 +1,87 @@
 #include "model/linear.h"
 
+#include <algorithm>
+#include <cmath>
+
+#include "util/bf16.h"
 #include "util/error.h"
 
 namespace dapx {
+namespace {
 
-Linear::Linear(at::Tensor weight, at::Tensor bias)
-    : weight_(std::move(weight)), bias_(std::move(bias)) {}
+// Weight elements per converted tile: 128 Ki f32 (512 KiB) stays in L2 while BLAS reads it.
+constexpr int64_t kTileElements = int64_t{1} << 17;
+
+// Symmetric int8 per row and block of kInt8Block columns: scale = max |w| / 127 (1 for an
+// all-zero block), q = round(w / scale).
+void quantize(const at::Tensor& weight, at::Tensor& q, at::Tensor& scales) {
+  const at::Tensor w = weight.to(at::kFloat).contiguous();
+  if (!at::isfinite(w).all().item<bool>())
+    throw Error("int8 weights: the weight holds a NaN or infinite value");
+  const int64_t out = w.size(0), in = w.size(1), blocks = int8_blocks(in);
+  q = at::empty({out, in}, at::kChar);
+  scales = at::empty({out, blocks}, at::kFloat);
+  const float* src = w.data_ptr<float>();
+  int8_t* dst = q.data_ptr<int8_t>();
+  float* sc = scales.data_ptr<float>();
+#pragma omp parallel for schedule(static)
+  for (int64_t i = 0; i < out; ++i)
+    for (int64_t b = 0; b < blocks; ++b) {
+      const int64_t j0 = b * kInt8Block, j1 = std::min(in, j0 + kInt8Block);
+      float amax = 0.f;
+      for (int64_t j = j0; j < j1; ++j) amax = std::max(amax, std::abs(src[i * in + j]));
+      const float scale = amax > 0.f ? amax / 127.f : 1.f;
+      sc[i * blocks + b] = scale;
+      for (int64_t j = j0; j < j1; ++j)
+        dst[i * in + j] = static_cast<int8_t>(std::lrint(src[i * in + j] / scale));
+    }
+}
+
+}  // namespace
+
+Linear::Linear(at::Tensor weight, at::Tensor bias, const LinearFormat& format)
+    : weight_(std::move(weight)), bias_(std::move(bias)), gemm_(format.gemm) {
+  if (gemm_ != at::kFloat && gemm_ != at::kBFloat16)
+    throw Error("Linear: the GEMM dtype must be f32 or bf16");
+  if (format.int8) {
+    if (!weight_.is_cpu()) throw Error("int8 weights run on the CPU only");
+    if (weight_.requires_grad()) throw Error("int8 weights cannot be trained");
+    at::Tensor q;
+    quantize(weight_, q, scales_);
+    weight_ = std::move(q);
+  }
+}
+
+int64_t Linear::bytes() const {
+  int64_t b = weight_.numel() * static_cast<int64_t>(weight_.element_size());
+  if (scales_.defined()) b += scales_.numel() * static_cast<int64_t>(sizeof(float));
+  return b;
+}
+
+at::Tensor Linear::dequantized() const {
+  if (!scales_.defined()) return weight_.to(at::kFloat);
+  at::Tensor w = at::empty({out_features(), in_features()}, at::kFloat);
+  for (int64_t o0 = 0; o0 < out_features(); o0 += 1024) {
+    at::Tensor rows = w.narrow(0, o0, std::min<int64_t>(1024, out_features() - o0));
+    convert_rows(o0, rows);
+  }
+  return w;
+}
 
 GemvTarget Linear::gemv_target(const float* x, float* y) const {
+  const at::ScalarType t = weight_.scalar_type();
   if (!weight_.is_cpu() || !weight_.is_contiguous() ||
-      (weight_.scalar_type() != at::kBFloat16 && weight_.scalar_type() != at::kFloat))
-    throw Error("Linear: the GEMV path needs contiguous bf16 or f32 CPU weights");
-  return {weight_.data_ptr(), weight_.scalar_type() == at::kBFloat16, out_features(), x, y};
+      (t != at::kBFloat16 && t != at::kFloat && t != at::kChar))
+    throw Error("Linear: the GEMV path needs contiguous bf16, f32 or int8 CPU weights");
+  const GemvWeights kind = t == at::kChar       ? GemvWeights::kInt8
+                           : t == at::kBFloat16 ? GemvWeights::kBf16
+                                                : GemvWeights::kF32;
+  return {weight_.data_ptr(),
+          kind,
+          out_features(),
+          x,
+          y,
+          scales_.defined() ? scales_.data_ptr<float>() : nullptr};
 }
 
 void Linear::add_bias(float* y, int rows) const {
@@ -20,6 +90,50 @@ void Linear::add_bias(float* y, int rows) const {
   const int64_t n = out_features();
   for (int r = 0; r < rows; ++r)
     for (int64_t i = 0; i < n; ++i) y[r * n + i] += b[i];
+}
+
+void Linear::convert_rows(int64_t o0, at::Tensor& dst) const {
+  const int64_t n = dst.size(0), in = in_features();
+  if (!scales_.defined()) {
+    dst.copy_(weight_.narrow(0, o0, n));  // vectorised and parallel in ATen
+    return;
+  }
+  const int64_t blocks = int8_blocks(in);
+  const int8_t* q = weight_.data_ptr<int8_t>() + o0 * in;
+  const float* sc = scales_.data_ptr<float>() + o0 * blocks;
+  const bool bf16 = dst.scalar_type() == at::kBFloat16;
+  float* f = bf16 ? nullptr : dst.data_ptr<float>();
+  auto* h = bf16 ? reinterpret_cast<uint16_t*>(dst.data_ptr()) : nullptr;
+#pragma omp parallel for schedule(static)
+  for (int64_t i = 0; i < n; ++i)
+    for (int64_t j = 0; j < in; ++j) {
+      const float v = static_cast<float>(q[i * in + j]) * sc[i * blocks + j / kInt8Block];
+      if (bf16)
+        h[i * in + j] = f32_to_bf16(v);
+      else
+        f[i * in + j] = v;
+    }
+}
+
+// y^T [out, rows] = W_tile x^T tile by tile: each tile of weight rows is converted into one
+// reused buffer and multiplied straight into its rows of y^T (contiguous), so no full-size copy
+// of the weight is made per call.
+at::Tensor Linear::tiled_gemm(const at::Tensor& x) const {
+  const int64_t out = out_features(), in = in_features(), rows = x.size(0);
+  const int64_t tile = std::clamp<int64_t>(kTileElements / std::max<int64_t>(in, 1), 16, out);
+  const at::Tensor xt = x.to(gemm_).t();  // [in, rows], a transposed view BLAS reads as is
+  at::Tensor yt = at::empty({out, rows}, x.options().dtype(gemm_));
+  at::Tensor buf = at::empty({tile, in}, x.options().dtype(gemm_));
+  for (int64_t o0 = 0; o0 < out; o0 += tile) {
+    const int64_t n = std::min(tile, out - o0);
+    at::Tensor w = buf.narrow(0, 0, n);
+    convert_rows(o0, w);
+    at::Tensor dst = yt.narrow(0, o0, n);
+    at::mm_out(dst, w, xt);
+  }
+  at::Tensor y = yt.t().to(at::kFloat).contiguous();
+  if (bias_.defined()) y.add_(bias_);
+  return y;
 }
 
 at::Tensor Linear::operator()(const at::Tensor& x) const {
@@ -35,9 +149,14 @@ at::Tensor Linear::operator()(const at::Tensor& x) const {
     return y;
   }
   if (weight_.is_cpu()) {
-    // LibTorch's CPU bf16 GEMM is a slow fallback without AVX512-BF16; f32 GEMM goes to BLAS.
-    const at::Tensor w = weight_.scalar_type() == at::kFloat ? weight_ : weight_.to(at::kFloat);
-    return bias_.defined() ? at::addmm(bias_, x, w.t()) : at::mm(x, w.t());
+    const at::ScalarType t = weight_.scalar_type();
+    if (t == at::kFloat || (t == gemm_ && !scales_.defined())) {  // no conversion needed
+      const at::Tensor xg = x.to(t);
+      const at::Tensor y =
+          bias_.defined() ? at::addmm(bias_.to(t), xg, weight_.t()) : at::mm(xg, weight_.t());
+      return y.to(at::kFloat);
+    }
+    return tiled_gemm(x);
   }
   const at::Tensor y = at::linear(x.to(weight_.scalar_type()), weight_,
                                   bias_.defined() ? bias_.to(weight_.scalar_type()) : bias_);

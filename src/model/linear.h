@@ -1,31 +1,51 @@
 #pragma once
 // A weight matrix plus optional bias, applied to f32 activations. Weights are held in the
-// weight dtype (--dtype: bf16 halves memory and decode traffic, f32 is exact).
+// weight dtype (--dtype: bf16 halves memory and decode traffic, f32 is exact), or quantised to
+// int8 at load (--weights int8: symmetric, one f32 scale per row and block of 64 columns; half
+// the bytes of bf16 again).
 #include <ATen/ATen.h>
 
 #include "model/gemv.h"
 
 namespace dapx {
 
+// How a model's matrices are held and multiplied; chosen once per model (ComputeOptions).
+struct LinearFormat {
+  bool int8 = false;  // quantise bf16/f16/f32 weights to int8 at construction (CPU only)
+  // The dtype of the CPU GEMM for many rows (prefill): kFloat, or kBFloat16 where the CPU's
+  // bf16 GEMM is faster (AVX512-BF16, AMX). See gemm_choice.h.
+  at::ScalarType gemm = at::kFloat;
+};
+
 class Linear {
  public:
   Linear() = default;
-  Linear(at::Tensor weight, at::Tensor bias);  // weight [out, in], bias [out] or undefined
+  // weight [out, in], bias [out] or undefined.
+  Linear(at::Tensor weight, at::Tensor bias, const LinearFormat& format = {});
   // x: [rows, in] f32 -> [rows, out] f32. A few rows (decode) use the streaming GEMV; many
-  // rows (prefill) use a BLAS GEMM, converting bf16 weights to f32 on the fly on CPUs
-  // without native bf16 GEMM.
+  // rows (prefill) a BLAS GEMM in the format's GEMM dtype, bf16 or int8 weights converted to it
+  // one tile of rows at a time (the tile stays in cache; no full-size copy per call).
   at::Tensor operator()(const at::Tensor& x) const;
   // The raw product for the decode path (CPU weights): y[rows, out] = x[rows, in] W^T, without
   // the bias; add_bias then adds it to each of `rows` rows.
   GemvTarget gemv_target(const float* x, float* y) const;
   void add_bias(float* y, int rows = 1) const;
-  const at::Tensor& weight() const { return weight_; }
   int64_t out_features() const { return weight_.size(0); }
   int64_t in_features() const { return weight_.size(1); }
-  int64_t bytes() const { return weight_.numel() * static_cast<int64_t>(weight_.element_size()); }
+  // Bytes of the weight as held (int8: with its scales).
+  int64_t bytes() const;
+  bool int8() const { return scales_.defined(); }
+  // The weight as f32 [out, in] (int8: dequantised), for tests and reference checks.
+  at::Tensor dequantized() const;
 
  private:
+  at::Tensor tiled_gemm(const at::Tensor& x) const;
+  // Rows [o0, o0 + dst.size(0)) of the weight, converted into dst (f32 or bf16).
+  void convert_rows(int64_t o0, at::Tensor& dst) const;
+
   at::Tensor weight_, bias_;
+  at::Tensor scales_;  // f32 [out, int8_blocks(in)] when the weight is int8
+  at::ScalarType gemm_ = at::kFloat;
 };
 
 }  // namespace dapx

@@ -32,16 +32,25 @@ Transformer::Transformer(const ModelConfig& cfg, std::shared_ptr<const WeightSto
     throw Error("the KV cache dtype must be bf16 or f32");
   if (opts_.trainable && opts_.weight_dtype != at::kFloat)
     throw Error("a trainable model holds its weights in f32 (dtype f32)");
+  if (opts_.int8_weights && (opts_.trainable || !opts_.device.is_cpu()))
+    throw Error("int8 weights run on the CPU for inference only (not with --device " +
+                opts_.device.str() + (opts_.trainable ? ", not for training)" : ")"));
+  format_.int8 = opts_.int8_weights;
+  // f32 weights multiply in f32; bf16 and int8 weights in the measured (or forced) fastest.
+  if (opts_.device.is_cpu() && (opts_.weight_dtype != at::kFloat || format_.int8))
+    format_.gemm = resolve_gemm(opts_.gemm);
   const int64_t h = cfg.hidden_size, d = cfg.head_dim, qd = cfg.num_heads * d,
                 kvd = cfg.num_kv_heads * d, inter = cfg.intermediate_size;
   embed_tokens_ = load("model.embed_tokens.weight", {cfg.vocab_size, h}, true);
   final_norm_ = load("model.norm.weight", {h}, false);
+  // Tied: the head shares the embedding's tensor, unless int8 quantises a copy of it (the
+  // embedding lookup keeps the original).
   if (cfg.tie_word_embeddings)
-    lm_head_ = Linear(embed_tokens_, {});
+    lm_head_ = Linear(embed_tokens_, {}, format_);
   else
-    lm_head_ = Linear(load("lm_head.weight", {cfg.vocab_size, h}, true), {});
+    lm_head_ = Linear(load("lm_head.weight", {cfg.vocab_size, h}, true), {}, format_);
   weight_bytes_ = embed_tokens_.numel() * embed_tokens_.element_size() +
-                  (cfg.tie_word_embeddings ? 0 : lm_head_.bytes());
+                  (cfg.tie_word_embeddings && !format_.int8 ? 0 : lm_head_.bytes());
   for (int l = 0; l < cfg.num_layers; ++l) {
     const std::string p = "model.layers." + std::to_string(l) + ".";
     LayerWeights w;
@@ -84,7 +93,7 @@ at::Tensor Transformer::load(const std::string& name, const std::vector<int64_t>
 
 Linear Transformer::load_linear(const std::string& prefix, int64_t out, int64_t in, bool bias) {
   return Linear(load(prefix + ".weight", {out, in}, true),
-                bias ? load(prefix + ".bias", {out}, false) : at::Tensor());
+                bias ? load(prefix + ".bias", {out}, false) : at::Tensor(), format_);
 }
 
 KVCache Transformer::make_cache() const {

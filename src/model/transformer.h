@@ -19,6 +19,7 @@
 #include "io/model_config.h"
 #include "io/safetensors.h"
 #include "kv/kv_cache.h"
+#include "model/gemm_choice.h"
 #include "model/linear.h"
 #include "model/rope.h"
 
@@ -29,6 +30,10 @@ struct ComputeOptions {
   // KV cache entries: f32 (exact, this struct's default) or bf16 (half the bytes; the CLI's
   // default). Attention widens bf16 keys and values to f32 as it reads them.
   at::ScalarType kv_dtype = at::kFloat;
+  // Linear layers' weights quantised to int8 at load (CPU only; embeddings and norms stay).
+  bool int8_weights = false;
+  // The CPU prefill GEMM's dtype for bf16/int8 weights: measured (auto) or forced.
+  GemmChoice gemm = GemmChoice::kAuto;
   at::Device device = at::kCPU;
   int64_t prefill_chunk = 512;  // rows per prefill chunk (bounds attention/MLP memory)
   // Training: weights become owned f32 tensors that require gradients (weight_dtype must be
@@ -69,6 +74,8 @@ class Transformer {
   KVCache make_cache() const;
   LayerKV make_layer_cache() const;  // one layer's cache (layer-major prefill)
   int64_t weight_bytes() const { return weight_bytes_; }
+  // How the linear layers are held and multiplied (int8 or not, the prefill GEMM's dtype).
+  const LinearFormat& linear_format() const { return format_; }
 
   // Hidden states [t, hidden] f32 of tokens.
   at::Tensor embed(const std::vector<int>& tokens) const;
@@ -123,6 +130,7 @@ class Transformer {
   std::vector<LayerWeights> layers_;
   std::vector<std::pair<std::string, at::Tensor>> params_;
   int64_t weight_bytes_ = 0;
+  LinearFormat format_;
 };
 
 }  // namespace dapx

@@ -1,4 +1,4 @@
-// GEMV kernels against double-precision loops: bf16 and f32 weights, odd sizes (tails of the
+// GEMV kernels against double-precision loops: bf16, f32 and int8 weights, odd sizes (tails of the
 // 32- and 8-wide vector loops), several input rows, and batches of matrices that share one
 // parallel region (each with its own input), split over 1 to 7 threads; AVX2 and portable.
 #include <gtest/gtest.h>
@@ -69,6 +69,37 @@ TEST(Gemv, MatchesNaiveLoopsForBf16AndF32) {
   }
 }
 
+// int8 weights with one scale per row and block of 64 columns: against the dequantised
+// product in double, for widths below one block, at and across block edges, with vector tails.
+TEST(Gemv, Int8MatchesDequantizedLoops) {
+  std::mt19937 rng(11);
+  std::uniform_int_distribution<int> qd(-127, 127);
+  std::uniform_real_distribution<float> sd(0.001f, 0.05f);
+  for (int64_t n : {1, 5, 33})
+    for (int64_t k : {1, 7, 8, 61, 64, 65, 200, 256})
+      for (int rows : {1, 3, kMaxGemvRows}) {
+        const int64_t blocks = int8_blocks(k);
+        std::vector<int8_t> q(n * k);
+        std::vector<float> scales(n * blocks);
+        for (auto& v : q) v = static_cast<int8_t>(qd(rng));
+        for (auto& v : scales) v = sd(rng);
+        const std::vector<float> x = random_vector(rows * k, rng);
+        for (bool portable : {false, true}) {
+          std::vector<float> y(rows * n, -1.f);
+          const GemvTarget t{q.data(), GemvWeights::kInt8, n, x.data(), y.data(), scales.data()};
+          gemv_batch(&t, 1, k, rows, portable);
+          for (int r = 0; r < rows; ++r)
+            for (int64_t i = 0; i < n; ++i) {
+              double e = 0;
+              for (int64_t j = 0; j < k; ++j)
+                e += double(q[i * k + j]) * scales[i * blocks + j / kInt8Block] * x[r * k + j];
+              ASSERT_NEAR(y[r * n + i], e, 1e-4 * (1 + std::sqrt(double(k))))
+                  << "n " << n << " k " << k << " rows " << rows << (portable ? " portable" : "");
+            }
+        }
+      }
+}
+
 TEST(Gemv, BatchOfMatricesWithTheirOwnInputsMatchesEachAlone) {
   std::mt19937 rng(5);
   const int64_t k = 200;  // large enough work to run in parallel; odd row counts split unevenly
@@ -86,7 +117,8 @@ TEST(Gemv, BatchOfMatricesWithTheirOwnInputsMatchesEachAlone) {
     const bool bf16 = m % 2 == 0;  // a batch may mix weight dtypes
     targets.push_back({bf16 ? static_cast<const void*>(mats[m].bf16.data())
                             : static_cast<const void*>(mats[m].f32.data()),
-                       bf16, ns[m], xs[m].data(), ys[m].data()});
+                       bf16 ? GemvWeights::kBf16 : GemvWeights::kF32, ns[m], xs[m].data(),
+                       ys[m].data()});
   }
   const int saved = omp_get_max_threads();
   for (int threads : {1, 3, 7})
