@@ -1,5 +1,6 @@
 // The decode GEMV against LibTorch's matmul and the machine's read bandwidth, on the weight
-// shapes of a qwen2.5-0.5b layer and its LM head. Checks the results agree.
+// shapes of a qwen2.5-0.5b layer and its LM head (bf16, and int8 with its scales: GB/s and the
+// speed-up per product over bf16). Checks the bf16 results agree.
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 
@@ -16,8 +17,8 @@ int main(int argc, char** argv) {
   const double bw = dapx::bench::read_bandwidth_gbs();
   std::printf("threads %d, read bandwidth %.1f GB/s, AVX2 GEMV %s\n", at::get_num_threads(), bw,
               dapx::gemv_uses_avx2() ? "yes" : "no");
-  std::printf("%-14s %10s %12s %12s %10s\n", "shape", "GB/s dapx", "GB/s torch", "of bw",
-              "max err");
+  std::printf("%-14s %10s %12s %12s %10s %10s %9s\n", "shape", "GB/s dapx", "GB/s torch", "of bw",
+              "max err", "GB/s int8", "int8 x");
   for (auto [n, k] :
        {std::pair<int64_t, int64_t>{896, 896}, {4864, 896}, {896, 4864}, {151936, 896}}) {
     const at::Tensor w = at::randn({n, k}).to(at::kBFloat16), x = at::randn({1, k});
@@ -40,8 +41,22 @@ int main(int argc, char** argv) {
     const int treps = std::max(1, reps / 20);
     for (int i = 0; i < treps; ++i) yt = at::mm(xb, w.t());
     const double torch_rate = bytes * treps / c2.seconds() / 1e9;
-    std::printf("%6lldx%-7lld %10.1f %12.1f %11.0f%% %10.2e\n", static_cast<long long>(n),
-                static_cast<long long>(k), ours, torch_rate, 100 * ours / bw, err);
+    // int8 weights with their scales: bytes read per product and the rate in weights/s
+    const at::Tensor q = at::randint(-127, 128, {n, k}).to(at::kChar);
+    const at::Tensor sc = at::rand({n, dapx::int8_blocks(k)}) * 0.01;
+    const auto run8 = [&] {
+      dapx::gemv_int8(q.data_ptr<int8_t>(), sc.data_ptr<float>(), n, k, x.data_ptr<float>(), 1,
+                      y.data_ptr<float>());
+    };
+    run8();
+    const double bytes8 = static_cast<double>(n) * k + 4.0 * sc.numel();
+    dapx::Stopwatch c3;
+    for (int i = 0; i < reps; ++i) run8();
+    const double int8_rate = bytes8 * reps / c3.seconds() / 1e9;
+    const double speedup = (bytes8 / int8_rate) > 0 ? (bytes / ours) / (bytes8 / int8_rate) : 0;
+    std::printf("%6lldx%-7lld %10.1f %12.1f %11.0f%% %10.2e %10.1f %8.2fx\n",
+                static_cast<long long>(n), static_cast<long long>(k), ours, torch_rate,
+                100 * ours / bw, err, int8_rate, speedup);
   }
   return 0;
 }

@@ -41,19 +41,21 @@ nlohmann::json run_figures(const nlohmann::json& r) {
                              : info.value("draft_s", 0.0);
   const int64_t resident =
       s.at("weight_bytes").get<int64_t>() + s.at("draft_weight_bytes").get<int64_t>();
-  return {{"prompt_tokens", s.at("prompt_tokens")},
-          {"generated_tokens", s.at("generated_tokens")},
-          {"ttft_s", s.at("ttft_s")},
-          {"tpot_s", s.at("tpot_s")},
-          {"total_s", s.at("total_s")},
-          {"draft_s", draft_s},
-          {"peak_rss_bytes", s.at("peak_rss_bytes")},
-          {"weight_bytes", s.at("weight_bytes")},
-          {"draft_weight_bytes", s.at("draft_weight_bytes")},
-          {"working_bytes", s.at("peak_rss_bytes").get<int64_t>() - resident},
-          {"kv_bytes", s.at("kv_bytes")},
-          {"kv_bytes_full", s.at("kv_bytes_full")},
-          {"prompt_kept_ratio", info.value("kept_ratio", 1.0)}};
+  return {
+      {"prompt_tokens", s.at("prompt_tokens")},
+      {"generated_tokens", s.at("generated_tokens")},
+      {"ttft_s", s.at("ttft_s")},
+      {"tpot_s", s.at("tpot_s")},
+      {"total_s", s.at("total_s")},
+      {"draft_s", draft_s},
+      {"peak_rss_bytes", s.at("peak_rss_bytes")},
+      {"weight_bytes", s.at("weight_bytes")},
+      {"decode_weight_bytes", s.value("decode_weight_bytes", s.at("weight_bytes").get<int64_t>())},
+      {"draft_weight_bytes", s.at("draft_weight_bytes")},
+      {"working_bytes", s.at("peak_rss_bytes").get<int64_t>() - resident},
+      {"kv_bytes", s.at("kv_bytes")},
+      {"kv_bytes_full", s.at("kv_bytes_full")},
+      {"prompt_kept_ratio", info.value("kept_ratio", 1.0)}};
 }
 
 nlohmann::json make_row(const std::string& method, int64_t length, const nlohmann::json& budget,
@@ -83,7 +85,8 @@ nlohmann::json make_row(const std::string& method, int64_t length, const nlohman
   double flops = prefill_flops(*ctx.target, std::llround(num(row, "prompt_kept_ratio") * n));
   if (ctx.draft) flops += prefill_flops(*ctx.draft, static_cast<int64_t>(n));
   const double gflops = flops / ttft / 1e9;
-  const double bytes = decode_bytes_per_token(num(row, "weight_bytes"), num(row, "kv_bytes"));
+  const double bytes =
+      decode_bytes_per_token(num(row, "decode_weight_bytes"), num(row, "kv_bytes"));
   const nlohmann::json gbs = tpot > 0 ? nlohmann::json(bytes / tpot / 1e9) : nlohmann::json();
   row["prefill_gflops"] = gflops;
   row["decode_bytes_per_token"] = bytes;

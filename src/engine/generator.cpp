@@ -18,6 +18,7 @@ nlohmann::json GenerationStats::to_json() const {
           {"kv_bytes_full", kv_bytes_full},
           {"kv_bytes", kv_bytes},
           {"weight_bytes", weight_bytes},
+          {"decode_weight_bytes", decode_weight_bytes},
           {"draft_weight_bytes", draft_weight_bytes},
           {"peak_rss_bytes", peak_rss_bytes},
           {"peak_rss_scope", peak_rss_scope},
@@ -92,12 +93,15 @@ GenerationResult generate(const LoadedModel& model, Method& method, const std::v
   GenerationStats& st = result.stats;
   st.prompt_tokens = static_cast<int>(prompt.size());
   st.weight_bytes = model.transformer.weight_bytes();
+  st.decode_weight_bytes = model.transformer.decode_weight_bytes();
 
   PrefillResult pre =
       method.prefill(model.transformer, PrefillRequest{prompt, params.max_new_tokens});
   st.prefill_s = total.seconds();
   const ModelConfig& cfg = model.config;
-  const int64_t entry_bytes = 2 * int64_t{cfg.num_kv_heads} * cfg.head_dim * sizeof(float);
+  const int64_t entry_bytes =
+      2 * int64_t{cfg.num_kv_heads} * cfg.head_dim *
+      static_cast<int64_t>(c10::elementSize(model.transformer.options().kv_dtype));
   st.kv_bytes_full =
       entry_bytes * cfg.num_layers * (static_cast<int64_t>(prompt.size()) + params.max_new_tokens);
   st.kv_entries_per_layer = pre.cache.lengths();

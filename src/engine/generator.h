@@ -36,6 +36,7 @@ struct GenerationStats {
   int64_t kv_bytes = 0;       // cache bytes after the method, at the end of generation
   std::vector<int64_t> kv_entries_per_layer;  // live entries per layer after the method
   int64_t weight_bytes = 0;                   // the target's
+  int64_t decode_weight_bytes = 0;            // the target's weight bytes read per decode step
   int64_t draft_weight_bytes = 0;  // the draft's (draft-based methods), set by the caller
   int64_t peak_rss_bytes = 0;
   std::string peak_rss_scope;  // "request" (reset at the start) or "process" (all-time high)

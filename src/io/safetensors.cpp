@@ -397,6 +397,16 @@ std::vector<std::string> WeightStore::names() const {
   return out;
 }
 
+void WeightStore::release(const std::string& name) const {
+  const TensorView& v = get(name);
+  const auto page = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));
+  const auto begin = reinterpret_cast<uintptr_t>(v.data), end = begin + v.nbytes;
+  const uintptr_t first = (begin + page - 1) / page * page, last = end / page * page;
+  // Only whole pages inside the tensor: a neighbour sharing an edge page keeps it. (A failure
+  // only means the memory stays resident, so it is not an error.)
+  if (last > first) ::madvise(reinterpret_cast<void*>(first), last - first, MADV_DONTNEED);
+}
+
 size_t WeightStore::total_bytes() const {
   size_t n = 0;
   for (const auto& kv : index_) n += kv.second->nbytes;

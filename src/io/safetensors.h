@@ -65,6 +65,10 @@ class WeightStore {
   const TensorView& get(const std::string& name, const std::vector<int64_t>& expected_shape) const;
   std::vector<std::string> names() const;
   size_t total_bytes() const;
+  // Drops the resident pages of tensor `name` from memory (madvise DONTNEED on the whole pages
+  // it covers): for a tensor that was copied (converted or quantised) and is no longer read
+  // from the mapping. Reading it again is still correct: the pages come back from the file.
+  void release(const std::string& name) const;
 
  private:
   std::filesystem::path dir_;

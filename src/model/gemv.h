@@ -16,6 +16,8 @@ void gemv_int8(const int8_t* w, const float* scales, int64_t n, int64_t k, const
 
 // How W is stored. int8: symmetric, one f32 scale per row and block of kInt8Block columns
 // (the last block of a row may be shorter): W[i][j] = q[i][j] * scales[i * blocks + j / 64].
+// The int8 GEMV quantises x the same way (per row and block, scale max |x| / 127) and sums
+// integer products: the activations' rounding is part of an int8 decode step.
 enum class GemvWeights { kF32, kBf16, kInt8 };
 constexpr int64_t kInt8Block = 64;
 inline int64_t int8_blocks(int64_t k) { return (k + kInt8Block - 1) / kInt8Block; }

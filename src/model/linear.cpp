@@ -12,18 +12,11 @@ namespace {
 // Weight elements per converted tile: 128 Ki f32 (512 KiB) stays in L2 while BLAS reads it.
 constexpr int64_t kTileElements = int64_t{1} << 17;
 
-// Symmetric int8 per row and block of kInt8Block columns: scale = max |w| / 127 (1 for an
-// all-zero block), q = round(w / scale).
-void quantize(const at::Tensor& weight, at::Tensor& q, at::Tensor& scales) {
-  const at::Tensor w = weight.to(at::kFloat).contiguous();
-  if (!at::isfinite(w).all().item<bool>())
-    throw Error("int8 weights: the weight holds a NaN or infinite value");
+// Rows of an f32 matrix w [rows, in] into int8 q and their scales: symmetric per row and block
+// of kInt8Block columns, scale = max |w| / 127 (1 for an all-zero block), q = round(w / scale).
+void quantize_rows(const at::Tensor& w, int8_t* dst, float* sc) {
   const int64_t out = w.size(0), in = w.size(1), blocks = int8_blocks(in);
-  q = at::empty({out, in}, at::kChar);
-  scales = at::empty({out, blocks}, at::kFloat);
   const float* src = w.data_ptr<float>();
-  int8_t* dst = q.data_ptr<int8_t>();
-  float* sc = scales.data_ptr<float>();
 #pragma omp parallel for schedule(static)
   for (int64_t i = 0; i < out; ++i)
     for (int64_t b = 0; b < blocks; ++b) {
@@ -35,6 +28,23 @@ void quantize(const at::Tensor& weight, at::Tensor& q, at::Tensor& scales) {
       for (int64_t j = j0; j < j1; ++j)
         dst[i * in + j] = static_cast<int8_t>(std::lrint(src[i * in + j] / scale));
     }
+}
+
+// Converted to f32 a chunk of rows at a time, so quantising a large matrix (an LM head) does
+// not hold a full f32 copy of it.
+void quantize(const at::Tensor& weight, at::Tensor& q, at::Tensor& scales) {
+  const int64_t out = weight.size(0), in = weight.size(1), blocks = int8_blocks(in);
+  q = at::empty({out, in}, at::kChar);
+  scales = at::empty({out, blocks}, at::kFloat);
+  const int64_t chunk = std::max<int64_t>(1, kTileElements * 8 / std::max<int64_t>(in, 1));
+  for (int64_t r0 = 0; r0 < out; r0 += chunk) {
+    const int64_t rows = std::min(chunk, out - r0);
+    const at::Tensor w = weight.narrow(0, r0, rows).to(at::kFloat).contiguous();
+    if (!at::isfinite(w).all().item<bool>())
+      throw Error("int8 weights: the weight holds a NaN or infinite value (rows " +
+                  std::to_string(r0) + "-" + std::to_string(r0 + rows - 1) + ")");
+    quantize_rows(w, q.data_ptr<int8_t>() + r0 * in, scales.data_ptr<float>() + r0 * blocks);
+  }
 }
 
 }  // namespace

@@ -49,6 +49,7 @@ Transformer::Transformer(const ModelConfig& cfg, std::shared_ptr<const WeightSto
     lm_head_ = Linear(embed_tokens_, {}, format_);
   else
     lm_head_ = Linear(load("lm_head.weight", {cfg.vocab_size, h}, true), {}, format_);
+  if (!cfg.tie_word_embeddings && lm_head_.int8()) store_->release("lm_head.weight");
   weight_bytes_ = embed_tokens_.numel() * embed_tokens_.element_size() +
                   (cfg.tie_word_embeddings && !format_.int8 ? 0 : lm_head_.bytes());
   for (int l = 0; l < cfg.num_layers; ++l) {
@@ -68,9 +69,11 @@ Transformer::Transformer(const ModelConfig& cfg, std::shared_ptr<const WeightSto
     w.up = load_linear(p + "mlp.up_proj", inter, h, false);
     w.down = load_linear(p + "mlp.down_proj", h, inter, false);
     for (const Linear* lin : {&w.q, &w.k, &w.v, &w.o, &w.gate, &w.up, &w.down})
-      weight_bytes_ += lin->bytes();
+      decode_weight_bytes_ += lin->bytes();
     layers_.push_back(std::move(w));
   }
+  weight_bytes_ += decode_weight_bytes_;
+  decode_weight_bytes_ += lm_head_.bytes();
 }
 
 // Matrices take the weight dtype (aliasing the file mapping when it already matches);
@@ -87,13 +90,18 @@ at::Tensor Transformer::load(const std::string& name, const std::vector<int64_t>
   if (!opts_.device.is_cpu()) t = t.to(opts_.device);
   if (opts_.trainable)
     t = (t.data_ptr() == static_cast<const void*>(view.data) ? t.clone() : t).requires_grad_(true);
+  // A copy (converted, moved to a device, made trainable) no longer reads the mapping: its
+  // pages need not stay resident.
+  if (t.data_ptr() != static_cast<const void*>(view.data)) store_->release(name);
   params_.emplace_back(name, t);
   return t;
 }
 
 Linear Transformer::load_linear(const std::string& prefix, int64_t out, int64_t in, bool bias) {
-  return Linear(load(prefix + ".weight", {out, in}, true),
-                bias ? load(prefix + ".bias", {out}, false) : at::Tensor(), format_);
+  Linear lin(load(prefix + ".weight", {out, in}, true),
+             bias ? load(prefix + ".bias", {out}, false) : at::Tensor(), format_);
+  if (lin.int8()) store_->release(prefix + ".weight");  // quantised: the mapping is not read
+  return lin;
 }
 
 KVCache Transformer::make_cache() const {

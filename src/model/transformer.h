@@ -74,6 +74,9 @@ class Transformer {
   KVCache make_cache() const;
   LayerKV make_layer_cache() const;  // one layer's cache (layer-major prefill)
   int64_t weight_bytes() const { return weight_bytes_; }
+  // Weight bytes one decode step reads: every linear layer and the LM head (not the
+  // embedding table, of which it reads one row, unless the head shares it).
+  int64_t decode_weight_bytes() const { return decode_weight_bytes_; }
   // How the linear layers are held and multiplied (int8 or not, the prefill GEMM's dtype).
   const LinearFormat& linear_format() const { return format_; }
 
@@ -129,7 +132,7 @@ class Transformer {
   Linear lm_head_;
   std::vector<LayerWeights> layers_;
   std::vector<std::pair<std::string, at::Tensor>> params_;
-  int64_t weight_bytes_ = 0;
+  int64_t weight_bytes_ = 0, decode_weight_bytes_ = 0;
   LinearFormat format_;
 };
 

@@ -69,8 +69,10 @@ TEST(Gemv, MatchesNaiveLoopsForBf16AndF32) {
   }
 }
 
-// int8 weights with one scale per row and block of 64 columns: against the dequantised
-// product in double, for widths below one block, at and across block edges, with vector tails.
+// int8 weights with one scale per row and block of 64 columns, times the input quantised the
+// same way: against the dequantised product in double (with the input quantised as the kernel
+// does, and within the quantisation's bound of the exact input), for widths below one block,
+// at and across block edges, with vector tails.
 TEST(Gemv, Int8MatchesDequantizedLoops) {
   std::mt19937 rng(11);
   std::uniform_int_distribution<int> qd(-127, 127);
@@ -88,14 +90,31 @@ TEST(Gemv, Int8MatchesDequantizedLoops) {
           std::vector<float> y(rows * n, -1.f);
           const GemvTarget t{q.data(), GemvWeights::kInt8, n, x.data(), y.data(), scales.data()};
           gemv_batch(&t, 1, k, rows, portable);
-          for (int r = 0; r < rows; ++r)
+          for (int r = 0; r < rows; ++r) {
+            // the input as the kernel uses it: int8 per block of 64, scale max |x| / 127
+            std::vector<double> xq(k), half_step(blocks);
+            for (int64_t b = 0; b < blocks; ++b) {
+              const int64_t j0 = b * kInt8Block, j1 = std::min(k, j0 + kInt8Block);
+              float amax = 0.f;
+              for (int64_t j = j0; j < j1; ++j) amax = std::max(amax, std::abs(x[r * k + j]));
+              const float sx = amax / 127.f, inv = 1.f / sx;
+              half_step[b] = sx / 2.0;
+              for (int64_t j = j0; j < j1; ++j) xq[j] = std::round(x[r * k + j] * inv) * double(sx);
+            }
             for (int64_t i = 0; i < n; ++i) {
-              double e = 0;
-              for (int64_t j = 0; j < k; ++j)
-                e += double(q[i * k + j]) * scales[i * blocks + j / kInt8Block] * x[r * k + j];
+              double e = 0, exact = 0, bound = 1e-4;
+              for (int64_t j = 0; j < k; ++j) {
+                const double wj = double(q[i * k + j]) * scales[i * blocks + j / kInt8Block];
+                e += wj * xq[j];
+                exact += wj * x[r * k + j];
+                bound += std::abs(wj) * half_step[j / kInt8Block];
+              }
               ASSERT_NEAR(y[r * n + i], e, 1e-4 * (1 + std::sqrt(double(k))))
                   << "n " << n << " k " << k << " rows " << rows << (portable ? " portable" : "");
+              // quantising x moves each x[j] by at most half a step of its block
+              EXPECT_NEAR(y[r * n + i], exact, bound);
             }
+          }
         }
       }
 }

@@ -70,7 +70,10 @@ TEST(Linear, TiledGemmAndGemvMatchThePlainProduct) {
     for (int64_t rows : {int64_t{40}, int64_t{3}}) {  // GEMM, GEMV
       const at::Tensor got = lin(x.narrow(0, 0, rows));
       const double err = (got.to(at::kDouble) - want.narrow(0, 0, rows)).abs().max().item<double>();
-      EXPECT_LT(err, rows > kMaxGemvRows ? c.tol : 1e-4)
+      // The int8 GEMV also quantises x (test_gemv.cpp checks its exact bound): here about
+      // 0.04 for these sizes, against 0.47 for the worst case.
+      const double gemv_tol = c.int8 ? 0.1 : 1e-4;
+      EXPECT_LT(err, rows > kMaxGemvRows ? c.tol : gemv_tol)
           << c.dtype << (c.int8 ? " int8" : "") << " gemm " << c.gemm << " rows " << rows;
     }
   }
