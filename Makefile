@@ -47,7 +47,7 @@ bench: models
 # KV kept, TTFT, total time, peak memory.
 run: build
 	$(DAPX) demo --model $(TARGET) --draft $(DRAFT) --task $(DEMO_TASK) --length $(DEMO_LENGTH) \
-	  --budget 64 --methods full,snapkv,speckv,speckv-pc
+	  --budget 64 --methods full,snapkv,speckv,speckv-pc --samples 5
 
 test: build
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)

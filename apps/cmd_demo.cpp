@@ -1,4 +1,4 @@
-// dapx demo (the main job of `make run`): one held-out long needle prompt through several
+// dapx demo (the main job of `make run`): held-out long needle prompts through several
 // methods side by side: the question, the expected answer, each method's answer, what it kept,
 // and what it cost.
 #include <cstdio>
@@ -16,6 +16,7 @@ struct Flags {
   std::string model, draft, task = "niah_single_2", methods = "full,speckv,speckv-pc";
   int length = 2000, budget = 128, max_new_tokens = 32;
   uint64_t seed = 7;
+  int samples = 1;
   RuntimeFlags runtime;
 };
 
@@ -25,32 +26,34 @@ std::string last_line(const std::string& text) {
   return text.substr(start == std::string::npos ? 0 : start + 1, end - start);
 }
 
-void run(const Flags& f) {
-  ComputeOptions opts = apply_runtime_flags(f.runtime);
-  const auto [target, draft] = load_target_and_draft(f.model, f.draft, opts);
-  const eval::TaskSuite suite(default_data_dir() + "/eval/ruler_templates.json",
-                              eval::TextSources::load(eval::Split::Eval), eval::Split::Eval);
-  const eval::Sample s = suite.make(f.task, target->tokenizer, f.length, f.seed);
-  const std::vector<int> prompt = target->tokenizer.encode(s.prompt());
+// One held-out prompt through every method: its header and one table row per method; counts
+// each method's correct answers into `correct`.
+void run_sample(const Flags& f, const eval::TaskSuite& suite, const LoadedModel& target,
+                const LoadedModel* draft, uint64_t seed, std::vector<int>& correct) {
+  const eval::Sample s = suite.make(f.task, target.tokenizer, f.length, seed);
+  const std::vector<int> prompt = target.tokenizer.encode(s.prompt());
   std::string expected;
   for (const std::string& a : s.answers) expected += (expected.empty() ? "" : ", ") + a;
   std::cout << "A held-out " << f.task << " prompt of " << prompt.size()
-            << " tokens (evaluation split, seed " << f.seed << "): a document with a hidden "
+            << " tokens (evaluation split, seed " << seed << "): a document with a hidden "
             << "fact, then\n  question: " << last_line(s.input) << "\n  expected: " << expected
             << "\n\n";
   std::printf("%-10s %-28s %-7s %12s %10s %8s %9s %10s\n", "method", "answer", "correct",
               "kept tokens", "KV KiB", "TTFT s", "total s", "peak MiB");
   GenerationParams params;
   params.max_new_tokens = f.max_new_tokens;
-  for (const std::string& m : split_list(f.methods)) {
+  const std::vector<std::string> methods = split_list(f.methods);
+  for (size_t i = 0; i < methods.size(); ++i) {
+    const std::string& m = methods[i];
     eval::MethodRun run{m, method_spec(m).budget_param().empty() ? 0 : f.budget,
                         nlohmann::json::object()};
-    const nlohmann::json r = eval::run_one(*target, draft.get(), run, prompt, params);
+    const nlohmann::json r = eval::run_one(target, draft, run, prompt, params);
     std::string answer = r["output"];
     for (char& c : answer)
       if (c == '\n') c = ' ';
     if (answer.size() > 28) answer = answer.substr(0, 25) + "...";
     const bool ok = eval::string_match_all(r["output"], s.answers) == 100.0;
+    correct[i] += ok;
     // Kept prompt tokens: the prompt for KV methods is whole, its cache is not; report the
     // cache entries per head (KV bytes tell the rest) and, for prompt methods, what was read.
     const double kv_kib = r["kv_bytes"].get<double>() / 1024.0;
@@ -61,7 +64,26 @@ void run(const Flags& f) {
                 ok ? "yes" : "NO", kept, kv_kib, r["ttft_s"].get<double>(),
                 r["total_s"].get<double>(), r["peak_rss_bytes"].get<double>() / 1048576.0);
   }
-  std::cout << "\n(budget " << f.budget << ": KV entries per head for speckv, SpecKV's budget "
+  std::cout << "\n";
+}
+
+void run(const Flags& f) {
+  ComputeOptions opts = apply_runtime_flags(f.runtime);
+  const auto [target, draft] = load_target_and_draft(f.model, f.draft, opts);
+  const eval::TaskSuite suite(default_data_dir() + "/eval/ruler_templates.json",
+                              eval::TextSources::load(eval::Split::Eval), eval::Split::Eval);
+  const std::vector<std::string> methods = split_list(f.methods);
+  std::vector<int> correct(methods.size(), 0);
+  // Consecutive seeds from --seed: the prompts shown are not chosen by their outcome.
+  for (int i = 0; i < f.samples; ++i)
+    run_sample(f, suite, *target, draft.get(), f.seed + static_cast<uint64_t>(i), correct);
+  if (f.samples > 1) {
+    std::cout << "correct answers over these " << f.samples << " prompts:";
+    for (size_t i = 0; i < methods.size(); ++i)
+      std::cout << (i ? ", " : " ") << methods[i] << " " << correct[i] << "/" << f.samples;
+    std::cout << "\n";
+  }
+  std::cout << "(budget " << f.budget << ": KV entries per head for speckv, SpecKV's budget "
             << "after SpecPC keeps 2048 prompt tokens for speckv-pc; peak = this request's "
             << "peak RSS)\n";
 }
@@ -80,6 +102,10 @@ void register_demo(CLI::App& app) {
   cmd->add_option("--budget", f->budget, "Budget of the compressing methods")
       ->check(int_range(1, 1 << 20));
   cmd->add_option("--seed", f->seed, "Sample seed (evaluation split)")->check(seed_value());
+  cmd->add_option("--samples", f->samples,
+                  "Prompts to run, seeds --seed, --seed + 1, ...; more than one ends with each "
+                  "method's count of correct answers")
+      ->check(int_range(1, 1000));
   cmd->add_option("--max-new-tokens,-n", f->max_new_tokens, "Tokens to generate at most")
       ->check(int_range(1, 1 << 20));
   add_runtime_flags(*cmd, f->runtime);
