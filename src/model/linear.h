@@ -24,7 +24,7 @@ class Linear {
   Linear(at::Tensor weight, at::Tensor bias, const LinearFormat& format = {});
   // x: [rows, in] f32 -> [rows, out] f32. A few rows (decode) use the streaming GEMV; many
   // rows (prefill) a BLAS GEMM in the format's GEMM dtype, bf16 or int8 weights converted to it
-  // one tile of rows at a time (the tile stays in cache; no full-size copy per call).
+  // into one buffer of at most 32 MiB (a layer matrix whole, larger ones tile by tile).
   at::Tensor operator()(const at::Tensor& x) const;
   // The raw product for the decode path (CPU weights): y[rows, out] = x[rows, in] W^T, without
   // the bias; add_bias then adds it to each of `rows` rows.

@@ -1,7 +1,7 @@
 # dapx bench: rerun with `gnuplot bench.gp` in this folder
 $m0 << EOD
-256 6.840647 236.183594
-1024 14.786312 270.101562
+256 5.578586 262.595703
+1024 10.207547 305.058594
 EOD
 set terminal svg size 1200,500 dynamic noenhanced font 'sans,12'
 set output 'bench.svg'

@@ -1,7 +1,7 @@
 # dapx bench: rerun with `gnuplot bench.gp` in this folder
 $m0 << EOD
-256 4.849248 424.469727
-1024 13.759622 472.055664
+256 3.546109 441.334961
+1024 8.625876 479.538086
 EOD
 set terminal svg size 1200,500 dynamic noenhanced font 'sans,12'
 set output 'bench.svg'
