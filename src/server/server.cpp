@@ -9,6 +9,7 @@
 
 #include "engine/generator.h"
 #include "methods/catalogue.h"
+#include "server/client_connection.h"
 #include "util/error.h"
 
 namespace dapx::server {
@@ -112,8 +113,8 @@ Server::Server(const LoadedModel& target, const LoadedModel* draft, ServerOption
 
   http_->set_error_handler([this](const httplib::Request&, httplib::Response& res) {
     if (!res.body.empty()) return;  // an error this server already described
-    if (res.status == 413)
-      send_error(res, ApiError(413,
+    if (res.status == 413)          // httplib's refusal; a 400 naming the field, like every limit
+      send_error(res, ApiError(400,
                                "the request body is larger than " +
                                    std::to_string(options_.max_body_bytes) + " bytes",
                                "body", "request_too_large"));
@@ -314,13 +315,21 @@ void Server::handle_completion(const httplib::Request& req, httplib::Response& r
   const std::string model = p.req.model.empty() ? model_id_ : p.req.model;
 
   if (!p.req.stream) {
+    // Nothing is written until the answer is complete, so a client that leaves is noticed by
+    // looking at its connection between tokens (a streamed one fails a write instead).
+    const auto conn = ClientConnection::find(req.remote_addr, req.remote_port, req.local_port);
+    const auto client_gone = [&conn] { return conn && conn->gone(); };
     std::atomic<bool> cancel{false};
     p.gen.cancel = &cancel;
     GenerationResult g;
     try {
       const Turn turn(*this);
+      if (client_gone()) {  // it left while waiting for its turn
+        log(499, p.method, nullptr);
+        return;
+      }
       g = generate(target_, *p.impl, p.prompt, p.gen, [&](const std::string&) {
-        if (stopping_) cancel = true;
+        if (stopping_ || client_gone()) cancel = true;
       });
     } catch (const Error& e) {
       send_error(res, ApiError(400, e.what(), "", "generation_failed"));
@@ -346,7 +355,7 @@ void Server::handle_completion(const httplib::Request& req, httplib::Response& r
                                  {"usage", usage(g)}};
     res.set_content(body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace),
                     "application/json");
-    log(200, p.method, &g);
+    log(cancel && !stopping_ ? 499 : 200, p.method, &g);  // 499: the client went away
     return;
   }
 

@@ -279,7 +279,7 @@ TEST_F(ServerTest, BadInputsAreClearErrorsAndTheServerKeepsAnswering) {
       {C, "{\"prompt\": \"hi\", \"dapx\": 3}", 400, "dapx"},
       {C, "{\"prompt\": \"\xff\xfe\"}", 400, nullptr},  // invalid UTF-8
       {C, json{{"prompt", long_text(3000)}, {"max_tokens", 16}}.dump(), 400, "prompt"},  // context
-      {C, json{{"prompt", std::string(100 * 1024, 'a')}}.dump(), 413, "body"},
+      {C, json{{"prompt", std::string(100 * 1024, 'a')}}.dump(), 400, "body"},
       {K, "{\"max_tokens\": 3}", 400, "messages"},
       {K, "{\"messages\": []}", 400, "messages"},
       {K, "{\"messages\": [{\"role\": \"robot\", \"content\": \"x\"}]}", 400, "messages[0].role"},
@@ -301,8 +301,9 @@ TEST_F(ServerTest, BadInputsAreClearErrorsAndTheServerKeepsAnswering) {
   EXPECT_EQ(c.Get("/v1/nothing")->status, 404);
 }
 
-// A raw client: sends a streamed request, reads the first bytes, hangs up.
-void stream_then_hang_up(int port, const std::string& body) {
+// A raw client: sends a request and hangs up once `until` says so.
+template <typename Until>
+void send_then_hang_up(int port, const std::string& body, Until until) {
   const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
@@ -314,9 +315,39 @@ void stream_then_hang_up(int port, const std::string& body) {
       "application/json\r\nContent-Length: " +
       std::to_string(body.size()) + "\r\n\r\n" + body;
   ASSERT_EQ(::send(fd, req.data(), req.size(), 0), static_cast<ssize_t>(req.size()));
-  char buf[512];
-  ASSERT_GT(::recv(fd, buf, sizeof buf, 0), 0);  // the headers and first events arrived
+  until(fd);
   ::close(fd);
+}
+
+// Seconds until the server answers a short request (503s while a cancelled one winds down).
+double seconds_until_served(httplib::Client& c) {
+  const auto t0 = std::chrono::steady_clock::now();
+  int status = 0;
+  for (int i = 0; i < 200 && status != 200; ++i) {
+    post(c, "/v1/completions", {{"prompt", "next"}, {"max_tokens", 2}}, &status);
+    if (status != 200) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  EXPECT_EQ(status, 200);
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+// A full generation of 4000 tokens takes seconds on the tiny model; a cancelled one frees the
+// server within a few tokens.
+TEST_F(ServerTest, AClientThatLeavesANonStreamedRequestCancelsIt) {
+  Running srv(*target_, draft_, ServerOptions{});
+  auto c = srv.client();
+  const json long_request = {
+      {"prompt", "Once"}, {"max_tokens", 4000}, {"temperature", 1.0}, {"seed", 1}};
+  send_then_hang_up(srv.port, long_request.dump(), [&](int) {
+    for (int i = 0; i < 500; ++i) {  // until it is admitted (and so generating)
+      if (json::parse(c.Get("/health")->body)["queue_depth"] == 1) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  });
+  EXPECT_LT(seconds_until_served(c), 3.0);
+  const std::string metrics = c.Get("/metrics")->body;
+  EXPECT_NE(metrics.find("status=\"499\"} 1"), std::string::npos) << metrics;
 }
 
 TEST_F(ServerTest, AClientThatLeavesCancelsItsStreamAndTheQueueIsBounded) {
@@ -328,20 +359,12 @@ TEST_F(ServerTest, AClientThatLeavesCancelsItsStreamAndTheQueueIsBounded) {
                             {"stream", true},
                             {"temperature", 1.0},
                             {"seed", 1}};
-  // A full generation of 4000 tokens takes seconds on the tiny model; a cancelled one frees
-  // the server within a few tokens.
-  stream_then_hang_up(srv.port, long_stream.dump());
+  send_then_hang_up(srv.port, long_stream.dump(), [](int fd) {
+    char buf[512];
+    ASSERT_GT(::recv(fd, buf, sizeof buf, 0), 0);  // the headers and first events arrived
+  });
   auto c = srv.client();
-  const auto t0 = std::chrono::steady_clock::now();
-  int status = 0;
-  for (int i = 0; i < 200 && status != 200; ++i) {  // 503 while the cancelled one winds down
-    post(c, "/v1/completions", {{"prompt", "next"}, {"max_tokens", 2}}, &status);
-    if (status != 200) std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-  EXPECT_EQ(status, 200);
-  const double waited =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  EXPECT_LT(waited, 3.0);
+  EXPECT_LT(seconds_until_served(c), 3.0);
   const std::string metrics = c.Get("/metrics")->body;
   EXPECT_NE(metrics.find("status=\"499\"} 1"), std::string::npos) << metrics;
 
