@@ -162,6 +162,42 @@ void check_no_overlap(const std::string& file, std::vector<ParsedEntry>& entries
   }
 }
 
+namespace {
+
+// nlohmann keeps the last of duplicate keys in an object, silently. In a safetensors header or
+// a shard index a repeated name means a corrupt or hand-edited file, so parsing notes the first
+// key repeated within one object, and that object's own key ("" at the top level).
+struct RepeatedKey {
+  std::string key;
+  std::string in;
+  int depth = -1;  // of the object holding it: 0 is the top level
+};
+
+json parse_noting_repeated_keys(const char* begin, const char* end, RepeatedKey* repeated) {
+  struct Object {
+    std::string name;  // the key it is the value of
+    std::set<std::string> keys;
+    std::string last_key;
+  };
+  std::vector<Object> open;
+  const json::parser_callback_t note = [&](int, json::parse_event_t event, json& parsed) {
+    if (event == json::parse_event_t::object_start) {
+      open.push_back({open.empty() ? "" : open.back().last_key, {}, {}});
+    } else if (event == json::parse_event_t::object_end) {
+      open.pop_back();
+    } else if (event == json::parse_event_t::key && !open.empty()) {
+      Object& o = open.back();
+      o.last_key = parsed.get<std::string>();
+      if (!o.keys.insert(o.last_key).second && repeated->key.empty())
+        *repeated = {o.last_key, o.name, static_cast<int>(open.size()) - 1};
+    }
+    return true;
+  };
+  return json::parse(begin, end, note);
+}
+
+}  // namespace
+
 std::map<std::string, TensorView> parse_header(const std::filesystem::path& path,
                                                const std::byte* base, size_t size) {
   const std::string file = quoted(path);
@@ -177,24 +213,18 @@ std::map<std::string, TensorView> parse_header(const std::filesystem::path& path
   }
   const char* hbegin = reinterpret_cast<const char*>(base + 8);
   json header;
-  // A JSON object keeps the last of duplicate keys: a tensor named twice is caught while parsing.
-  std::set<std::string> seen;
-  std::string duplicate;
-  const json::parser_callback_t note_keys = [&](int depth, json::parse_event_t event,
-                                                json& parsed) {
-    if (depth == 1 && event == json::parse_event_t::key && duplicate.empty() &&
-        !seen.insert(parsed.get<std::string>()).second)
-      duplicate = parsed.get<std::string>();
-    return true;
-  };
+  RepeatedKey repeated;
   try {
-    header = json::parse(hbegin, hbegin + header_len, note_keys);
+    header = parse_noting_repeated_keys(hbegin, hbegin + header_len, &repeated);
   } catch (const json::exception& e) {
     throw Error("safetensors file " + file + ": invalid header JSON: " + e.what());
   }
-  if (!duplicate.empty())
-    throw Error("safetensors file " + file + ": the header names tensor '" + duplicate +
+  if (repeated.depth == 0)
+    throw Error("safetensors file " + file + ": the header names tensor '" + repeated.key +
                 "' more than once");
+  if (!repeated.key.empty())
+    throw Error("safetensors file " + file + ": key '" + repeated.key +
+                "' appears twice in one object of the header");
   if (!header.is_object())
     throw Error("safetensors file " + file + ": header is not a JSON object");
   const std::byte* data = base + 8 + header_len;
@@ -302,19 +332,28 @@ const TensorView* SafetensorsFile::find(const std::string& name) const {
 
 namespace {
 
-json read_json_file(const std::filesystem::path& path) {
+json read_index_file(const std::filesystem::path& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) throw Error("cannot open " + quoted(path) + ": " + std::strerror(errno));
+  const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  RepeatedKey repeated;
+  json j;
   try {
-    return json::parse(in);
+    j = parse_noting_repeated_keys(text.data(), text.data() + text.size(), &repeated);
   } catch (const json::exception& e) {
     throw Error("invalid JSON in " + quoted(path) + ": " + e.what());
   }
+  if (repeated.depth == 1 && repeated.in == "weight_map")
+    throw Error(quoted(path) + ": weight_map names tensor '" + repeated.key +
+                "' more than once (which shard holds it?)");
+  if (!repeated.key.empty())
+    throw Error(quoted(path) + ": key '" + repeated.key + "' appears twice in one object");
+  return j;
 }
 
 // weight_map: tensor name -> shard file name (relative to the index's directory).
 std::map<std::string, std::string> read_weight_map(const std::filesystem::path& index_path) {
-  json j = read_json_file(index_path);
+  json j = read_index_file(index_path);
   auto wm = j.is_object() ? j.find("weight_map") : j.end();
   if (wm == j.end() || !wm->is_object()) {
     throw Error(quoted(index_path) + " has no \"weight_map\" object");

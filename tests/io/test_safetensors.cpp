@@ -296,6 +296,10 @@ TEST(Safetensors, DuplicateTensorName) {
                          R"("b":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}})",
                          8));
   EXPECT_EQ(SafetensorsFile::open(p)->tensors().size(), 2u);
+  // a repeated key inside one entry is an error too (which shape is meant?)
+  write_file(p,
+             raw_file(R"({"a":{"dtype":"F32","shape":[1],"shape":[2],"data_offsets":[0,4]}})", 4));
+  expect_error([&] { SafetensorsFile::open(p); }, {p.string(), "key 'shape' appears twice"});
 }
 
 TEST(Safetensors, UnsupportedDtype) {
@@ -433,6 +437,15 @@ TEST(WeightStore, BadIndex) {
   write_file(dir / "model.safetensors.index.json",
              R"({"weight_map": {"a": "../evil.safetensors"}})");
   expect_error([&] { WeightStore::open(dir.path()); }, {"'a'", "invalid shard"});
+  // a tensor mapped to two shards: JSON keeps the last one silently, dapx refuses
+  write_file(dir / "model.safetensors.index.json",
+             R"({"metadata": {"total_size": 8}, "weight_map": {"a": "model-1.safetensors", )"
+             R"("b": "model-1.safetensors", "a": "model-2.safetensors"}})");
+  expect_error([&] { WeightStore::open(dir.path()); },
+               {"model.safetensors.index.json", "weight_map names tensor 'a' more than once"});
+  write_file(dir / "model.safetensors.index.json",
+             R"({"metadata": {"total_size": 8, "total_size": 9}, "weight_map": {}})");
+  expect_error([&] { WeightStore::open(dir.path()); }, {"key 'total_size' appears twice"});
 }
 
 TEST(WeightStore, NoWeights) {
