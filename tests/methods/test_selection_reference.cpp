@@ -178,5 +178,113 @@ TEST(SelectionReference, SpecKVWithALookaheadKeepsAValidTopKOfTheNaiveScores) {
   }
 }
 
+// SpecPC, whole pipeline: the draft's importance written out from the naive reference's own
+// greedy lookahead, queries and keys (last W prompt rows weighted i/(W-1), each decode step's
+// row; softmax over the keys a row sees; max over heads and rows, then layers >= s, then steps),
+// pooled centred, ranked (ties: lower position first), expanded by neighbours by distance, the
+// window first, cut to C, sorted. The kept prompt positions must be exactly these.
+std::vector<int> naive_specpc(const reference::NaiveTransformer& ref, int n, int W, int L, int s,
+                              int kernel, int neighbors, int budget, double* min_gap) {
+  const ModelConfig& c = ref.config();
+  const int D = c.head_dim, group = c.num_heads / c.num_kv_heads;
+  std::vector<double> importance(n, -1.0);
+  for (int step = 0; step < L; ++step) {
+    std::vector<std::pair<int, double>> rows;  // position, weight
+    if (step == 0)
+      for (int i = 0; i < W; ++i) rows.push_back({n - W + i, W > 1 ? double(i) / (W - 1) : 1.0});
+    else
+      rows.push_back({n + step - 1, 1.0});
+    for (int l = std::min(s, c.num_layers - 1); l < c.num_layers; ++l)
+      for (int h = 0; h < c.num_heads; ++h) {
+        const std::vector<float>& K = ref.keys(l, h / group);
+        for (auto [pos, weight] : rows) {
+          const float* q = ref.queries(l).at(pos).data() + size_t(h) * D;
+          std::vector<double> e(pos + 1);
+          double mx = -1e300, z = 0;
+          for (int j = 0; j <= pos; ++j) {
+            double dot = 0;
+            for (int d = 0; d < D; ++d) dot += double(q[d]) * K[size_t(j) * D + d];
+            e[j] = dot / std::sqrt(double(D));
+            mx = std::max(mx, e[j]);
+          }
+          for (int j = 0; j <= pos; ++j) z += std::exp(e[j] - mx);
+          for (int j = 0; j < n && j <= pos; ++j)
+            importance[j] = std::max(importance[j], weight * std::exp(e[j] - mx) / z);
+        }
+      }
+  }
+  std::vector<double> pooled(n);
+  for (int i = 0; i < n; ++i) {
+    pooled[i] = -1e300;
+    for (int j = i - (kernel - 1) / 2; j <= i + kernel - 1 - (kernel - 1) / 2; ++j)
+      if (j >= 0 && j < n) pooled[i] = std::max(pooled[i], importance[j]);
+  }
+  std::vector<int> order(n);
+  for (int i = 0; i < n; ++i) order[i] = i;
+  std::stable_sort(order.begin(), order.end(), [&](int a, int b) { return pooled[a] > pooled[b]; });
+  // Distinct pooled values closer than f32 can tell apart would make the engine's order
+  // legitimately differ; report the smallest gap so the test can refuse such data.
+  *min_gap = 1e300;
+  for (int r = 0; r + 1 < std::min(n, budget + 1); ++r) {
+    const double gap = pooled[order[r]] - pooled[order[r + 1]];
+    if (gap > 0) *min_gap = std::min(*min_gap, gap);
+  }
+  std::vector<int> offsets;
+  for (int o = -((neighbors - 1) / 2); o <= neighbors - 1 - (neighbors - 1) / 2; ++o)
+    offsets.push_back(o);
+  std::stable_sort(offsets.begin(), offsets.end(),
+                   [](int a, int b) { return std::abs(a) < std::abs(b); });
+  std::vector<int> kept;
+  const auto add = [&](int pos) {
+    if (static_cast<int>(kept.size()) < budget &&
+        std::find(kept.begin(), kept.end(), pos) == kept.end())
+      kept.push_back(pos);
+  };
+  for (int i = n - W; i < n; ++i) add(i);
+  for (int r = 0; r < budget; ++r)
+    for (int o : offsets) add(std::clamp(order[r] + o, 0, n - 1));
+  std::sort(kept.begin(), kept.end());
+  return kept;
+}
+
+TEST(SelectionReference, SpecPCKeepsExactlyTheNaiveSelection) {
+  auto target = testing::load_f32(Arch::Qwen2, 7, 16);
+  auto draft = testing::load_f32(Arch::Qwen2, 9, 16);
+  const WeightStore store = WeightStore::open(draft->dir);
+  reference::NaiveTransformer ref(draft->config, store);
+  const int n = 90, W = 8, L = 4, s = 1;
+  ASSERT_GT(draft->config.num_layers, s);
+  const auto prompt = testing::prompt_of(n, draft->config.vocab_size, 53, 7);
+  struct Case {
+    int budget, kernel, neighbors;
+  };
+  for (const Case k : {Case{30, 1, 1}, Case{40, 5, 3}, Case{24, 4, 4}}) {
+    const std::string what = "budget " + std::to_string(k.budget) + " kernel " +
+                             std::to_string(k.kernel) + " neighbours " +
+                             std::to_string(k.neighbors);
+    auto method = make_method("specpc",
+                              {{"budget", k.budget},
+                               {"window", W},
+                               {"kernel", k.kernel},
+                               {"neighbors", k.neighbors},
+                               {"lookahead", L},
+                               {"first_layer", s}},
+                              testing::recording(draft.get()));
+    const GenerationResult r = generate(*target, *method, prompt, testing::greedy(1));
+    const auto kept = r.method_info.at("kept_prompt_positions").get<std::vector<int>>();
+    // the naive draft's own greedy lookahead; its first L-1 tokens are fed as decode steps
+    const std::vector<int> lookahead = ref.greedy(prompt, L);
+    ref.reset();
+    std::vector<int> all = prompt;
+    all.insert(all.end(), lookahead.begin(), lookahead.end() - 1);
+    ref.prefill(all);
+    double min_gap = 0;
+    const auto want = naive_specpc(ref, n, W, L, s, k.kernel, k.neighbors, k.budget, &min_gap);
+    ASSERT_GT(min_gap, 1e-5) << what << ": near-tied scores; choose another prompt";
+    EXPECT_EQ(static_cast<int>(want.size()), k.budget) << what;
+    EXPECT_EQ(kept, want) << what;
+  }
+}
+
 }  // namespace
 }  // namespace dapx
