@@ -61,9 +61,11 @@ sanitize: deps
 # libFuzzer (clang, ASan + UBSan) on the torch-free parsers: safetensors + index, config.json,
 # tokenizer.json, encode/decode, chat templates; FUZZ_SECONDS each. Grows a copy of the
 # committed corpora in $(BUILD)-fuzz/corpus (fuzz/corpus is never written); crashing inputs
-# land in $(BUILD)-fuzz/artifacts. See fuzz/README.md.
+# land in $(BUILD)-fuzz/artifacts. FUZZ_RUNS > 0 also stops a target after that many
+# executions (FUZZ_SECONDS=0 FUZZ_RUNS=1000000: exactly 1M each). See fuzz/README.md.
 FUZZ_SECONDS ?= 60
-FUZZ_TARGETS := safetensors model_config tokenizer_json tokenizer_codec chat_template
+FUZZ_RUNS ?= -1
+FUZZ_TARGETS := safetensors model_config tokenizer_json tokenizer_codec chat_template api_request
 FUZZ := $(BUILD)-fuzz
 fuzz:
 	@bash scripts/install-deps.sh --fuzz
@@ -74,7 +76,7 @@ fuzz:
 	  mkdir -p $(FUZZ)/corpus/$$t $(FUZZ)/artifacts/$$t && \
 	  cp fuzz/corpus/$$t/* $(FUZZ)/corpus/$$t/ && \
 	  echo "== fuzz_$$t: $(FUZZ_SECONDS) s" && \
-	  $(FUZZ)/fuzz/fuzz_$$t $(FUZZ)/corpus/$$t -dict=fuzz/$$t.dict -max_total_time=$(FUZZ_SECONDS) \
+	  $(FUZZ)/fuzz/fuzz_$$t $(FUZZ)/corpus/$$t -dict=fuzz/$$t.dict -max_total_time=$(FUZZ_SECONDS) -runs=$(FUZZ_RUNS) \
 	    -timeout=30 -artifact_prefix=$(FUZZ)/artifacts/$$t/ -print_final_stats=1 || exit 1; \
 	done
 

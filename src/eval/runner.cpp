@@ -290,6 +290,21 @@ std::string summary_table(const nlohmann::json& summary) {
   for (const auto& c : summary.at("cells")) add(c, c.at("task"));
   for (const auto& c : summary.at("categories"))
     add(c, "avg " + c.at("category").get<std::string>());
+  // What the scores cost, over all tasks of a length: researchers compare both.
+  struct Cost {
+    const char* row;
+    const char* field;
+    double scale;
+    const char* format;
+  };
+  const Cost costs[] = {{"seconds per sample", "total_s", 1.0, " %.2f |"},
+                        {"TTFT (s)", "ttft_s", 1.0, " %.2f |"},
+                        {"KV kept (%)", "kv_ratio", 100.0, " %.1f |"}};
+  std::map<int64_t, std::map<std::string, std::map<std::string, double>>> cost;  // len/row/run
+  for (const auto& c : summary.at("categories"))
+    if (c.at("category") == "all")
+      for (const Cost& k : costs)
+        cost[c.at("length")][k.row][c.at("run")] = c.at(k.field).get<double>() * k.scale;
   std::ostringstream out;
   for (const auto& [len, rows] : table) {
     out << "\n"
@@ -307,6 +322,18 @@ std::string summary_table(const nlohmann::json& summary) {
           std::snprintf(buf, sizeof buf, " - |");
         else
           std::snprintf(buf, sizeof buf, " %.1f |", it->second);
+        out << buf;
+      }
+      out << "\n";
+    }
+    for (const Cost& k : costs) {
+      out << "| " << k.row << " |";
+      for (const auto& r : runs) {
+        const auto& by_run = cost[len][k.row];
+        const auto it = by_run.find(r);
+        char buf[32];
+        std::snprintf(buf, sizeof buf, it == by_run.end() ? " - |" : k.format,
+                      it == by_run.end() ? 0.0 : it->second);
         out << buf;
       }
       out << "\n";

@@ -223,7 +223,8 @@ at::Tensor Transformer::forward(const std::vector<int>& tokens, int64_t pos0, KV
     else if (c1 == n)
       outs.push_back(logits(x.narrow(0, c1 - c0 - 1, 1)).squeeze(0));
   }
-  return all_logits ? at::cat(outs, 0) : outs.back();
+  if (!all_logits || outs.size() == 1) return outs.back();  // no copy of one chunk's logits
+  return at::cat(outs, 0);
 }
 
 }  // namespace dapx

@@ -109,6 +109,34 @@ TEST(EvalRunner, RowsPerSampleAndRunTheSameSampleForEveryRunAndAResumeSkipsThem)
             std::string::npos);
 }
 
+// Under the scores, the table says what they cost: mean seconds per sample, TTFT and the share
+// of the KV cache kept, over all tasks of a length.
+TEST(EvalRunner, TheTableShowsTimeAndKVPerRun) {
+  std::vector<nlohmann::json> rows;
+  const auto row = [&](const char* run, const char* method, const char* task, double total,
+                       double kv) {
+    rows.push_back({{"run", run},
+                    {"method", method},
+                    {"budget", 0},
+                    {"task", task},
+                    {"suite", "ruler"},
+                    {"length", 100},
+                    {"score", 100.0},
+                    {"ttft_s", total / 4},
+                    {"total_s", total},
+                    {"kv_bytes", kv},
+                    {"kv_bytes_full", 100.0}});
+  };
+  row("full", "full", "vt", 1.0, 100);
+  row("full", "full", "cwe", 2.0, 100);
+  row("snapkv@8", "snapkv", "vt", 0.5, 20);
+  row("snapkv@8", "snapkv", "cwe", 0.7, 30);
+  const std::string table = summary_table(summarize(rows));
+  EXPECT_NE(table.find("| seconds per sample | 1.50 | 0.60 |"), std::string::npos) << table;
+  EXPECT_NE(table.find("| TTFT (s) | 0.38 | 0.15 |"), std::string::npos) << table;
+  EXPECT_NE(table.find("| KV kept (%) | 100.0 | 25.0 |"), std::string::npos) << table;
+}
+
 TEST(EvalRunner, AKilledRunLosesOnlyTheRowInFlight) {
   Fixture& fx = fixture();
   test::TempDir tmp;

@@ -13,6 +13,7 @@
 #include "engine/generator.h"
 #include "method_test_util.h"
 #include "methods/catalogue.h"
+#include "methods/prompt_selection.h"
 #include "naive_transformer.h"
 
 namespace dapx {
@@ -284,6 +285,32 @@ TEST(SelectionReference, SpecPCKeepsExactlyTheNaiveSelection) {
     EXPECT_EQ(static_cast<int>(want.size()), k.budget) << what;
     EXPECT_EQ(kept, want) << what;
   }
+}
+
+// The perplexity filter's per-token loss (ppl-pc) against the naive reference's own logits:
+// loss[i] = -log softmax(logits of position i-1)[token i], loss[0] = +inf. 300 tokens cross
+// the 256-token chunks of draft_token_loss and the model's 16-token prefill chunks.
+TEST(SelectionReference, DraftTokenLossIsTheNaiveNegativeLogLikelihood) {
+  auto draft = testing::load_f32(Arch::Qwen2, 9, 16);
+  const WeightStore store = WeightStore::open(draft->dir);
+  reference::NaiveTransformer ref(draft->config, store);
+  const int n = 300;
+  const auto prompt = testing::prompt_of(n, draft->config.vocab_size, 53, 7);
+  const at::Tensor loss = draft_token_loss(draft->transformer, prompt);
+  ASSERT_EQ(loss.size(0), n);
+  EXPECT_TRUE(std::isinf(loss[0].item<float>()));
+  ref.reset();
+  const auto logits = ref.prefill(prompt);
+  double worst = 0;
+  for (int i = 1; i < n; ++i) {
+    const std::vector<float>& z = logits[i - 1];
+    const double mx = *std::max_element(z.begin(), z.end());
+    double sum = 0;
+    for (float v : z) sum += std::exp(v - mx);
+    const double want = mx + std::log(sum) - z[prompt[i]];
+    worst = std::max(worst, std::fabs(loss[i].item<double>() - want));
+  }
+  EXPECT_LT(worst, 1e-4);
 }
 
 }  // namespace
