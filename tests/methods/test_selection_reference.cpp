@@ -21,6 +21,21 @@ namespace {
 
 using Scores = std::vector<std::vector<double>>;  // [kv_head][scored key]
 
+// softmax(q . K[j] / sqrt(D)) over the keys j = 0..pos a query at `pos` sees, in double.
+std::vector<double> attention_row(const float* q, const std::vector<float>& K, int D, int pos) {
+  std::vector<double> s(pos + 1);
+  double mx = -std::numeric_limits<double>::infinity(), z = 0;
+  for (int j = 0; j <= pos; ++j) {
+    double dot = 0;
+    for (int e = 0; e < D; ++e) dot += double(q[e]) * K[size_t(j) * D + e];
+    s[j] = dot / std::sqrt(double(D));
+    mx = std::max(mx, s[j]);
+  }
+  for (int j = 0; j <= pos; ++j) z += s[j] = std::exp(s[j] - mx);
+  for (double& v : s) v /= z;
+  return s;
+}
+
 // SnapKV-style scores of one layer: softmax over the keys each row sees (row r at position
 // rows[r] sees keys 0..rows[r]), max over the group's heads and the rows, max-pooled over
 // kernel (padding that never wins), for keys [0, scored_end).
@@ -34,18 +49,9 @@ Scores naive_scores(const reference::NaiveTransformer& ref, int layer, const std
     std::vector<double> red(scored_end, -1.0);
     for (int h = g * group; h < (g + 1) * group; ++h)
       for (int pos : rows) {
-        const float* q = ref.queries(layer).at(pos).data() + size_t(h) * D;
-        std::vector<double> s(pos + 1);
-        double mx = -std::numeric_limits<double>::infinity(), z = 0;
-        for (int j = 0; j <= pos; ++j) {
-          double dot = 0;
-          for (int e = 0; e < D; ++e) dot += double(q[e]) * K[size_t(j) * D + e];
-          s[j] = dot / std::sqrt(double(D));
-          mx = std::max(mx, s[j]);
-        }
-        for (int j = 0; j <= pos; ++j) z += std::exp(s[j] - mx);
-        for (int j = 0; j < scored_end && j <= pos; ++j)
-          red[j] = std::max(red[j], std::exp(s[j] - mx) / z);
+        const std::vector<double> p =
+            attention_row(ref.queries(layer).at(pos).data() + size_t(h) * D, K, D, pos);
+        for (int j = 0; j < scored_end && j <= pos; ++j) red[j] = std::max(red[j], p[j]);
       }
     out[g].resize(scored_end);
     for (int j = 0; j < scored_end; ++j) {
@@ -199,18 +205,10 @@ std::vector<int> naive_specpc(const reference::NaiveTransformer& ref, int n, int
       for (int h = 0; h < c.num_heads; ++h) {
         const std::vector<float>& K = ref.keys(l, h / group);
         for (auto [pos, weight] : rows) {
-          const float* q = ref.queries(l).at(pos).data() + size_t(h) * D;
-          std::vector<double> e(pos + 1);
-          double mx = -1e300, z = 0;
-          for (int j = 0; j <= pos; ++j) {
-            double dot = 0;
-            for (int d = 0; d < D; ++d) dot += double(q[d]) * K[size_t(j) * D + d];
-            e[j] = dot / std::sqrt(double(D));
-            mx = std::max(mx, e[j]);
-          }
-          for (int j = 0; j <= pos; ++j) z += std::exp(e[j] - mx);
+          const std::vector<double> p =
+              attention_row(ref.queries(l).at(pos).data() + size_t(h) * D, K, D, pos);
           for (int j = 0; j < n && j <= pos; ++j)
-            importance[j] = std::max(importance[j], weight * std::exp(e[j] - mx) / z);
+            importance[j] = std::max(importance[j], weight * p[j]);
         }
       }
   }
