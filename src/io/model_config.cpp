@@ -8,6 +8,7 @@
 #include <fstream>
 
 #include "util/error.h"
+#include "util/path_exists.h"
 
 namespace dapx {
 
@@ -272,13 +273,13 @@ ModelConfig ModelConfig::from_json(const nlohmann::json& j, const std::string& s
 
 ModelConfig ModelConfig::load(const std::filesystem::path& model_dir) {
   const auto config_path = model_dir / "config.json";
-  if (!std::filesystem::exists(config_path)) {
+  if (!path_exists(config_path)) {
     throw Error("no config.json in '" + model_dir.string() +
                 "' (not a Hugging Face model directory?)");
   }
   ModelConfig c = from_json(read_json(config_path), config_path.string());
   const auto gen_path = model_dir / "generation_config.json";
-  if (std::filesystem::exists(gen_path)) {
+  if (path_exists(gen_path)) {
     const json g = read_json(gen_path);
     if (!g.is_object()) throw Error(gen_path.string() + ": expected a JSON object");
     const Fields f(g, gen_path.string());

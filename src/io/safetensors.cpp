@@ -19,6 +19,7 @@
 
 #include "util/bf16.h"
 #include "util/error.h"
+#include "util/path_exists.h"
 
 namespace dapx {
 
@@ -365,6 +366,11 @@ std::map<std::string, std::string> read_weight_map(const std::filesystem::path& 
                   "' is not a file name string");
     }
     const std::string shard = file.get<std::string>();
+    if (shard.size() > 255) {  // NAME_MAX: no file system holds such a name
+      throw Error(quoted(index_path) + ": weight_map entry for tensor '" + name +
+                  "' names an invalid shard (a file name of " + std::to_string(shard.size()) +
+                  " bytes: '" + shard.substr(0, 40) + "...')");
+    }
     if (shard.empty() || std::filesystem::path(shard).has_parent_path()) {
       throw Error(quoted(index_path) + ": weight_map entry for tensor '" + name +
                   "' names an invalid shard '" + shard + "'");
@@ -381,12 +387,12 @@ WeightStore WeightStore::open(const std::filesystem::path& model_dir) {
   ws.dir_ = model_dir;
   const auto single = model_dir / "model.safetensors";
   const auto index = model_dir / "model.safetensors.index.json";
-  if (std::filesystem::exists(single)) {
+  if (path_exists(single)) {
     ws.files_.push_back(SafetensorsFile::open(single));
     for (const auto& [name, view] : ws.files_.back()->tensors()) ws.index_.emplace(name, &view);
     return ws;
   }
-  if (!std::filesystem::exists(index)) {
+  if (!path_exists(index)) {
     throw Error("no model.safetensors or model.safetensors.index.json in " + quoted(model_dir));
   }
   const auto weight_map = read_weight_map(index);
@@ -395,7 +401,7 @@ WeightStore WeightStore::open(const std::filesystem::path& model_dir) {
     auto it = shards.find(shard);
     if (it == shards.end()) {
       const auto shard_path = model_dir / shard;
-      if (!std::filesystem::exists(shard_path)) {
+      if (!path_exists(shard_path)) {
         throw Error("shard '" + shard + "' listed in " + quoted(index) + " does not exist");
       }
       ws.files_.push_back(SafetensorsFile::open(shard_path));

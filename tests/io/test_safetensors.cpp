@@ -9,6 +9,7 @@
 #include "io/safetensors.h"
 #include "temp_dir.h"
 #include "util/error.h"
+#include "util/path_exists.h"
 
 namespace dapx {
 namespace {
@@ -437,6 +438,10 @@ TEST(WeightStore, BadIndex) {
   write_file(dir / "model.safetensors.index.json",
              R"({"weight_map": {"a": "../evil.safetensors"}})");
   expect_error([&] { WeightStore::open(dir.path()); }, {"'a'", "invalid shard"});
+  // a name longer than any file system allows (fuzzer find: std::filesystem::exists threw)
+  write_file(dir / "model.safetensors.index.json",
+             R"({"weight_map": {"a": "model-)" + std::string(300, '9') + R"(.safetensors"}})");
+  expect_error([&] { WeightStore::open(dir.path()); }, {"'a'", "invalid shard", "318 bytes"});
   // a tensor mapped to two shards: JSON keeps the last one silently, dapx refuses
   write_file(dir / "model.safetensors.index.json",
              R"({"metadata": {"total_size": 8}, "weight_map": {"a": "model-1.safetensors", )"
@@ -446,6 +451,18 @@ TEST(WeightStore, BadIndex) {
   write_file(dir / "model.safetensors.index.json",
              R"({"metadata": {"total_size": 8, "total_size": 9}, "weight_map": {}})");
   expect_error([&] { WeightStore::open(dir.path()); }, {"key 'total_size' appears twice"});
+}
+
+TEST(WeightStore, AnInaccessiblePathIsAnErrorNamingIt) {
+  // exists() reports "File name too long" (or a component that is not a directory) by
+  // throwing std::filesystem::filesystem_error; path_exists() turns it into a dapx::Error
+  expect_error([&] { path_exists(std::string(5000, 'a')); }, {"cannot access 'aaaa", "..."});
+  TempDir dir;
+  write_file(dir / "file", "x");
+  EXPECT_FALSE(path_exists(dir / "missing"));
+  EXPECT_TRUE(path_exists(dir / "file"));
+  expect_error([&] { WeightStore::open(dir / "file" / std::string(5000, 'b')); },
+               {"cannot access"});
 }
 
 TEST(WeightStore, NoWeights) {
