@@ -7,7 +7,7 @@ DAPX  := $(BUILD)/apps/dapx
 # The trained default pair (dapx train; recipe in models/README.md).
 TARGET := models/target
 DRAFT  := models/draft
-DEMO_LENGTH ?= 400
+DEMO_LENGTH ?= 640
 DEMO_TASK ?= niah_single_1
 # Random-weight models of real shapes for benchmarks, generated on demand (make models).
 MODELS := models/generated
@@ -47,7 +47,7 @@ bench: models
 # KV kept, TTFT, total time, peak memory.
 run: build
 	$(DAPX) demo --model $(TARGET) --draft $(DRAFT) --task $(DEMO_TASK) --length $(DEMO_LENGTH) \
-	  --budget 64 --methods full,snapkv,speckv,speckv-pc --samples 5
+	  --budget 128 --methods full,snapkv,speckv,speckv-pc --samples 5
 
 test: build
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
