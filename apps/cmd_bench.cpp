@@ -272,8 +272,31 @@ struct Models {
   std::optional<ModelConfig> draft;
 };
 
+// The process floor: working memory (peak RSS - weights) of a child that loads the target and
+// answers an 8-token prompt with one token. What LibTorch, the tokenizer, the allocator and the
+// threads hold whatever the request; each row's request_bytes is its working memory above it.
+// Null (with a warning) when that child fails: the rows keep their working memory.
+nlohmann::json measure_floor(const Flags& f, const fs::path& prompt, const fs::path& err_path) {
+  Flags one = f;
+  one.new_tokens = 1;
+  BenchMethod full;
+  full.label = full.name = "full";
+  Case c;
+  c.length = 8;
+  c.method = &full;
+  c.argv = case_argv(one, full, prompt);
+  const nlohmann::json r = run_case(c, err_path);
+  if (r.contains("error")) {
+    std::cerr << "[dapx] warning: measuring the process floor failed ("
+              << r["error"].get<std::string>() << "); request_bytes are left empty\n";
+    return nullptr;
+  }
+  return {{"working_bytes", r.at("working_bytes")}, {"command", shell_line(c.argv)}};
+}
+
 nlohmann::json make_rows(const std::vector<Case>& cases, const Models& models,
-                         const std::optional<bench::MachineLimits>& limits) {
+                         const std::optional<bench::MachineLimits>& limits,
+                         const nlohmann::json& floor) {
   nlohmann::json rows = nlohmann::json::array();
   for (const Case& c : cases) {
     bench::RowContext ctx;
@@ -285,6 +308,7 @@ nlohmann::json make_rows(const std::vector<Case>& cases, const Models& models,
     if (c.throughput.is_object()) row.update(c.throughput);
     rows.push_back(row);
   }
+  bench::add_request_memory(rows, floor.is_null() ? nlohmann::json() : floor["working_bytes"]);
   bench::add_ratios_to_full(rows);
   return rows;
 }
@@ -369,6 +393,9 @@ void run(const Flags& f) {
   const TempDir scratch;  // the children's stderr
   const Tokenizer tok = Tokenizer::load(fs::path(f.model) / "tokenizer.json");
   const std::string corpus = read_file(default_data_dir() + "/corpus_en.txt");
+  std::cerr << "measuring the process floor (the target, an 8-token prompt, one token)...\n";
+  info["floor"] = measure_floor(f, bench::write_prompt_file(tok, corpus, 8, dir / "prompts"),
+                                scratch.path / "child.log");
   std::map<int64_t, fs::path> prompts;
   std::vector<Case> cases;
   for (int64_t n : f.lengths) {
@@ -397,11 +424,11 @@ void run(const Flags& f) {
                   << (r.contains("error") ? "failed: " + r["error"].get<std::string>() : outcome)
                   << "\n";
         // after every run: a run cut short keeps what it measured
-        write_results(dir, info, make_rows(cases, models, limits));
+        write_results(dir, info, make_rows(cases, models, limits, info["floor"]));
       }
   if (f.throughput > 0) measure_throughput(f, any_draft, cases, prompts);
 
-  const nlohmann::json rows = make_rows(cases, models, limits);
+  const nlohmann::json rows = make_rows(cases, models, limits, info["floor"]);
   write_results(dir, info, rows);
   if (limits)
     std::printf(

@@ -100,19 +100,34 @@ nlohmann::json make_row(const std::string& method, int64_t length, const nlohman
   return row;
 }
 
+void add_request_memory(nlohmann::json& rows, const nlohmann::json& floor_working_bytes) {
+  for (nlohmann::json& row : rows)
+    row["request_bytes"] = floor_working_bytes.is_number() && row.contains("working_bytes")
+                               ? nlohmann::json(row.at("working_bytes").get<int64_t>() -
+                                                floor_working_bytes.get<int64_t>())
+                               : nlohmann::json(nullptr);
+}
+
 void add_ratios_to_full(nlohmann::json& rows) {
-  static const std::pair<const char*, const char*> kRatios[] = {
-      {"ttft_s", "ttft_ratio"},           {"tpot_s", "tpot_ratio"},
-      {"total_s", "total_ratio"},         {"peak_rss_bytes", "rss_ratio"},
-      {"working_bytes", "working_ratio"}, {"kv_bytes", "kv_ratio"}};
+  static const std::pair<const char*, const char*> kRatios[] = {{"ttft_s", "ttft_ratio"},
+                                                                {"tpot_s", "tpot_ratio"},
+                                                                {"total_s", "total_ratio"},
+                                                                {"peak_rss_bytes", "rss_ratio"},
+                                                                {"working_bytes", "working_ratio"},
+                                                                {"request_bytes", "request_ratio"},
+                                                                {"kv_bytes", "kv_ratio"}};
+  const auto has = [](const nlohmann::json& r, const char* figure) {
+    return !r.contains("error") && r.contains(figure) && r.at(figure).is_number();
+  };
   for (nlohmann::json& row : rows) {
     const nlohmann::json* full = nullptr;
     for (const nlohmann::json& r : rows)
       if (r.at("method") == "full" && r.at("length") == row.at("length") && !r.contains("error"))
         full = &r;
     for (const auto& [figure, name] : kRatios)
-      row[name] = full && !row.contains("error") ? ratio(num(row, figure), num(*full, figure))
-                                                 : nlohmann::json(nullptr);
+      row[name] = full && has(row, figure) && has(*full, figure)
+                      ? ratio(num(row, figure), num(*full, figure))
+                      : nlohmann::json(nullptr);
   }
 }
 

@@ -32,8 +32,14 @@ struct RowContext {
 nlohmann::json make_row(const std::string& method, int64_t length, const nlohmann::json& budget,
                         const nlohmann::json& runs, const RowContext& ctx);
 
+// Adds request_bytes to every row: its working memory minus `floor_working_bytes` (the working
+// memory of a process that loaded the target and answered a tiny request: see `dapx bench`),
+// what the request itself held; null where the floor or the row's figure is missing.
+void add_request_memory(nlohmann::json& rows, const nlohmann::json& floor_working_bytes);
+
 // Adds the ratios to the `full` row of the same length to every row: ttft_ratio, tpot_ratio,
-// total_ratio, rss_ratio, working_ratio, kv_ratio (null where there is no such row).
+// total_ratio, rss_ratio, working_ratio, request_ratio, kv_ratio (null where there is no such
+// row or figure).
 void add_ratios_to_full(nlohmann::json& rows);
 
 }  // namespace dapx::bench

@@ -56,7 +56,7 @@ foreach(length 64 128)
     endif()
     foreach(field ttft_s tpot_s total_s draft_share peak_rss_bytes working_bytes kv_bytes
             kept_ratio prefill_gflops prefill_of_gemm decode_gbs decode_of_bandwidth
-            ttft_ratio tpot_ratio total_ratio rss_ratio working_ratio kv_ratio)
+            ttft_ratio tpot_ratio total_ratio rss_ratio working_ratio kv_ratio request_bytes)
       expect_number(${i} ${field})
     endforeach()
     math(EXPR i "${i} + 1")
@@ -72,6 +72,17 @@ string(JSON kept GET "${json}" rows 1 kept_ratio)
 string(JSON budget GET "${json}" rows 1 budget)
 if(NOT draft_s GREATER 0 OR NOT kept LESS 1 OR NOT budget EQUAL 48)
   fail("speckv at 64 tokens: draft time ${draft_s} s, kept ratio ${kept}, budget ${budget}")
+endif()
+# The process floor (a child answering an 8-token prompt): each row's request memory is its
+# working memory above it (for this tiny model about 0, so its ratio to full may be empty).
+string(JSON floor GET "${json}" floor working_bytes)
+string(JSON floor_command GET "${json}" floor command)
+string(JSON working GET "${json}" rows 1 working_bytes)
+string(JSON request GET "${json}" rows 1 request_bytes)
+math(EXPR expected_request "${working} - ${floor}")
+if(NOT floor GREATER 0 OR NOT request EQUAL expected_request
+   OR NOT floor_command MATCHES "prompt-8.txt --method full --max-new-tokens 1")
+  fail("floor ${floor} (${floor_command}), speckv at 64: working ${working}, request ${request}")
 endif()
 # The run's record: command, commit, machine and its limits (a missing key fails string(JSON)).
 string(JSON command GET "${json}" command)
@@ -89,7 +100,7 @@ endif()
 list(LENGTH csv lines)
 list(GET csv 0 header)
 list(GET csv 2 speckv_line)
-if(NOT lines EQUAL 5 OR NOT header MATCHES "^method,length,budget,.*ttft_s,tpot_s,.*total_s,.*peak_rss_bytes,.*working_bytes,.*kv_bytes,.*kept_ratio"
+if(NOT lines EQUAL 5 OR NOT header MATCHES "^method,length,budget,.*ttft_s,tpot_s,.*total_s,.*peak_rss_bytes,.*working_bytes,request_bytes,.*kv_bytes,.*kept_ratio"
    OR NOT speckv_line MATCHES "^speckv,64,")
   fail("bench.csv: expected a header and 4 rows:\n${csv}")
 endif()
