@@ -7,7 +7,7 @@ DAPX  := $(BUILD)/apps/dapx
 # The trained default pair (dapx train; recipe in models/README.md).
 TARGET := models/target
 DRAFT  := models/draft
-DEMO_LENGTH ?= 640
+DEMO_LENGTH ?= 2048
 DEMO_TASK ?= niah_single_1
 # Random-weight models of real shapes for benchmarks, generated on demand (make models).
 MODELS := models/generated
