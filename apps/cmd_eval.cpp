@@ -106,7 +106,20 @@ class ProgressBar {
 void run(const Flags& f) {
   ComputeOptions opts = apply_runtime_flags(f.runtime);
   const auto [target, draft] = load_target_and_draft(f.model, f.draft, opts);
-  eval::ResultLog log(f.out);
+  // What the rows depend on besides the plan: resuming a file of another setup is an error.
+  const auto dir = [](const std::string& d) {
+    return d.empty() ? nlohmann::json()
+                     : nlohmann::json(std::filesystem::weakly_canonical(d).string());
+  };
+  const auto short_name = [](const std::string& t) {  // the flags' aliases: one name each
+    return t == "bfloat16" ? std::string("bf16") : t == "float32" ? std::string("f32") : t;
+  };
+  const nlohmann::json setup = {{"model", dir(f.model)},
+                                {"draft", dir(f.draft)},
+                                {"dtype", short_name(f.runtime.dtype)},
+                                {"kv_dtype", short_name(f.runtime.kv_dtype)},
+                                {"weights", f.runtime.weights}};
+  eval::ResultLog log(f.out, setup);
   ProgressBar bar;
   eval::Progress progress;
   progress.on_row = [&](int done, int total, const nlohmann::json& row) {

@@ -85,7 +85,8 @@ std::string MethodRun::label() const {
   return s;
 }
 
-ResultLog::ResultLog(const std::filesystem::path& path) : path_(path) {
+ResultLog::ResultLog(const std::filesystem::path& path, const nlohmann::json& setup)
+    : path_(path), setup_(setup) {
   std::ifstream in(path);
   if (!in) return;  // a new file
   std::vector<std::string> lines;
@@ -103,6 +104,13 @@ ResultLog::ResultLog(const std::filesystem::path& path) : path_(path) {
                   ": not a JSON object; fix or remove the line to resume");
     }
     good_bytes += lines[i].size() + 1;
+    if (!setup_.is_null() && row.value("setup", nlohmann::json()) != setup_)
+      throw Error(
+          path.string() + ":" + std::to_string(i + 1) + ": a result of " +
+          (row.contains("setup") ? row["setup"].dump() : std::string("an unrecorded setup")) +
+          ", but this run is " + setup_.dump() +
+          ": rows of other models or settings would be reported as this run's; choose "
+          "another --out or remove the file");
     try {
       keys_.insert(key_of(row));
     } catch (const Error& e) {
@@ -123,7 +131,9 @@ std::string ResultLog::key_of(const nlohmann::json& row) {
   }
 }
 
-void ResultLog::append(const nlohmann::json& row) {
+void ResultLog::append(const nlohmann::json& given) {
+  nlohmann::json row = given;
+  if (!setup_.is_null()) row["setup"] = setup_;
   std::ofstream out(path_, std::ios::app);
   out << row.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
   out.flush();

@@ -37,9 +37,13 @@ struct EvalPlan {
 // Rows already written (loaded at open) plus appends, flushed per row. A last line cut short
 // by a killed run is dropped (and overwritten); any other malformed line is an error naming
 // the file and line.
+// `setup` (optional: the models and the settings that change the numbers) is stored in every
+// appended row as "setup"; a file holding a row of another setup (or none) is an error at open,
+// since resuming would report that run's rows as this run's.
 class ResultLog {
  public:
-  explicit ResultLog(const std::filesystem::path& path);
+  explicit ResultLog(const std::filesystem::path& path,
+                     const nlohmann::json& setup = nlohmann::json());
   bool has(const std::string& key) const { return keys_.count(key) > 0; }
   void append(const nlohmann::json& row);
   const std::vector<nlohmann::json>& rows() const { return rows_; }
@@ -47,6 +51,7 @@ class ResultLog {
 
  private:
   std::filesystem::path path_;
+  nlohmann::json setup_;
   std::vector<nlohmann::json> rows_;
   std::set<std::string> keys_;
 };

@@ -163,6 +163,38 @@ TEST(EvalRunner, AKilledRunLosesOnlyTheRowInFlight) {
   EXPECT_EQ(ResultLog(file).rows().size(), 8u);
 }
 
+TEST(EvalRunner, AFileOfAnotherSetupIsNotResumed) {
+  Fixture& fx = fixture();
+  test::TempDir tmp;
+  const auto file = tmp / "results.jsonl";
+  const nlohmann::json a = {{"model", "/models/a"}, {"dtype", "bf16"}};
+  const nlohmann::json b = {{"model", "/models/b"}, {"dtype", "bf16"}};
+  {
+    ResultLog log(file, a);
+    EvalPlan plan = small_plan();
+    plan.samples = 1;
+    run_ruler(*fx.model, nullptr, fx.suite, plan, log, {});
+  }
+  const ResultLog same(file, a);  // resumes: every row carries its setup
+  ASSERT_EQ(same.rows().size(), 4u);
+  for (const auto& r : same.rows()) EXPECT_EQ(r.at("setup"), a);
+  const std::string other = error_of([&] { ResultLog log(file, b); });
+  EXPECT_NE(other.find("results.jsonl:1: a result of {\"dtype\":\"bf16\",\"model\":\"/models/a\"}"),
+            std::string::npos)
+      << other;
+  EXPECT_NE(other.find("this run is {\"dtype\":\"bf16\",\"model\":\"/models/b\"}"),
+            std::string::npos)
+      << other;
+  EXPECT_NE(other.find("choose another --out or remove the file"), std::string::npos) << other;
+  // A row without a setup (an older dapx's) is not taken for this run's either.
+  test::write_file(tmp / "old.jsonl",
+                   R"({"suite":"ruler","task":"t","length":64,"run":"full","sample":0})"
+                   "\n");
+  EXPECT_NE(error_of([&] { ResultLog log(tmp / "old.jsonl", a); }).find("an unrecorded setup"),
+            std::string::npos);
+  EXPECT_EQ(count_lines(file), 4);  // nothing was lost
+}
+
 TEST(EvalRunner, BadInputIsAClearErrorAndKeepsTheRows) {
   Fixture& fx = fixture();
   test::TempDir tmp;
