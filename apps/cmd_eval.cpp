@@ -111,14 +111,12 @@ void run(const Flags& f) {
     return d.empty() ? nlohmann::json()
                      : nlohmann::json(std::filesystem::weakly_canonical(d).string());
   };
-  const auto short_name = [](const std::string& t) {  // the flags' aliases: one name each
-    return t == "bfloat16" ? std::string("bf16") : t == "float32" ? std::string("f32") : t;
-  };
+  const auto dtype = [](at::ScalarType t) { return t == at::kBFloat16 ? "bf16" : "f32"; };
   const nlohmann::json setup = {{"model", dir(f.model)},
                                 {"draft", dir(f.draft)},
-                                {"dtype", short_name(f.runtime.dtype)},
-                                {"kv_dtype", short_name(f.runtime.kv_dtype)},
-                                {"weights", f.runtime.weights}};
+                                {"dtype", dtype(opts.weight_dtype)},
+                                {"kv_dtype", dtype(opts.kv_dtype)},
+                                {"weights", opts.int8_weights ? "int8" : "native"}};
   eval::ResultLog log(f.out, setup);
   ProgressBar bar;
   eval::Progress progress;
