@@ -77,6 +77,7 @@ void run_train(Flags& f, const std::string& command) {
   o.curriculum = parse_curriculum(f.curriculum);
   o.mix.tasks = split_list(f.tasks);
   o.save_dtype = f.save_dtype == "f32" ? DType::F32 : DType::BF16;
+  o.device = apply_runtime_flags(f.runtime).device;  // before anything is written
   if (!f.shape.empty() == !f.init.empty())
     throw Error("give either --init DIR (continue from a model) or --shape NAME (start fresh)");
   if (!f.shape.empty()) {
@@ -87,7 +88,6 @@ void run_train(Flags& f, const std::string& command) {
     o.init = f.init;
     o.reinit = f.reinit;
   }
-  apply_runtime_flags(f.runtime);
   ProgressLine progress;
   TrainCallbacks cb;
   cb.on_stage = [&](const CurriculumStage& s, const std::vector<std::string>& tasks) {
@@ -189,6 +189,8 @@ void register_train(CLI::App& app) {
   cmd->add_option("--threads", f->runtime.threads,
                   "CPU threads (0 = all hardware threads; at most 4 x them)")
       ->check(int_range(0, max_threads()));
+  cmd->add_option("--device", f->runtime.device,
+                  "cpu, or cuda / cuda:N with a CUDA build of LibTorch (TF32 matmuls)");
   // The options as given, in CLI11's config format: the recipe recorded in train_state.json.
   cmd->callback([f, cmd] { run_train(*f, cmd->config_to_str(false, false)); });
 

@@ -4,8 +4,7 @@
 # (tests/cuda: parity with the naive reference, every method as on the CPU), runs every other
 # test against that LibTorch, then measures methods on a qwen2.5-0.5b-shaped model.
 #   scripts/cuda-check.sh [OUT_DIR]      (default: cuda-check-out)
-# Build dependencies as in install-deps.sh; where apt cannot reach them, DAPX_DEBS=DIR names a
-# folder of Debian .deb files, unpacked into a private prefix (never into /).
+# Build dependencies as in install-deps.sh, or DAPX_DEBS=DIR (see cuda-build.sh).
 # LENGTHS / METHODS / NEW_TOKENS / REPEATS override the benchmark's prompt lengths, methods,
 # generated tokens and repeats (dapx bench).
 set -uo pipefail
@@ -13,32 +12,9 @@ cd "$(dirname "$0")/.."
 out=${1:-cuda-check-out}
 mkdir -p "$out"
 out=$(realpath "$out")
-prefix=$(python3 -c 'import torch; print(torch.utils.cmake_prefix_path)') || exit 1
-if [ -n "${DAPX_DEBS:-}" ]; then
-  deps=/tmp/dapx-deps
-  mkdir -p $deps
-  for f in "$DAPX_DEBS"/*.deb; do dpkg -x "$f" $deps; done
-  prefix="$prefix;$deps/usr"
-  export LD_LIBRARY_PATH=$deps/usr/lib/x86_64-linux-gnu:${LD_LIBRARY_PATH:-}
-fi
-export PATH=/usr/local/cuda/bin:$PATH TORCH_CUDA_ARCH_LIST=${TORCH_CUDA_ARCH_LIST:-9.0}
-{
-  nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
-  python3 -c 'import torch; print("torch", torch.__version__, "cuda", torch.version.cuda)'
-  nproc
-  g++ --version | head -1
-} 2>&1 | tee "$out/machine.txt"
-
+source scripts/cuda-build.sh
+cuda_build "$out" || exit 1
 b=build-cuda
-gen=$(command -v ninja >/dev/null && echo "-G Ninja")
-SECONDS=0
-cmake -S . -B $b $gen -DCMAKE_BUILD_TYPE=Release -DCMAKE_PREFIX_PATH="$prefix" \
-  >"$out/cmake.log" 2>&1 || { tail -40 "$out/cmake.log"; exit 1; }
-if ! cmake --build $b -j "$(nproc)" >"$out/build.log" 2>&1; then
-  grep -E "error|Error" -A3 "$out/build.log" | head -100
-  exit 1
-fi
-echo "configure + build: ${SECONDS} s"
 
 SECONDS=0
 $b/tests/cuda/test_cuda >"$out/test_cuda.log" 2>&1

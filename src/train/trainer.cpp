@@ -23,6 +23,7 @@ double seconds_since(Clock::time_point t0) {
 
 // GPT-2-style initialisation: N(0, 0.02) matrices, the projections into the residual stream
 // scaled by 1/sqrt(2 x layers), unit norm gains, zero biases.
+// Drawn on the CPU and copied, so a seed gives the same weights on every device.
 void reinitialise(const LoadedModel& model, uint64_t seed) {
   at::NoGradGuard no_grad;
   auto gen = at::make_generator<at::CPUGeneratorImpl>(seed);
@@ -38,7 +39,9 @@ void reinitialise(const LoadedModel& model, uint64_t seed) {
     else if (ends(".bias"))
       t.zero_();
     else
-      t.normal_(0.0, ends("o_proj.weight") || ends("down_proj.weight") ? residual : 0.02, gen);
+      t.copy_(at::empty(t.sizes(), t.options().device(at::kCPU))
+                  .normal_(0.0, ends("o_proj.weight") || ends("down_proj.weight") ? residual : 0.02,
+                           gen));
   }
 }
 
@@ -149,6 +152,8 @@ void train(const TrainOptions& o, const TrainCallbacks& cb) {
   ComputeOptions copts;
   copts.weight_dtype = at::kFloat;
   copts.trainable = true;
+  copts.device = o.device;
+  if (o.device.is_cuda()) at::globalContext().setAllowTF32CuBLAS(true);
   const std::unique_ptr<LoadedModel> model = LoadedModel::load(o.init, copts);
   const ModelConfig& cfg = model->config;
   for (const CurriculumStage& s : o.curriculum)
@@ -193,6 +198,7 @@ void train(const TrainOptions& o, const TrainCallbacks& cb) {
                          {"lm_weight", o.lm_weight},
                          {"text_share", o.mix.text_share},
                          {"templates", o.templates},
+                         {"device", o.device.str()},
                          {"curriculum", nlohmann::json::array()},
                          {"log", nlohmann::json::array()},
                          {"eval", nlohmann::json::array()}};
@@ -245,10 +251,11 @@ void train(const TrainOptions& o, const TrainCallbacks& cb) {
         const int64_t n = static_cast<int64_t>(ex.tokens.size());
         const std::vector<int> inputs(ex.tokens.begin(), ex.tokens.end() - 1);
         const at::Tensor targets =
-            at::tensor(std::vector<int64_t>(ex.tokens.begin() + 1, ex.tokens.end()), at::kLong);
+            at::tensor(std::vector<int64_t>(ex.tokens.begin() + 1, ex.tokens.end()), at::kLong)
+                .to(o.device);
         std::vector<float> is_answer(n - 1);
         for (int64_t j = 1; j < n; ++j) is_answer[j - 1] = ex.answer[j] ? 1.f : 0.f;
-        const at::Tensor answer = at::tensor(is_answer);
+        const at::Tensor answer = at::tensor(is_answer).to(o.device);
         const at::Tensor logits = model->transformer.sequence_logits(inputs);
         const at::Tensor ce =
             at::nll_loss(at::log_softmax(logits, -1), targets, {}, at::Reduction::None);

@@ -2,6 +2,8 @@
 // `dapx train`: LibTorch autograd over the inference model's own layers
 // (Transformer::sequence_logits), AdamW, linear warm-up + cosine decay, gradient clipping, a
 // length curriculum, periodic greedy evaluation on held-out samples, HF checkpoints.
+#include <c10/core/Device.h>
+
 #include <cstdint>
 #include <filesystem>
 #include <functional>
@@ -42,7 +44,9 @@ struct TrainOptions {
   // training split's words, values and prose, so no evaluation sample is ever seen) or "train"
   // (paraphrased templates: also tests transfer to unseen phrasing, too hard for a tiny model).
   std::string templates = "eval";
-  std::string command;             // recorded in train_state.json
+  std::string command;  // recorded in train_state.json
+  // cpu, or cuda[:N] with a CUDA build of LibTorch (matmuls then use TF32).
+  c10::Device device = c10::kCPU;
 };
 
 struct StepReport {

@@ -78,6 +78,36 @@ TEST(Train, LossFallsAndASeedRepeatsTheRunExactly) {
   const nlohmann::json state = load_train_state(tmp / "a");
   ASSERT_EQ(state["parts"].size(), 1u);
   EXPECT_EQ(state["parts"][0]["steps_done"], 20);
+  EXPECT_EQ(state["parts"][0]["device"], "cpu");
+}
+
+// The same run on a GPU (a CUDA build of LibTorch; skipped elsewhere): the loss falls as on
+// the CPU, the seed's initial weights are the CPU's, and the checkpoint loads on the CPU.
+TEST(Train, OnAGpuTheLossFallsAndTheCheckpointLoadsOnTheCpu) {
+  if (!at::hasCUDA()) GTEST_SKIP() << "no CUDA device visible";
+  test::TempDir tmp;
+  const auto init = tiny_trainable(tmp, "init");
+  TrainOptions zero_steps = few_steps(init, tmp / "cpu0");
+  zero_steps.lr = 1e-7;  // one step of a negligible rate: compare initial weights
+  zero_steps.curriculum = {{560, 1}};
+  run(zero_steps);
+  TrainOptions gpu0 = zero_steps;
+  gpu0.out = tmp / "gpu0";
+  gpu0.device = at::kCUDA;
+  run(gpu0);
+  ComputeOptions opts;
+  opts.weight_dtype = at::kFloat;
+  const auto a = LoadedModel::load(tmp / "cpu0", opts), b = LoadedModel::load(tmp / "gpu0", opts);
+  for (size_t i = 0; i < a->transformer.named_parameters().size(); ++i)
+    EXPECT_TRUE(at::allclose(a->transformer.named_parameters()[i].second,
+                             b->transformer.named_parameters()[i].second, 1e-5, 1e-5))
+        << a->transformer.named_parameters()[i].first;
+  TrainOptions o = few_steps(init, tmp / "gpu");
+  o.device = at::kCUDA;
+  const std::vector<double> l = run(o);
+  ASSERT_EQ(l.size(), 20u);
+  EXPECT_LT((l[16] + l[17] + l[18] + l[19]) / 4, 0.85 * (l[0] + l[1] + l[2] + l[3]) / 4);
+  EXPECT_EQ(load_train_state(tmp / "gpu")["parts"][0]["device"], "cuda");
 }
 
 TEST(Train, CheckpointsReloadBitForBit) {
