@@ -64,8 +64,9 @@ void register_make_model(CLI::App& app) {
       "make-model", "Write a random-weight HF model directory of a real model's shape");
   cmd->add_option("--arch", f->arch, "llama, qwen2, qwen3 or mistral")
       ->check(CLI::IsMember({"llama", "qwen2", "qwen3", "mistral"}));
-  cmd->add_option("--shape", f->shape,
-                  "tiny, small, qwen2.5-0.5b, qwen2.5-1.5b, llama-3.2-1b, qwen3-0.6b");
+  std::string shapes;
+  for (const std::string& n : shape_preset_names()) shapes += (shapes.empty() ? "" : ", ") + n;
+  cmd->add_option("--shape", f->shape, shapes);
   cmd->add_option("--seed", f->seed, "Weight seed (same seed, same weights)")->check(seed_value());
   cmd->add_option("--out,-o", f->out, "Output directory")->required();
   cmd->add_option("--tokenizer", f->tokenizer,

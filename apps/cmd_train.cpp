@@ -22,6 +22,7 @@ struct Flags {
   std::string out, init, shape, tokenizer, curriculum, tasks, save_dtype = "bf16";
   bool reinit = false;
   int max_position = 0;
+  double minutes = 0;
   RuntimeFlags runtime;
   TrainOptions opts;
 };
@@ -49,9 +50,10 @@ class ProgressLine {
     char line[256];
     std::snprintf(line, sizeof line,
                   "step %d/%d len<=%d | loss %.3f (answer %.3f, lm %.3f) | answer acc %3.0f%% | "
-                  "%.0f tok/s | lr %.2e | %s left",
+                  "%.0f tok/s (data wait %.0f ms) | lr %.2e | %s left",
                   r.step, r.total_steps, r.max_tokens, r.loss, r.answer_loss, r.lm_loss,
-                  100 * r.answer_accuracy, r.tokens_per_s, r.lr, duration(eta).c_str());
+                  100 * r.answer_accuracy, r.tokens_per_s, 1e3 * r.data_wait_s, r.lr,
+                  duration(eta).c_str());
     if (tty_) {
       std::cerr << "\r" << line << "\033[K" << std::flush;
     } else if (r.step % 10 == 0 || r.step == r.total_steps) {
@@ -75,6 +77,7 @@ void run_train(Flags& f, const std::string& command) {
   o.out = f.out;
   o.data_dir = default_data_dir();
   o.curriculum = parse_curriculum(f.curriculum);
+  o.time_limit_s = 60 * f.minutes;
   o.mix.tasks = split_list(f.tasks);
   o.save_dtype = f.save_dtype == "f32" ? DType::F32 : DType::BF16;
   o.device = apply_runtime_flags(f.runtime).device;  // before anything is written
@@ -106,6 +109,7 @@ void run_train(Flags& f, const std::string& command) {
     progress.message(line);
   };
   cb.on_save = [&](const std::filesystem::path& dir) { progress.message("saved " + dir.string()); };
+  cb.on_message = [&](const std::string& m) { progress.message(m); };
   train(o, cb);
 }
 
@@ -162,6 +166,10 @@ void register_train(CLI::App& app) {
   cmd->add_option("--lr", f->opts.lr, "Peak learning rate")->check(real_range(1e-7, 1.0));
   cmd->add_option("--min-lr-fraction", f->opts.min_lr_fraction, "Cosine floor, x peak")
       ->check(real_range(0.0, 1.0));
+  cmd->add_option("--minutes", f->minutes,
+                  "Wall-clock budget: the cosine follows steps or time, whichever is further, "
+                  "and training stops, saved, when it is spent (0: none)")
+      ->check(real_range(0, 1e6));
   cmd->add_option("--warmup", f->opts.warmup_steps, "Linear warm-up steps")
       ->check(int_range(0, 1 << 20));
   cmd->add_option("--weight-decay", f->opts.weight_decay, "AdamW weight decay (matrices)")

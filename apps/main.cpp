@@ -13,7 +13,9 @@ void register_eval(CLI::App& app);
 void register_demo(CLI::App& app);
 void register_analyze(CLI::App& app);
 void register_methods(CLI::App& app);
+#ifdef DAPX_SERVER
 void register_serve(CLI::App& app);
+#endif
 void register_bench(CLI::App& app);
 }  // namespace dapx::cli
 
@@ -32,7 +34,9 @@ int main(int argc, char** argv) {
   dapx::cli::register_demo(app);
   dapx::cli::register_analyze(app);
   dapx::cli::register_methods(app);
+#ifdef DAPX_SERVER
   dapx::cli::register_serve(app);
+#endif
   dapx::cli::register_bench(app);
   try {
     app.parse(argc, argv);

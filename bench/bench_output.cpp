@@ -20,7 +20,7 @@ constexpr const char* kCsvHeader =
     "kv_bytes,kv_bytes_full,kept_ratio,prompt_kept_ratio,"
     "prefill_gflops,prefill_of_gemm,decode_bytes_per_token,decode_gbs,decode_of_bandwidth,"
     "ttft_ratio,tpot_ratio,total_ratio,rss_ratio,working_ratio,request_ratio,kv_ratio,"
-    "requests_per_s,tokens_per_s,error,throughput_error";
+    "requests_per_s,tokens_per_s,gpu_peak_bytes,gpu_ratio,error,throughput_error";
 
 // A number printed with `fmt` after scaling, or "-" where the row has none.
 std::string cell(const nlohmann::json& row, const char* key, const char* fmt, double scale = 1) {
@@ -50,8 +50,11 @@ std::string gp_string(const std::string& s) {
 }  // namespace
 
 std::string table_text(const nlohmann::json& rows) {
-  bool throughput = false;
-  for (const nlohmann::json& r : rows) throughput = throughput || r.contains("requests_per_s");
+  bool throughput = false, gpu = false;
+  for (const nlohmann::json& r : rows) {
+    throughput = throughput || r.contains("requests_per_s");
+    gpu = gpu || (r.contains("gpu_peak_bytes") && r.at("gpu_peak_bytes").is_number());
+  }
   std::ostringstream out;
   char line[512];
   std::snprintf(line, sizeof line,
@@ -59,7 +62,8 @@ std::string table_text(const nlohmann::json& rows) {
                 "method", "n", "TTFT s", "xfull", "ms/tok", "xfull", "total s", "xfull", "draft",
                 "peak MiB", "work MiB", "xfull", "req MiB", "xfull", "KV MiB", "xfull", "kept",
                 "pf/GEMM", "dec/BW");
-  out << line << (throughput ? "    req/s    tok/s" : "") << "\n";
+  out << line << (gpu ? "  GPU MiB  xfull" : "") << (throughput ? "    req/s    tok/s" : "")
+      << "\n";
   for (const nlohmann::json& r : rows) {
     const std::string method = r.at("method");
     if (r.contains("error")) {
@@ -85,6 +89,11 @@ std::string table_text(const nlohmann::json& rows) {
                   cell(r, "prefill_of_gemm", "%.0f%%", 100).c_str(),
                   cell(r, "decode_of_bandwidth", "%.0f%%", 100).c_str());
     out << line;
+    if (gpu) {
+      std::snprintf(line, sizeof line, " %8s %6s", cell(r, "gpu_peak_bytes", "%.0f", 1.0 / 1048576).c_str(),
+                    cell(r, "gpu_ratio", "%.2f").c_str());
+      out << line;
+    }
     if (throughput) {
       std::snprintf(line, sizeof line, " %8s %8s", cell(r, "requests_per_s", "%.2f").c_str(),
                     cell(r, "tokens_per_s", "%.1f").c_str());

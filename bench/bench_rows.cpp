@@ -41,7 +41,7 @@ nlohmann::json run_figures(const nlohmann::json& r) {
                              : info.value("draft_s", 0.0);
   const int64_t resident =
       s.at("weight_bytes").get<int64_t>() + s.at("draft_weight_bytes").get<int64_t>();
-  return {
+  nlohmann::json figures = {
       {"prompt_tokens", s.at("prompt_tokens")},
       {"generated_tokens", s.at("generated_tokens")},
       {"ttft_s", s.at("ttft_s")},
@@ -53,9 +53,13 @@ nlohmann::json run_figures(const nlohmann::json& r) {
       {"decode_weight_bytes", s.value("decode_weight_bytes", s.at("weight_bytes").get<int64_t>())},
       {"draft_weight_bytes", s.at("draft_weight_bytes")},
       {"working_bytes", s.at("peak_rss_bytes").get<int64_t>() - resident},
+
       {"kv_bytes", s.at("kv_bytes")},
       {"kv_bytes_full", s.at("kv_bytes_full")},
       {"prompt_kept_ratio", info.value("kept_ratio", 1.0)}};
+  if (s.contains("gpu_peak_bytes") && s.at("gpu_peak_bytes").is_number())  // GPU runs only
+    figures["gpu_peak_bytes"] = s.at("gpu_peak_bytes");
+  return figures;
 }
 
 nlohmann::json make_row(const std::string& method, int64_t length, const nlohmann::json& budget,
@@ -115,7 +119,8 @@ void add_ratios_to_full(nlohmann::json& rows) {
                                                                 {"peak_rss_bytes", "rss_ratio"},
                                                                 {"working_bytes", "working_ratio"},
                                                                 {"request_bytes", "request_ratio"},
-                                                                {"kv_bytes", "kv_ratio"}};
+                                                                {"kv_bytes", "kv_ratio"},
+                                                                {"gpu_peak_bytes", "gpu_ratio"}};
   const auto has = [](const nlohmann::json& r, const char* figure) {
     return !r.contains("error") && r.contains(figure) && r.at(figure).is_number();
   };

@@ -23,15 +23,21 @@ cuda_build() {
     nproc
     g++ --version | head -1
   } 2>&1 | tee "$out/machine.txt"
+  # dapx serve needs cpp-httplib through pkg-config; a GPU machine without apt may lack both.
+  local server=ON
+  pkg-config --exists cpp-httplib 2>/dev/null || server=OFF
+  echo "dapx serve: $server (cpp-httplib through pkg-config)" | tee -a "$out/machine.txt"
   local gen targets=()
   gen=$(command -v ninja >/dev/null && echo "-G Ninja")
   for t in "$@"; do targets+=(--target "$t"); done
-  SECONDS=0
+  local t0=$SECONDS
   cmake -S . -B build-cuda $gen -DCMAKE_BUILD_TYPE=Release -DCMAKE_PREFIX_PATH="$prefix" \
+    -DDAPX_SERVER=$server \
     >"$out/cmake.log" 2>&1 || { tail -40 "$out/cmake.log"; return 1; }
-  if ! cmake --build build-cuda -j "$(nproc)" ${targets[@]+"${targets[@]}"} >"$out/build.log" 2>&1; then
+  # Keep going past a failing file, so that one run shows every error.
+  if ! cmake --build build-cuda -j "$(nproc)" ${targets[@]+"${targets[@]}"} ${gen:+-- -k 0} >"$out/build.log" 2>&1; then
     grep -E "error|Error" -A3 "$out/build.log" | head -100
     return 1
   fi
-  echo "configure + build: ${SECONDS} s"
+  echo "configure + build: $((SECONDS - t0)) s"
 }

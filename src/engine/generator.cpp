@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "engine/gpu_memory.h"
 #include "engine/stats.h"
 #include "util/error.h"
 
@@ -23,6 +24,9 @@ nlohmann::json GenerationStats::to_json() const {
           {"peak_rss_bytes", peak_rss_bytes},
           {"peak_rss_scope", peak_rss_scope},
           {"working_bytes", working_bytes()},
+          {"gpu_peak_bytes", gpu_peak_bytes >= 0 ? nlohmann::json(gpu_peak_bytes) : nullptr},
+          {"gpu_reserved_peak_bytes",
+           gpu_reserved_peak_bytes >= 0 ? nlohmann::json(gpu_reserved_peak_bytes) : nullptr},
           {"finish_reason", finish_reason},
           {"kv_entries_per_layer", kv_entries_per_layer}};
 }
@@ -87,6 +91,8 @@ GenerationResult generate(const LoadedModel& model, Method& method, const std::v
                           const GenerationParams& params, const TextCallback& on_text) {
   check_prompt(model.config, prompt, params.max_new_tokens);
   const bool per_request = reset_peak_rss();
+  const c10::Device device = model.transformer.options().device;
+  const bool gpu_measured = reset_gpu_peak(device);
   const Stopwatch total;
   Sampler sampler(params.sampling);
   GenerationResult result;
@@ -146,6 +152,11 @@ GenerationResult generate(const LoadedModel& model, Method& method, const std::v
   st.kv_bytes = pre.cache.allocated_bytes();
   st.peak_rss_bytes = peak_rss_bytes();
   st.peak_rss_scope = per_request ? "request" : "process";
+  if (gpu_measured) {
+    const GpuPeak gpu = gpu_peak(device);
+    st.gpu_peak_bytes = gpu.allocated_bytes;
+    st.gpu_reserved_peak_bytes = gpu.reserved_bytes;
+  }
   result.text = streamer.text();
   return result;
 }

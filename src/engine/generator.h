@@ -40,6 +40,9 @@ struct GenerationStats {
   int64_t draft_weight_bytes = 0;  // the draft's (draft-based methods), set by the caller
   int64_t peak_rss_bytes = 0;
   std::string peak_rss_scope;  // "request" (reset at the start) or "process" (all-time high)
+  // On a GPU: the CUDA caching allocator's peaks during this request (reset at its start);
+  // -1 where not measured (CPU).
+  int64_t gpu_peak_bytes = -1, gpu_reserved_peak_bytes = -1;
   // Memory beyond the resident weights: peak RSS - target and draft weights.
   int64_t working_bytes() const { return peak_rss_bytes - weight_bytes - draft_weight_bytes; }
   std::string finish_reason;  // "eos", "stop", "length", "cancelled"

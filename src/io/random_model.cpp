@@ -35,6 +35,10 @@ constexpr Preset kPresets[] = {
     {"qwen2.5-1.5b", 1536, 8960, 28, 12, 2, 128, 151936, 32768, 1e6, true, false},
     {"llama-3.2-1b", 2048, 8192, 16, 32, 8, 64, 128256, 131072, 500000.0, true, true},
     {"qwen3-0.6b", 1024, 3072, 28, 16, 8, 128, 151936, 40960, 1e6, true, false},
+    // The paper's targets, for speed and memory at 32k-64k on a GPU (random weights): the
+    // real models' shapes, the context raised to 128k as with their long-context scaling.
+    {"qwen2.5-7b", 3584, 18944, 28, 28, 4, 128, 152064, 131072, 1e6, false, false},
+    {"llama-3.1-8b", 4096, 14336, 32, 32, 8, 128, 128256, 131072, 500000.0, false, true},
     // The trained default pair (dapx train; vocab from the trained tokenizer): a ~6M target
     // and a ~7x smaller draft.
     {"train-target", 256, 768, 6, 4, 2, 64, 0, 8192, 10000.0, true, false},
@@ -261,12 +265,12 @@ ModelShape shape_preset(const std::string& name, Arch arch) {
     s.max_pos = p.max_pos;
     s.rope_theta = p.rope_theta;
     s.tie = p.tie;
-    const bool real_llama = name == "llama-3.2-1b";
+    const bool real_llama = name.rfind("llama-3.", 0) == 0;
     if (p.llama3_rope && (real_llama || arch == Arch::Llama)) {
-      // The real model's scaling; tiny/small use a short original context so that some of
-      // their few frequencies fall in each of the three llama3 bands.
-      s.rope_scaling =
-          RopeScaling{"llama3", real_llama ? 32.0 : 8.0, 1.0, 4.0, real_llama ? 8192 : 2048};
+      // The real models' scaling (factor 32 for 3.2, 8 for 3.1); tiny/small use a short
+      // original context so that some of their few frequencies fall in each of the three bands.
+      s.rope_scaling = RopeScaling{"llama3", name == "llama-3.2-1b" ? 32.0 : 8.0, 1.0, 4.0,
+                                   real_llama ? 8192 : 2048};
     }
     if (real_llama) s.rms_norm_eps = 1e-5;
     return s;

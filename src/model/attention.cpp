@@ -1,5 +1,7 @@
 #include "model/attention.h"
 
+#include <torch/version.h>
+
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -127,10 +129,48 @@ at::Tensor accumulated_attention(const at::Tensor& q, const at::Tensor& keys,
   return out;
 }
 
+bool fused_attention_applies(const at::Tensor& q, const at::Tensor& key_mask) {
+#if TORCH_VERSION_MAJOR >= 2
+  return q.is_cuda() && !key_mask.defined();
+#else
+  return false;  // LibTorch 1.x has no scaled_dot_product_attention
+#endif
+}
+
+at::Tensor fused_attention(const at::Tensor& q, const at::Tensor& cache_k,
+                           const at::Tensor& cache_v) {
+#if TORCH_VERSION_MAJOR >= 2
+  const at::Tensor k = cache_k.to(q.scalar_type()), v = cache_v.to(q.scalar_type());
+  const int64_t heads = q.size(0), t = q.size(1), d = q.size(2);
+  const int64_t kv_heads = k.size(0), len = k.size(1), group = heads / kv_heads;
+  // Each query head's K/V: a copy of the layer's (small next to the n x n scores it avoids)
+  // that every SDPA kernel takes, whatever its GQA support.
+  const auto per_head = [&](const at::Tensor& x) {
+    return group == 1 ? x : x.unsqueeze(1).expand({kv_heads, group, len, d}).reshape({heads, len, d});
+  };
+  // The queries are the last t keys. t == len: SDPA's own causal mask (its alignment is the
+  // top-left corner, right when t == len); t == 1 sees everything; otherwise a [t, len] mask,
+  // bottom-right aligned: query i sees keys <= len - t + i.
+  c10::optional<at::Tensor> mask;
+  if (t > 1 && t < len) {
+    const at::Tensor qi = at::arange(t, q.options().dtype(at::kLong)).unsqueeze(1);
+    const at::Tensor kj = at::arange(len, q.options().dtype(at::kLong)).unsqueeze(0);
+    mask = kj <= qi + (len - t);
+  }
+  return at::scaled_dot_product_attention(q.unsqueeze(0), per_head(k).unsqueeze(0),
+                                          per_head(v).unsqueeze(0), mask, 0.0,
+                                          /*is_causal=*/t > 1 && t == len)
+      .squeeze(0);
+#else
+  throw Error("fused attention needs LibTorch >= 2.0 (this build has " TORCH_VERSION ")");
+#endif
+}
+
 at::Tensor causal_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                             const at::Tensor& key_mask) {
   if (q.dim() != 3 || k.dim() != 3 || q.size(2) != k.size(2))
     throw Error("attention: queries must be [heads, t, d] over keys [kv_heads, len, d]");
+  if (fused_attention_applies(q, key_mask)) return fused_attention(q, k, v);
   if (!raw_kernels_apply(q, k, v)) return blocked_attention(q, k, v, kScoreBufferFloats, key_mask);
   if (q.size(1) != 1) return prefill_attention(q, k, v, key_mask);  // (t = 0 included)
   const at::Tensor qc = q.contiguous();

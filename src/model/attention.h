@@ -18,9 +18,15 @@ constexpr int64_t kScoreBufferFloats = int64_t{4} << 20;
 // every older entry and new entries 0..i. Returns [heads, t, d]. key_mask (bool [kv_heads,
 // len], optional) hides padded slots of a head-adaptive cache.
 // On an f32 CPU cache the raw kernels run (decode_attention for t == 1, prefill_attention
-// otherwise); elsewhere (CUDA) blocked_attention.
+// otherwise); on CUDA fused_attention where it applies; elsewhere blocked_attention.
 at::Tensor causal_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                             const at::Tensor& key_mask = {});
+
+// On a GPU with LibTorch >= 2: LibTorch's fused scaled_dot_product_attention (flash or
+// memory-efficient kernels: no score matrix), same arguments and result as causal_attention,
+// differentiable. Applies where the queries are on CUDA and no key mask hides slots.
+bool fused_attention_applies(const at::Tensor& q, const at::Tensor& key_mask);
+at::Tensor fused_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v);
 
 // The same through LibTorch's matmul and softmax, on any device: queries in blocks whose
 // [heads, block, len] score buffer holds at most max_score_floats. Differentiable (training).

@@ -1,5 +1,7 @@
 #include "model/linear.h"
 
+#include <ATen/core/grad_mode.h>
+
 #include <algorithm>
 #include <cmath>
 

@@ -196,9 +196,11 @@ at::Tensor Transformer::sequence_logits(const std::vector<int>& tokens) const {
   const RotaryTables rope = rope_.tables(0, x.size(0), x.device());
   for (int l = 0; l < cfg_.num_layers; ++l) {
     const AttentionInputs in = layer_qkv(l, x, rope);
-    // The blocked LibTorch attention is differentiable: its in-place steps touch only
-    // tensors the backward pass does not read. Query blocks skip the hidden future keys.
-    x = layer_output(l, x, blocked_attention(in.q, in.k, in.v));
+    // Both are differentiable. The blocked LibTorch attention's in-place steps touch only
+    // tensors the backward pass does not read; its query blocks skip the hidden future keys.
+    x = layer_output(l, x,
+                     fused_attention_applies(in.q, {}) ? fused_attention(in.q, in.k, in.v)
+                                                       : blocked_attention(in.q, in.k, in.v));
   }
   return logits(x);
 }

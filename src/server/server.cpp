@@ -304,13 +304,16 @@ void Server::handle_completion(const httplib::Request& req, httplib::Response& r
 
   const auto usage = [prepared](const GenerationResult& g) {
     const long long kept = prompt_tokens_kept(g);
-    return nlohmann::json{{"prompt_tokens", g.stats.prompt_tokens},
-                          {"completion_tokens", g.stats.generated_tokens},
-                          {"total_tokens", g.stats.prompt_tokens + g.stats.generated_tokens},
-                          {"prompt_tokens_kept", kept},
-                          {"kv_bytes", g.stats.kv_bytes},
-                          {"kv_bytes_full", g.stats.kv_bytes_full},
-                          {"method", prepared->method}};
+    nlohmann::json u{{"prompt_tokens", g.stats.prompt_tokens},
+                     {"completion_tokens", g.stats.generated_tokens},
+                     {"total_tokens", g.stats.prompt_tokens + g.stats.generated_tokens},
+                     {"prompt_tokens_kept", kept},
+                     {"kv_bytes", g.stats.kv_bytes},
+                     {"kv_bytes_full", g.stats.kv_bytes_full},
+                     {"peak_rss_bytes", g.stats.peak_rss_bytes},
+                     {"method", prepared->method}};
+    if (g.stats.gpu_peak_bytes >= 0) u["gpu_peak_bytes"] = g.stats.gpu_peak_bytes;
+    return u;
   };
   const std::string model = p.req.model.empty() ? model_id_ : p.req.model;
 

@@ -1,9 +1,11 @@
 #include "train/trainer.h"
 
+#include <ATen/core/grad_mode.h>
 #include <torch/optim/adamw.h>
 
 #include <chrono>
 #include <cmath>
+#include <future>
 #include <sstream>
 
 #include "engine/generator.h"
@@ -49,19 +51,21 @@ void reinitialise(const LoadedModel& model, uint64_t seed) {
 // before clipping.
 double clip_gradients(const std::vector<at::Tensor>& params, double max_norm) {
   at::NoGradGuard no_grad;
-  double sum = 0;
+  std::vector<at::Tensor> squares;  // summed on the device: one host sync, not one per tensor
   for (const at::Tensor& p : params)
-    if (p.grad().defined()) sum += p.grad().pow(2).sum().item<double>();
-  const double norm = std::sqrt(sum);
+    if (p.grad().defined()) squares.push_back(p.grad().pow(2).sum().to(at::kDouble));
+  const double norm = squares.empty() ? 0.0 : std::sqrt(at::stack(squares).sum().item<double>());
   if (norm > max_norm)
     for (const at::Tensor& p : params)
       if (p.grad().defined()) p.mutable_grad().mul_(max_norm / (norm + 1e-6));
   return norm;
 }
 
-double learning_rate(const TrainOptions& o, int step, int total) {
+// time_done: the share of the time budget spent (0 without one).
+double learning_rate(const TrainOptions& o, int step, int total, double time_done) {
   if (step < o.warmup_steps) return o.lr * (step + 1) / o.warmup_steps;
-  const double progress = double(step - o.warmup_steps) / std::max(1, total - o.warmup_steps);
+  const double progress = std::max(
+      time_done, double(step - o.warmup_steps) / std::max(1, total - o.warmup_steps));
   const double cosine = 0.5 * (1.0 + std::cos(M_PI * std::min(1.0, progress)));
   return o.lr * (o.min_lr_fraction + (1.0 - o.min_lr_fraction) * cosine);
 }
@@ -197,6 +201,7 @@ void train(const TrainOptions& o, const TrainCallbacks& cb) {
                          {"lr", o.lr},
                          {"lm_weight", o.lm_weight},
                          {"text_share", o.mix.text_share},
+                         {"time_limit_s", o.time_limit_s},
                          {"templates", o.templates},
                          {"device", o.device.str()},
                          {"curriculum", nlohmann::json::array()},
@@ -223,21 +228,34 @@ void train(const TrainOptions& o, const TrainCallbacks& cb) {
     throw Error("curriculum stage of " + std::to_string(s.max_tokens) +
                 " tokens: no training task fits it (tokens each task needs: " + needs + ")");
   }
-  int total = 0;
-  for (const CurriculumStage& s : o.curriculum) total += s.steps;
+  std::vector<int> step_tokens;  // each step's curriculum length
+  for (const CurriculumStage& s : o.curriculum) step_tokens.insert(step_tokens.end(), s.steps, s.max_tokens);
+  const int total = static_cast<int>(step_tokens.size());
+  // Batches are made on a second thread while the model trains on the previous one (on a GPU
+  // making them takes as long as training on them). One rng, used by one batch at a time in
+  // step order, so a seed still repeats the run exactly.
   std::mt19937_64 rng(o.seed * 0x9E3779B97F4A7C15ull + 1);
+  const auto make_batch = [&](int max_tokens) {
+    std::vector<Example> batch;
+    int64_t tokens = 0;
+    while (tokens < o.tokens_per_step) {
+      batch.push_back(data.next(max_tokens, rng));
+      tokens += static_cast<int64_t>(batch.back().tokens.size());
+    }
+    return batch;
+  };
+  std::future<std::vector<Example>> next_batch =
+      std::async(std::launch::async, make_batch, step_tokens.front());
   const Clock::time_point t0 = Clock::now();
   int step = 0;
   for (const CurriculumStage& stage : o.curriculum) {
     if (cb.on_stage) cb.on_stage(stage, data.tasks_fitting(stage.max_tokens));
     for (int i = 0; i < stage.steps; ++i, ++step) {
       const Clock::time_point ts = Clock::now();
-      std::vector<Example> batch;
-      int64_t tokens = 0;
-      while (tokens < o.tokens_per_step) {
-        batch.push_back(data.next(stage.max_tokens, rng));
-        tokens += static_cast<int64_t>(batch.back().tokens.size());
-      }
+      const std::vector<Example> batch = next_batch.get();
+      const double data_wait_s = seconds_since(ts);
+      if (step + 1 < total)
+        next_batch = std::async(std::launch::async, make_batch, step_tokens[step + 1]);
       const StepCounts counts = count_targets(batch);
       StepReport r;
       r.step = step + 1;
@@ -245,8 +263,15 @@ void train(const TrainOptions& o, const TrainCallbacks& cb) {
       r.max_tokens = stage.max_tokens;
       r.examples = static_cast<int>(batch.size());
       r.tokens = static_cast<int>(counts.tokens);
-      r.lr = learning_rate(o, step, total);
-      int task_examples = 0, exact = 0;
+      r.data_wait_s = data_wait_s;
+      const double time_done = o.time_limit_s > 0 ? seconds_since(t0) / o.time_limit_s : 0.0;
+      r.lr = learning_rate(o, step, total, time_done);
+      // Per-example figures stay on the device until the step ends: a .item() per example
+      // would make the host wait for every forward pass before queueing its backward.
+      const at::TensorOptions on_device = at::TensorOptions(at::kDouble).device(o.device);
+      at::Tensor answer_loss = at::zeros({}, on_device), lm_loss = at::zeros({}, on_device);
+      at::Tensor exact = at::zeros({}, on_device.dtype(at::kLong));
+      int task_examples = 0;
       for (const Example& ex : batch) {
         const int64_t n = static_cast<int64_t>(ex.tokens.size());
         const std::vector<int> inputs(ex.tokens.begin(), ex.tokens.end() - 1);
@@ -254,27 +279,32 @@ void train(const TrainOptions& o, const TrainCallbacks& cb) {
             at::tensor(std::vector<int64_t>(ex.tokens.begin() + 1, ex.tokens.end()), at::kLong)
                 .to(o.device);
         std::vector<float> is_answer(n - 1);
-        for (int64_t j = 1; j < n; ++j) is_answer[j - 1] = ex.answer[j] ? 1.f : 0.f;
+        double answers = 0;
+        for (int64_t j = 1; j < n; ++j) {
+          is_answer[j - 1] = ex.answer[j] ? 1.f : 0.f;
+          answers += is_answer[j - 1];
+        }
         const at::Tensor answer = at::tensor(is_answer).to(o.device);
         const at::Tensor logits = model->transformer.sequence_logits(inputs);
         const at::Tensor ce =
             at::nll_loss(at::log_softmax(logits, -1), targets, {}, at::Reduction::None);
-        const double answers = std::max(1.0, answer.sum().item<double>());
-        const at::Tensor answer_mean = (ce * answer).sum() / answers;
+        const at::Tensor answer_mean = (ce * answer).sum() / std::max(1.0, answers);
         const at::Tensor other_sum = (ce * (1 - answer)).sum();
         const at::Tensor loss = answer_mean / double(std::max<int64_t>(1, counts.task_examples)) +
                                 other_sum * (o.lm_weight / std::max<int64_t>(1, counts.other));
         loss.backward();
-        r.answer_loss += answer_mean.item<double>() / std::max<int64_t>(1, counts.task_examples);
-        r.lm_loss += other_sum.item<double>() / std::max<int64_t>(1, counts.other);
+        answer_loss += answer_mean.detach() / std::max<int64_t>(1, counts.task_examples);
+        lm_loss += other_sum.detach() / std::max<int64_t>(1, counts.other);
         if (ex.task != "text") {
           ++task_examples;
           const at::Tensor hit = (logits.detach().argmax(-1) == targets) | (answer == 0);
-          exact += hit.all().item<bool>() ? 1 : 0;
+          exact += hit.all().to(at::kLong);
         }
       }
+      r.answer_loss = answer_loss.item<double>();
+      r.lm_loss = lm_loss.item<double>();
+      r.answer_accuracy = task_examples ? double(exact.item<int64_t>()) / task_examples : 0.0;
       r.loss = r.answer_loss + o.lm_weight * r.lm_loss;
-      r.answer_accuracy = task_examples ? double(exact) / task_examples : 0.0;
       r.grad_norm = clip_gradients(all, o.clip);
       for (auto& g : optimizer.param_groups())
         static_cast<torch::optim::AdamWOptions&>(g.options()).lr(r.lr);
@@ -290,8 +320,11 @@ void train(const TrainOptions& o, const TrainCallbacks& cb) {
                                {"answer_loss", r.answer_loss},
                                {"lm_loss", r.lm_loss},
                                {"answer_accuracy", r.answer_accuracy},
+                               {"tokens_per_s", r.tokens_per_s},
+                               {"data_wait_s", r.data_wait_s},
                                {"elapsed_s", r.elapsed_s}});
-      const bool last = r.step == total;
+      const bool out_of_time = o.time_limit_s > 0 && r.elapsed_s >= o.time_limit_s;
+      const bool last = r.step == total || out_of_time;
       if ((o.eval_every > 0 && r.step % o.eval_every == 0) || last) {
         const std::vector<std::string> tasks = data.tasks_fitting(stage.max_tokens);
         if (o.eval_samples > 0) {
@@ -307,6 +340,14 @@ void train(const TrainOptions& o, const TrainCallbacks& cb) {
         }
       }
       if ((o.save_every > 0 && r.step % o.save_every == 0) || last) save(r.step, r.elapsed_s);
+      if (out_of_time) {
+        if (cb.on_message)
+          cb.on_message("time budget of " + std::to_string(int(o.time_limit_s)) +
+                        " s spent after step " + std::to_string(r.step) + " of " +
+                        std::to_string(total));
+        next_batch.wait();  // the batch being made uses data and rng, which end here
+        return;
+      }
     }
   }
 }

@@ -30,6 +30,10 @@ struct TrainOptions {
   int tokens_per_step = 8192;  // examples are added to a step until it holds this many tokens
   double lr = 1e-3, min_lr_fraction = 0.1, weight_decay = 0.1, clip = 1.0;
   int warmup_steps = 50;
+  // Wall-clock budget in seconds (0: none). The cosine schedule then follows whichever of
+  // steps and time is further along, and training stops, saved, once the budget is spent: a
+  // run sized for a device session ends with a decayed learning rate, not cut off mid-schedule.
+  double time_limit_s = 0;
   // Loss = mean over task examples of their mean answer-token cross-entropy + lm_weight x
   // mean cross-entropy over all other tokens of the step.
   double lm_weight = 0.1;
@@ -54,6 +58,7 @@ struct StepReport {
   double loss = 0, answer_loss = 0, lm_loss = 0;
   double answer_accuracy = 0;  // task examples whose every answer token is the argmax
   double lr = 0, grad_norm = 0, tokens_per_s = 0, elapsed_s = 0;
+  double data_wait_s = 0;  // how long the step waited for its batch (made on another thread)
 };
 
 struct EvalReport {
@@ -67,6 +72,7 @@ struct TrainCallbacks {
   std::function<void(const StepReport&)> on_step;
   std::function<void(const EvalReport&)> on_eval;
   std::function<void(const std::filesystem::path&)> on_save;
+  std::function<void(const std::string&)> on_message;  // e.g. the time budget ran out
 };
 
 void train(const TrainOptions& opts, const TrainCallbacks& callbacks);

@@ -87,11 +87,32 @@ TEST(ShapePreset, Values) {
   EXPECT_EQ(td.layers, 2);
   EXPECT_EQ(td.hidden, 128);
   EXPECT_TRUE(tt.tie && td.tie);
-  EXPECT_EQ(shape_preset_names().size(), 8u);
+  // The paper's targets (Qwen2.5-7B-Instruct, Llama-3.1-8B-Instruct configs), context at 128k.
+  const auto q7 = shape_preset("qwen2.5-7b", Arch::Qwen2);
+  EXPECT_EQ(q7.hidden, 3584);
+  EXPECT_EQ(q7.intermediate, 18944);
+  EXPECT_EQ(q7.layers, 28);
+  EXPECT_EQ(q7.heads, 28);
+  EXPECT_EQ(q7.kv_heads, 4);
+  EXPECT_EQ(q7.vocab, 152064);
+  EXPECT_FALSE(q7.tie);
+  EXPECT_FALSE(q7.rope_scaling.has_value());
+  const auto l8 = shape_preset("llama-3.1-8b", Arch::Llama);
+  EXPECT_EQ(l8.hidden, 4096);
+  EXPECT_EQ(l8.intermediate, 14336);
+  EXPECT_EQ(l8.layers, 32);
+  EXPECT_EQ(l8.kv_heads, 8);
+  EXPECT_EQ(l8.head_dim, 128);
+  EXPECT_EQ(l8.rope_theta, 500000.0);
+  ASSERT_TRUE(l8.rope_scaling.has_value());
+  EXPECT_EQ(l8.rope_scaling->factor, 8.0);
+  EXPECT_EQ(l8.rope_scaling->original_max_position_embeddings, 8192);
+  EXPECT_EQ(make_config(Arch::Llama, l8).rms_norm_eps, 1e-5);
+  EXPECT_EQ(shape_preset_names().size(), 10u);
   expect_error([] { shape_preset("gpt-5", Arch::Llama); },
                {"'gpt-5'",
-                "tiny, small, qwen2.5-0.5b, qwen2.5-1.5b, llama-3.2-1b, qwen3-0.6b, train-target, "
-                "train-draft"});
+                "tiny, small, qwen2.5-0.5b, qwen2.5-1.5b, llama-3.2-1b, qwen3-0.6b, qwen2.5-7b, "
+                "llama-3.1-8b, train-target, train-draft"});
 }
 
 TEST(ShapePreset, MakeConfigMatchesRealConfigs) {

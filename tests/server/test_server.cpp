@@ -124,6 +124,8 @@ TEST_F(ServerTest, CompletionAndChatEqualTheEngine) {
   EXPECT_EQ(r["usage"]["prompt_tokens"], want.stats.prompt_tokens);
   EXPECT_EQ(r["usage"]["method"], "full");
   EXPECT_EQ(r["usage"]["kv_bytes"], want.stats.kv_bytes);
+  EXPECT_GT(r["usage"]["peak_rss_bytes"].get<long long>(), 0);
+  EXPECT_FALSE(r["usage"].contains("gpu_peak_bytes"));  // measured on a GPU only
 
   const json chat = post(c, "/v1/chat/completions",
                          {{"messages", {{{"role", "user"}, {"content", "Hello there"}}}},

@@ -2,6 +2,7 @@
 // bit for bit, and the training path's logits equal the inference path's (and the naive
 // reference's).
 #include <ATen/Parallel.h>
+#include <ATen/core/grad_mode.h>
 #include <gtest/gtest.h>
 
 #include "engine/model.h"
@@ -79,6 +80,31 @@ TEST(Train, LossFallsAndASeedRepeatsTheRunExactly) {
   ASSERT_EQ(state["parts"].size(), 1u);
   EXPECT_EQ(state["parts"][0]["steps_done"], 20);
   EXPECT_EQ(state["parts"][0]["device"], "cpu");
+}
+
+// A time budget ends a run of far more steps, saved, with the cosine decayed by the clock.
+TEST(Train, ATimeBudgetStopsTheRunSavedWithTheLearningRateDecayed) {
+  at::set_num_threads(1);
+  test::TempDir tmp;
+  TrainOptions o = few_steps(tiny_trainable(tmp, "init"), tmp / "out");
+  o.curriculum = {{560, 100000}};
+  o.time_limit_s = 1.5;
+  std::vector<double> lrs;
+  std::string message;
+  TrainCallbacks cb;
+  cb.on_step = [&](const StepReport& r) { lrs.push_back(r.lr); };
+  cb.on_message = [&](const std::string& m) { message = m; };
+  train(o, cb);
+  ASSERT_GE(lrs.size(), 3u);
+  ASSERT_LT(lrs.size(), 100000u);
+  EXPECT_NE(message.find("time budget of 1 s spent after step " + std::to_string(lrs.size())),
+            std::string::npos)
+      << message;
+  for (size_t i = 2; i < lrs.size(); ++i) EXPECT_LE(lrs[i], lrs[i - 1]) << "step " << i + 1;
+  EXPECT_LT(lrs.back(), 0.25 * o.lr);  // near the floor (0.1 x peak), by time, not by steps
+  const nlohmann::json part = load_train_state(tmp / "out")["parts"][0];
+  EXPECT_EQ(part["steps_done"], static_cast<int>(lrs.size()));
+  EXPECT_EQ(part["time_limit_s"], 1.5);
 }
 
 // The same run on a GPU (a CUDA build of LibTorch; skipped elsewhere): the loss falls as on
