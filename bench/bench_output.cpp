@@ -90,7 +90,8 @@ std::string table_text(const nlohmann::json& rows) {
                   cell(r, "decode_of_bandwidth", "%.0f%%", 100).c_str());
     out << line;
     if (gpu) {
-      std::snprintf(line, sizeof line, " %8s %6s", cell(r, "gpu_peak_bytes", "%.0f", 1.0 / 1048576).c_str(),
+      std::snprintf(line, sizeof line, " %8s %6s",
+                    cell(r, "gpu_peak_bytes", "%.0f", 1.0 / 1048576).c_str(),
                     cell(r, "gpu_ratio", "%.2f").c_str());
       out << line;
     }

@@ -24,8 +24,7 @@ GpuPeak gpu_peak(const c10::Device& device) {
   if (!device.is_cuda()) return {};
   const auto stats = c10::cuda::CUDACachingAllocator::getDeviceStats(index_of(device));
   // StatType lives in c10::CachingDeviceAllocator in every LibTorch 2.x layout.
-  constexpr auto kAll =
-      static_cast<size_t>(c10::CachingDeviceAllocator::StatType::AGGREGATE);
+  constexpr auto kAll = static_cast<size_t>(c10::CachingDeviceAllocator::StatType::AGGREGATE);
   return {stats.allocated_bytes[kAll].peak, stats.reserved_bytes[kAll].peak};
 }
 #else

@@ -146,7 +146,8 @@ at::Tensor fused_attention(const at::Tensor& q, const at::Tensor& cache_k,
   // Each query head's K/V: a copy of the layer's (small next to the n x n scores it avoids)
   // that every SDPA kernel takes, whatever its GQA support.
   const auto per_head = [&](const at::Tensor& x) {
-    return group == 1 ? x : x.unsqueeze(1).expand({kv_heads, group, len, d}).reshape({heads, len, d});
+    return group == 1 ? x
+                      : x.unsqueeze(1).expand({kv_heads, group, len, d}).reshape({heads, len, d});
   };
   // The queries are the last t keys. t == len: SDPA's own causal mask (its alignment is the
   // top-left corner, right when t == len); t == 1 sees everything; otherwise a [t, len] mask,

@@ -64,8 +64,8 @@ double clip_gradients(const std::vector<at::Tensor>& params, double max_norm) {
 // time_done: the share of the time budget spent (0 without one).
 double learning_rate(const TrainOptions& o, int step, int total, double time_done) {
   if (step < o.warmup_steps) return o.lr * (step + 1) / o.warmup_steps;
-  const double progress = std::max(
-      time_done, double(step - o.warmup_steps) / std::max(1, total - o.warmup_steps));
+  const double progress =
+      std::max(time_done, double(step - o.warmup_steps) / std::max(1, total - o.warmup_steps));
   const double cosine = 0.5 * (1.0 + std::cos(M_PI * std::min(1.0, progress)));
   return o.lr * (o.min_lr_fraction + (1.0 - o.min_lr_fraction) * cosine);
 }
@@ -229,7 +229,8 @@ void train(const TrainOptions& o, const TrainCallbacks& cb) {
                 " tokens: no training task fits it (tokens each task needs: " + needs + ")");
   }
   std::vector<int> step_tokens;  // each step's curriculum length
-  for (const CurriculumStage& s : o.curriculum) step_tokens.insert(step_tokens.end(), s.steps, s.max_tokens);
+  for (const CurriculumStage& s : o.curriculum)
+    step_tokens.insert(step_tokens.end(), s.steps, s.max_tokens);
   const int total = static_cast<int>(step_tokens.size());
   // Batches are made on a second thread while the model trains on the previous one (on a GPU
   // making them takes as long as training on them). One rng, used by one batch at a time in

@@ -79,7 +79,8 @@ TEST_P(Cuda, TrainingLogitsMatchReferenceAndBackpropagate) {
   const auto want = ref.prefill(prompt);
   const at::Tensor logits = m->transformer.sequence_logits(prompt);
   ASSERT_TRUE(logits.is_cuda());
-  for (int i = 0; i < 37; ++i) EXPECT_LT(max_diff(logits[i].detach(), want[i]), 1e-3) << "row " << i;
+  for (int i = 0; i < 37; ++i)
+    EXPECT_LT(max_diff(logits[i].detach(), want[i]), 1e-3) << "row " << i;
   logits.logsumexp(-1).sum().backward();
   int with_grad = 0;
   for (const auto& [name, p] : m->transformer.named_parameters()) {
