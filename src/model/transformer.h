@@ -108,7 +108,8 @@ class Transformer {
   at::Tensor decode(int token, int64_t pos, KVCache& cache, QueryCapture* capture = nullptr) const;
 
   // Training: logits [t, vocab] of a whole sequence at positions 0..t-1, no cache, through
-  // differentiable LibTorch ops only (blocked_attention: explicit scores per query block).
+  // differentiable LibTorch ops only (fused_attention on a GPU with LibTorch >= 2, else
+  // blocked_attention: explicit scores per query block).
   at::Tensor sequence_logits(const std::vector<int>& tokens) const;
   // Every weight once, by its Hugging Face name, in load order (a tied LM head is the
   // embedding). The handles share storage with the model's weights.
