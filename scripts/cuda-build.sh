@@ -1,4 +1,4 @@
-# Sourced by cuda-check.sh and train-cuda.sh: builds dapx against PyTorch's bundled CUDA LibTorch
+# Sourced by cuda-check.sh and device-session.sh: builds dapx against PyTorch's bundled CUDA LibTorch
 # (no code change, only CMAKE_PREFIX_PATH) in build-cuda/.
 #   cuda_build OUT_DIR [TARGET...]      (no target: everything)
 # Build dependencies as in install-deps.sh; where apt cannot reach them, DAPX_DEBS=DIR names a
