@@ -38,8 +38,8 @@ void run_sample(const Flags& f, const eval::TaskSuite& suite, const LoadedModel&
             << " tokens (evaluation split, seed " << seed << "): a document with a hidden "
             << "fact, then\n  question: " << last_line(s.input) << "\n  expected: " << expected
             << "\n\n";
-  std::printf("%-10s %-28s %-7s %12s %10s %8s %9s %10s\n", "method", "answer", "correct",
-              "kept tokens", "KV KiB", "TTFT s", "total s", "peak MiB");
+  std::printf("%-10s %-28s %-7s %12s %10s %8s %9s %10s %11s\n", "method", "answer", "correct",
+              "kept tokens", "KV KiB", "TTFT s", "total s", "peak MiB", "tensor MiB");
   GenerationParams params;
   params.max_new_tokens = f.max_new_tokens;
   const std::vector<std::string> methods = split_list(f.methods);
@@ -60,9 +60,10 @@ void run_sample(const Flags& f, const eval::TaskSuite& suite, const LoadedModel&
     const double kv_full_kib = r["kv_bytes_full"].get<double>() / 1024.0;
     char kept[32];
     std::snprintf(kept, sizeof kept, "%.0f%% of KV", 100.0 * kv_kib / std::max(1.0, kv_full_kib));
-    std::printf("%-10s %-28s %-7s %12s %10.0f %8.2f %9.2f %10.0f\n", m.c_str(), answer.c_str(),
-                ok ? "yes" : "NO", kept, kv_kib, r["ttft_s"].get<double>(),
-                r["total_s"].get<double>(), r["peak_rss_bytes"].get<double>() / 1048576.0);
+    std::printf("%-10s %-28s %-7s %12s %10.0f %8.2f %9.2f %10.0f %11.1f\n", m.c_str(),
+                answer.c_str(), ok ? "yes" : "NO", kept, kv_kib, r["ttft_s"].get<double>(),
+                r["total_s"].get<double>(), r["peak_rss_bytes"].get<double>() / 1048576.0,
+                r["tensor_peak_bytes"].get<double>() / 1048576.0);
   }
   std::cout << "\n";
 }
@@ -85,7 +86,8 @@ void run(const Flags& f) {
   }
   std::cout << "(budget " << f.budget << ": KV entries per head for speckv, SpecKV's budget "
             << "after SpecPC keeps 2048 prompt tokens for speckv-pc; peak = this request's "
-            << "peak RSS)\n";
+            << "peak RSS, LibTorch's own floor included; tensor = the most CPU tensor memory "
+            << "the request held at once)\n";
 }
 
 }  // namespace

@@ -118,7 +118,7 @@ void run(const GenerateFlags& f) {
               << " generated (" << s.finish_reason << "); TTFT " << s.ttft_s << " s, "
               << (s.tpot_s > 0 ? 1.0 / s.tpot_s : 0.0) << " tok/s decode, KV "
               << s.kv_bytes / 1048576.0 << " MiB, peak RSS " << s.peak_rss_bytes / 1048576.0
-              << " MiB\n";
+              << " MiB, tensor peak " << s.tensor_peak_bytes / 1048576.0 << " MiB\n";
   }
 }
 

@@ -19,7 +19,8 @@ constexpr const char* kCsvHeader =
     "peak_rss_bytes,weight_bytes,draft_weight_bytes,working_bytes,request_bytes,"
     "kv_bytes,kv_bytes_full,kept_ratio,prompt_kept_ratio,"
     "prefill_gflops,prefill_of_gemm,decode_bytes_per_token,decode_gbs,decode_of_bandwidth,"
-    "ttft_ratio,tpot_ratio,total_ratio,rss_ratio,working_ratio,request_ratio,kv_ratio,"
+    "tensor_peak_bytes,ttft_ratio,tpot_ratio,total_ratio,rss_ratio,working_ratio,request_ratio,"
+    "tensor_ratio,kv_ratio,"
     "requests_per_s,tokens_per_s,gpu_peak_bytes,gpu_ratio,error,throughput_error";
 
 // A number printed with `fmt` after scaling, or "-" where the row has none.
@@ -57,11 +58,12 @@ std::string table_text(const nlohmann::json& rows) {
   }
   std::ostringstream out;
   char line[512];
-  std::snprintf(line, sizeof line,
-                "%-14s %6s %8s %6s %8s %6s %8s %6s %6s %9s %9s %6s %8s %6s %8s %6s %5s %7s %7s",
-                "method", "n", "TTFT s", "xfull", "ms/tok", "xfull", "total s", "xfull", "draft",
-                "peak MiB", "work MiB", "xfull", "req MiB", "xfull", "KV MiB", "xfull", "kept",
-                "pf/GEMM", "dec/BW");
+  std::snprintf(
+      line, sizeof line,
+      "%-14s %6s %8s %6s %8s %6s %8s %6s %6s %9s %9s %6s %8s %6s %8s %6s %8s %6s %5s %7s %7s",
+      "method", "n", "TTFT s", "xfull", "ms/tok", "xfull", "total s", "xfull", "draft", "peak MiB",
+      "work MiB", "xfull", "req MiB", "xfull", "tens MiB", "xfull", "KV MiB", "xfull", "kept",
+      "pf/GEMM", "dec/BW");
   out << line << (gpu ? "  GPU MiB  xfull" : "") << (throughput ? "    req/s    tok/s" : "")
       << "\n";
   for (const nlohmann::json& r : rows) {
@@ -72,22 +74,25 @@ std::string table_text(const nlohmann::json& rows) {
       out << line << r.at("error").get<std::string>() << "\n";
       continue;
     }
-    std::snprintf(line, sizeof line,
-                  "%-14s %6lld %8s %6s %8s %6s %8s %6s %6s %9s %9s %6s %8s %6s %8s %6s %5s %7s %7s",
-                  method.c_str(), static_cast<long long>(r.at("length").get<int64_t>()),
-                  cell(r, "ttft_s", "%.3f").c_str(), cell(r, "ttft_ratio", "%.2f").c_str(),
-                  cell(r, "tpot_s", "%.2f", 1e3).c_str(), cell(r, "tpot_ratio", "%.2f").c_str(),
-                  cell(r, "total_s", "%.3f").c_str(), cell(r, "total_ratio", "%.2f").c_str(),
-                  cell(r, "draft_share", "%.1f%%", 100).c_str(),
-                  cell(r, "peak_rss_bytes", "%.0f", 1.0 / 1048576).c_str(),
-                  cell(r, "working_bytes", "%.0f", 1.0 / 1048576).c_str(),
-                  cell(r, "working_ratio", "%.2f").c_str(),
-                  cell(r, "request_bytes", "%.0f", 1.0 / 1048576).c_str(),
-                  cell(r, "request_ratio", "%.2f").c_str(),
-                  cell(r, "kv_bytes", "%.2f", 1.0 / 1048576).c_str(),
-                  cell(r, "kv_ratio", "%.3f").c_str(), cell(r, "kept_ratio", "%.3f").c_str(),
-                  cell(r, "prefill_of_gemm", "%.0f%%", 100).c_str(),
-                  cell(r, "decode_of_bandwidth", "%.0f%%", 100).c_str());
+    std::snprintf(
+        line, sizeof line,
+        "%-14s %6lld %8s %6s %8s %6s %8s %6s %6s %9s %9s %6s %8s %6s %8s %6s %8s %6s %5s %7s "
+        "%7s",
+        method.c_str(), static_cast<long long>(r.at("length").get<int64_t>()),
+        cell(r, "ttft_s", "%.3f").c_str(), cell(r, "ttft_ratio", "%.2f").c_str(),
+        cell(r, "tpot_s", "%.2f", 1e3).c_str(), cell(r, "tpot_ratio", "%.2f").c_str(),
+        cell(r, "total_s", "%.3f").c_str(), cell(r, "total_ratio", "%.2f").c_str(),
+        cell(r, "draft_share", "%.1f%%", 100).c_str(),
+        cell(r, "peak_rss_bytes", "%.0f", 1.0 / 1048576).c_str(),
+        cell(r, "working_bytes", "%.0f", 1.0 / 1048576).c_str(),
+        cell(r, "working_ratio", "%.2f").c_str(),
+        cell(r, "request_bytes", "%.0f", 1.0 / 1048576).c_str(),
+        cell(r, "request_ratio", "%.2f").c_str(),
+        cell(r, "tensor_peak_bytes", "%.1f", 1.0 / 1048576).c_str(),
+        cell(r, "tensor_ratio", "%.2f").c_str(), cell(r, "kv_bytes", "%.2f", 1.0 / 1048576).c_str(),
+        cell(r, "kv_ratio", "%.3f").c_str(), cell(r, "kept_ratio", "%.3f").c_str(),
+        cell(r, "prefill_of_gemm", "%.0f%%", 100).c_str(),
+        cell(r, "decode_of_bandwidth", "%.0f%%", 100).c_str());
     out << line;
     if (gpu) {
       std::snprintf(line, sizeof line, " %8s %6s",

@@ -57,6 +57,8 @@ nlohmann::json run_figures(const nlohmann::json& r) {
       {"kv_bytes", s.at("kv_bytes")},
       {"kv_bytes_full", s.at("kv_bytes_full")},
       {"prompt_kept_ratio", info.value("kept_ratio", 1.0)}};
+  if (s.contains("tensor_peak_bytes"))  // absent in results of engines before it existed
+    figures["tensor_peak_bytes"] = s.at("tensor_peak_bytes");
   if (s.contains("gpu_peak_bytes") && s.at("gpu_peak_bytes").is_number())  // GPU runs only
     figures["gpu_peak_bytes"] = s.at("gpu_peak_bytes");
   return figures;
@@ -113,14 +115,16 @@ void add_request_memory(nlohmann::json& rows, const nlohmann::json& floor_workin
 }
 
 void add_ratios_to_full(nlohmann::json& rows) {
-  static const std::pair<const char*, const char*> kRatios[] = {{"ttft_s", "ttft_ratio"},
-                                                                {"tpot_s", "tpot_ratio"},
-                                                                {"total_s", "total_ratio"},
-                                                                {"peak_rss_bytes", "rss_ratio"},
-                                                                {"working_bytes", "working_ratio"},
-                                                                {"request_bytes", "request_ratio"},
-                                                                {"kv_bytes", "kv_ratio"},
-                                                                {"gpu_peak_bytes", "gpu_ratio"}};
+  static const std::pair<const char*, const char*> kRatios[] = {
+      {"ttft_s", "ttft_ratio"},
+      {"tpot_s", "tpot_ratio"},
+      {"total_s", "total_ratio"},
+      {"peak_rss_bytes", "rss_ratio"},
+      {"working_bytes", "working_ratio"},
+      {"request_bytes", "request_ratio"},
+      {"tensor_peak_bytes", "tensor_ratio"},
+      {"kv_bytes", "kv_ratio"},
+      {"gpu_peak_bytes", "gpu_ratio"}};
   const auto has = [](const nlohmann::json& r, const char* figure) {
     return !r.contains("error") && r.contains(figure) && r.at(figure).is_number();
   };

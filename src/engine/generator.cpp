@@ -4,6 +4,7 @@
 
 #include "engine/gpu_memory.h"
 #include "engine/stats.h"
+#include "engine/tensor_memory.h"
 #include "util/error.h"
 
 namespace dapx {
@@ -24,6 +25,7 @@ nlohmann::json GenerationStats::to_json() const {
           {"peak_rss_bytes", peak_rss_bytes},
           {"peak_rss_scope", peak_rss_scope},
           {"working_bytes", working_bytes()},
+          {"tensor_peak_bytes", tensor_peak_bytes},
           {"gpu_peak_bytes", gpu_peak_bytes >= 0 ? nlohmann::json(gpu_peak_bytes) : nullptr},
           {"gpu_reserved_peak_bytes",
            gpu_reserved_peak_bytes >= 0 ? nlohmann::json(gpu_reserved_peak_bytes) : nullptr},
@@ -93,6 +95,7 @@ GenerationResult generate(const LoadedModel& model, Method& method, const std::v
   const bool per_request = reset_peak_rss();
   const c10::Device device = model.transformer.options().device;
   const bool gpu_measured = reset_gpu_peak(device);
+  const TensorPeakScope tensors;
   const Stopwatch total;
   Sampler sampler(params.sampling);
   GenerationResult result;
@@ -152,6 +155,7 @@ GenerationResult generate(const LoadedModel& model, Method& method, const std::v
   st.kv_bytes = pre.cache.allocated_bytes();
   st.peak_rss_bytes = peak_rss_bytes();
   st.peak_rss_scope = per_request ? "request" : "process";
+  st.tensor_peak_bytes = tensors.peak_bytes();
   if (gpu_measured) {
     const GpuPeak gpu = gpu_peak(device);
     st.gpu_peak_bytes = gpu.allocated_bytes;

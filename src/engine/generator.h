@@ -43,6 +43,9 @@ struct GenerationStats {
   // On a GPU: the CUDA caching allocator's peaks during this request (reset at its start);
   // -1 where not measured (CPU).
   int64_t gpu_peak_bytes = -1, gpu_reserved_peak_bytes = -1;
+  // The high-water mark of the CPU tensors this request allocated (tensor_memory.h): KV
+  // cache, activations, scores, the draft's work; not the weights, not LibTorch's floor.
+  int64_t tensor_peak_bytes = 0;
   // Memory beyond the resident weights: peak RSS - target and draft weights.
   int64_t working_bytes() const { return peak_rss_bytes - weight_bytes - draft_weight_bytes; }
   std::string finish_reason;  // "eos", "stop", "length", "cancelled"

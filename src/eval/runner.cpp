@@ -75,6 +75,7 @@ nlohmann::json run_one(const LoadedModel& target, const LoadedModel* draft, cons
           {"kv_bytes", g.stats.kv_bytes},
           {"kv_bytes_full", g.stats.kv_bytes_full},
           {"peak_rss_bytes", g.stats.peak_rss_bytes},
+          {"tensor_peak_bytes", g.stats.tensor_peak_bytes},
           {"peak_rss_scope", g.stats.peak_rss_scope}};
 }
 

@@ -311,6 +311,7 @@ void Server::handle_completion(const httplib::Request& req, httplib::Response& r
                      {"kv_bytes", g.stats.kv_bytes},
                      {"kv_bytes_full", g.stats.kv_bytes_full},
                      {"peak_rss_bytes", g.stats.peak_rss_bytes},
+                     {"tensor_peak_bytes", g.stats.tensor_peak_bytes},
                      {"method", prepared->method}};
     if (g.stats.gpu_peak_bytes >= 0) u["gpu_peak_bytes"] = g.stats.gpu_peak_bytes;
     return u;

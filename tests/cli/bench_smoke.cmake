@@ -56,7 +56,8 @@ foreach(length 64 128)
     endif()
     foreach(field ttft_s tpot_s total_s draft_share peak_rss_bytes working_bytes kv_bytes
             kept_ratio prefill_gflops prefill_of_gemm decode_gbs decode_of_bandwidth
-            ttft_ratio tpot_ratio total_ratio rss_ratio working_ratio kv_ratio request_bytes)
+            ttft_ratio tpot_ratio total_ratio rss_ratio working_ratio kv_ratio request_bytes
+            tensor_peak_bytes tensor_ratio)
       expect_number(${i} ${field})
     endforeach()
     math(EXPR i "${i} + 1")

@@ -2,6 +2,8 @@
 #include <gtest/gtest.h>
 
 #include "engine/generator.h"
+#include "engine/tensor_memory.h"
+#include "methods/catalogue.h"
 #include "tiny_models.h"
 #include "util/error.h"
 
@@ -90,6 +92,52 @@ TEST(Engine, StatsAreFilled) {
   EXPECT_GE(r.stats.kv_bytes, r.stats.kv_bytes_full);
   EXPECT_GT(r.stats.peak_rss_bytes, 0);
   EXPECT_GT(r.stats.weight_bytes, 0);
+  // the cache is alive when the request ends, so the tensor peak holds at least its bytes
+  EXPECT_GE(r.stats.tensor_peak_bytes, r.stats.kv_bytes);
+}
+
+TEST(TensorMemory, CountsTheBytesOfTensorsAllocatedInTheScope) {
+  constexpr int64_t kMiB4 = int64_t{4} << 20;
+  at::Tensor before = at::empty({1 << 18}, at::kFloat);  // 1 MiB, allocated outside
+  const TensorPeakScope scope;
+  {
+    at::Tensor a = at::empty({1 << 20}, at::kFloat);  // 4 MiB
+    EXPECT_EQ(scope.live_bytes(), kMiB4);
+    at::Tensor b = at::empty({1 << 19}, at::kFloat);  // 2 MiB more: peak 6 MiB
+    a.reset();
+    EXPECT_EQ(scope.live_bytes(), kMiB4 / 2);
+  }
+  EXPECT_EQ(scope.live_bytes(), 0);
+  EXPECT_EQ(scope.peak_bytes(), kMiB4 * 3 / 2);
+  before.reset();  // freed in the scope but not allocated there: not counted either way
+  EXPECT_EQ(scope.live_bytes(), 0);
+  {
+    const TensorPeakScope inner;  // counts on its own while it lives
+    at::Tensor c = at::empty({1 << 21}, at::kFloat);
+    EXPECT_EQ(inner.peak_bytes(), 2 * kMiB4);
+  }
+  at::Tensor d = at::empty({1 << 10}, at::kFloat);  // the outer scope counts again
+  EXPECT_EQ(scope.live_bytes(), 4096);
+  EXPECT_EQ(scope.peak_bytes(), kMiB4 * 3 / 2);
+}
+
+TEST(TensorMemory, ReadingFewerPromptTokensLowersTheRequestsTensorPeak) {
+  auto m = tiny();
+  GenerationParams g;
+  g.max_new_tokens = 2;
+  g.ignore_eos = true;
+  std::vector<int> prompt;
+  while (prompt.size() < 400)
+    for (int t : m->tokenizer.encode("The harbour master counted the boats again. "))
+      prompt.push_back(t);
+  FullKV full;
+  const GenerationResult a = generate(*m, full, prompt, g);
+  const auto fewer = make_method("random-pc", {{"budget", 40}, {"window", 8}});
+  const GenerationResult b = generate(*m, *fewer, prompt, g);
+  EXPECT_GE(a.stats.tensor_peak_bytes, a.stats.kv_bytes);
+  EXPECT_GE(b.stats.tensor_peak_bytes, b.stats.kv_bytes);
+  EXPECT_LT(b.stats.kv_bytes * 5, a.stats.kv_bytes);
+  EXPECT_LT(b.stats.tensor_peak_bytes * 2, a.stats.tensor_peak_bytes);
 }
 
 TEST(Loading, MissingTensorAndMissingDirectoryAreNamed) {

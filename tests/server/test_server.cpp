@@ -125,6 +125,7 @@ TEST_F(ServerTest, CompletionAndChatEqualTheEngine) {
   EXPECT_EQ(r["usage"]["method"], "full");
   EXPECT_EQ(r["usage"]["kv_bytes"], want.stats.kv_bytes);
   EXPECT_GT(r["usage"]["peak_rss_bytes"].get<long long>(), 0);
+  EXPECT_GE(r["usage"]["tensor_peak_bytes"].get<long long>(), want.stats.kv_bytes);
   EXPECT_FALSE(r["usage"].contains("gpu_peak_bytes"));  // measured on a GPU only
 
   const json chat = post(c, "/v1/chat/completions",
