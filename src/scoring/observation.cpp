@@ -68,7 +68,12 @@ at::Tensor observation_attention(const at::Tensor& q_obs, const at::Tensor& keys
     scores.view({kv_heads, group, rows, n})
         .masked_fill_(hidden, -std::numeric_limits<float>::infinity());
   }
-  return at::softmax(scores, -1).view({heads, rows, n});
+  // Softmax in place: the score matrix is the largest buffer of a compressing prefill at long
+  // prompts ([heads, rows, n] f32), so no second one. A row with every key hidden is NaN, as
+  // at::softmax makes it.
+  scores.sub_(std::get<0>(scores.max(-1, /*keepdim=*/true))).exp_();
+  scores.div_(scores.sum(-1, /*keepdim=*/true));
+  return scores.view({heads, rows, n});
 }
 
 at::Tensor reduce_over_group(const at::Tensor& attn, int64_t kv_heads, Reduce r,
@@ -89,14 +94,16 @@ at::Tensor reduce_over_group(const at::Tensor& attn, int64_t kv_heads, Reduce r,
                   "] (one weight per observation row), got " + shape_of(row_weights));
     a = a * row_weights.to(a.device(), at::kFloat).view({1, rows, 1});
   }
-  a = a.reshape({kv_heads, (heads / kv_heads) * rows, n});
+  // Over a group's heads and rows together, on a view: `attn` is often a narrowed (strided)
+  // slice, which a reshape would copy whole.
+  a = a.view({kv_heads, heads / kv_heads, rows, n});
   switch (r) {
     case Reduce::Max:
-      return std::get<0>(a.max(1));
+      return at::amax(a, {1, 2});
     case Reduce::Mean:
-      return a.mean(1);
+      return a.mean({1, 2});
     case Reduce::Sum:
-      return a.sum(1);
+      return a.sum({1, 2});
   }
   throw Error("reduce_over_group: unknown reduction");
 }
