@@ -29,31 +29,33 @@ at::Tensor dense_layer(const Transformer& t, int l, at::Tensor& x, const Compres
   return press.select(LayerContext{l, keys, obs, plan});
 }
 
-// One layer, sparse: QKV of every row first, then scores from the observation rows, then
-// attention over each head's vertical keys + the local band. The scores serve both the
-// vertical keys and the kept entries.
+// One layer, sparse: keys and values of every row first (and the observation rows' queries),
+// then scores from those rows, then attention over each head's vertical keys + the local band,
+// the queries recomputed chunk by chunk (a second Q projection, ~5% of the layer's FLOPs,
+// instead of holding [heads, n, d]). The scores serve both the vertical keys and the kept
+// entries.
 at::Tensor sparse_layer(const Transformer& t, int l, at::Tensor& x, const CompressionPlan& plan,
                         KVPress& press, const SparsePrefill& sparse, const RotaryTables& rope,
                         LayerKV& full) {
-  const ModelConfig& cfg = t.config();
   const int64_t n_all = x.size(0), chunk = t.options().prefill_chunk;
-  at::Tensor q_all = at::empty({cfg.num_heads, n_all, cfg.head_dim}, x.options());
+  QueryCapture capture;
+  capture.positions = plan.obs_positions;
   for (int64_t c0 = 0; c0 < n_all; c0 += chunk) {
     const int64_t len = std::min(chunk, n_all - c0);
     const AttentionInputs in = t.layer_qkv(l, x.narrow(0, c0, len), rows_of(rope, c0, len));
     full.append(in.k, in.v, c0);
-    q_all.narrow(1, c0, len).copy_(in.q);
+    capture_queries(capture, l, t.config().num_layers, in.q, c0);
   }
-  const at::Tensor obs =
-      q_all.index_select(1, at::tensor(plan.obs_positions, at::kLong).to(x.device()));
+  const at::Tensor obs = capture.per_layer.empty() ? at::Tensor() : capture.per_layer[l];
   const at::Tensor keys = full.keys(), values = full.values();
   const LayerContext ctx{l, keys, obs, plan};
   const at::Tensor scores = press.scores(ctx);
   const at::Tensor vertical = topk_keep(scores, std::min(sparse.vertical, plan.scored_end));
   for (int64_t c0 = 0; c0 < n_all; c0 += chunk) {
     const int64_t len = std::min(chunk, n_all - c0);
-    const at::Tensor attn =
-        sparse_attention(q_all.narrow(1, c0, len), keys, values, c0, vertical, sparse.band);
+    const RotaryTables r = rows_of(rope, c0, len);
+    const at::Tensor q = t.layer_q(l, x.narrow(0, c0, len), r);
+    const at::Tensor attn = sparse_attention(q, keys, values, c0, vertical, sparse.band);
     x.narrow(0, c0, len).copy_(t.layer_output(l, x.narrow(0, c0, len), attn));
   }
   return press.select_scored(ctx, scores);

@@ -133,16 +133,23 @@ AttentionInputs Transformer::layer_qkv(int l, const at::Tensor& x, const RotaryT
   const LayerWeights& w = layers_.at(l);
   const int64_t t = x.size(0), d = cfg_.head_dim;
   const at::Tensor h = rms_norm(x, w.attn_norm);
-  at::Tensor q = w.q(h).view({t, cfg_.num_heads, d});
   at::Tensor k = w.k(h).view({t, cfg_.num_kv_heads, d});
   const at::Tensor v = w.v(h).view({t, cfg_.num_kv_heads, d});
-  if (cfg_.qk_norm) {
-    q = rms_norm(q, w.q_norm);
-    k = rms_norm(k, w.k_norm);
-  }
-  return {rope_.apply(q, rope).transpose(0, 1).contiguous(),  // [heads, t, d]
-          rope_.apply(k, rope).transpose(0, 1),               // [kv_heads, t, d]
+  if (cfg_.qk_norm) k = rms_norm(k, w.k_norm);
+  return {rotated_queries(w, h, rope), rope_.apply(k, rope).transpose(0, 1),  // [kv_heads, t, d]
           v.transpose(0, 1)};
+}
+
+at::Tensor Transformer::layer_q(int l, const at::Tensor& x, const RotaryTables& rope) const {
+  const LayerWeights& w = layers_.at(l);
+  return rotated_queries(w, rms_norm(x, w.attn_norm), rope);
+}
+
+at::Tensor Transformer::rotated_queries(const LayerWeights& w, const at::Tensor& h,
+                                        const RotaryTables& rope) const {
+  at::Tensor q = w.q(h).view({h.size(0), cfg_.num_heads, cfg_.head_dim});
+  if (cfg_.qk_norm) q = rms_norm(q, w.q_norm);
+  return rope_.apply(q, rope).transpose(0, 1).contiguous();  // [heads, t, d]
 }
 
 at::Tensor Transformer::layer_output(int l, const at::Tensor& x, const at::Tensor& attn) const {

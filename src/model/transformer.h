@@ -91,6 +91,9 @@ class Transformer {
   // The two halves of layer_forward, for callers that change the attention in between
   // (sparse prefill): norm + QKV + RoPE, then output projection + residual + MLP.
   AttentionInputs layer_qkv(int l, const at::Tensor& x, const RotaryTables& rope) const;
+  // The queries alone, exactly as layer_qkv makes them: the sparse prefill recomputes them per
+  // chunk instead of holding every row's ([heads, n, d] f32, as large as the residual stream).
+  at::Tensor layer_q(int l, const at::Tensor& x, const RotaryTables& rope) const;
   at::Tensor layer_output(int l, const at::Tensor& x, const at::Tensor& attn) const;
   RotaryTables rotary(int64_t pos0, int64_t t) const { return rope_.tables(pos0, t, opts_.device); }
 
@@ -122,6 +125,9 @@ class Transformer {
   at::Tensor load(const std::string& name, const std::vector<int64_t>& shape, bool keep_dtype);
   Linear load_linear(const std::string& prefix, int64_t out, int64_t in, bool bias);
   at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& w) const;
+  // Post-RoPE queries [heads, t, d] from the attention-normed input h [t, hidden].
+  at::Tensor rotated_queries(const LayerWeights& w, const at::Tensor& h,
+                             const RotaryTables& rope) const;
   void check_token(int token) const;  // throws when outside the vocabulary
 
   ModelConfig cfg_;
