@@ -38,8 +38,8 @@ nlohmann::json make_row(const std::string& method, int64_t length, const nlohman
 void add_request_memory(nlohmann::json& rows, const nlohmann::json& floor_working_bytes);
 
 // Adds the ratios to the `full` row of the same length to every row: ttft_ratio, tpot_ratio,
-// total_ratio, rss_ratio, working_ratio, request_ratio, tensor_ratio, kv_ratio (null where there is no such
-// row or figure).
+// total_ratio, rss_ratio, working_ratio, request_ratio, tensor_ratio, kv_ratio (null where there is
+// no such row or figure).
 void add_ratios_to_full(nlohmann::json& rows);
 
 }  // namespace dapx::bench

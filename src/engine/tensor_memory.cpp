@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <memory>
+#include <mutex>
 #include <unordered_map>
 
 namespace dapx {
@@ -14,11 +15,15 @@ namespace dapx {
 // on: the hook torch.profiler(profile_memory=True) uses. Only this thread's allocations are
 // seen, and only frees of blocks allocated in the scope lower the count.
 struct TensorPeakScope::Counter : c10::MemoryReportingInfoBase {
+  // A thread that inherits LibTorch's thread-local state (e.g. its inter-op pool) reports here
+  // too, so the counts are guarded.
+  mutable std::mutex mutex;
   std::unordered_map<void*, int64_t> alive;  // blocks allocated in this scope, not yet freed
   int64_t live = 0, peak = 0;
 
   void count(void* ptr, int64_t alloc_size, const c10::Device& device) {
     if (!device.is_cpu()) return;
+    const std::lock_guard<std::mutex> lock(mutex);
     if (alloc_size > 0) {
       alive[ptr] = alloc_size;
       live += alloc_size;
@@ -46,7 +51,14 @@ TensorPeakScope::TensorPeakScope() : counter_(std::make_shared<Counter>()) {
 
 TensorPeakScope::~TensorPeakScope() = default;
 
-int64_t TensorPeakScope::peak_bytes() const { return counter_->peak; }
-int64_t TensorPeakScope::live_bytes() const { return counter_->live; }
+int64_t TensorPeakScope::peak_bytes() const {
+  const std::lock_guard<std::mutex> lock(counter_->mutex);
+  return counter_->peak;
+}
+
+int64_t TensorPeakScope::live_bytes() const {
+  const std::lock_guard<std::mutex> lock(counter_->mutex);
+  return counter_->live;
+}
 
 }  // namespace dapx
