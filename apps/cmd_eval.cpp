@@ -123,10 +123,11 @@ void run(const Flags& f) {
   progress.on_row = [&](int done, int total, const nlohmann::json& row) {
     bar.row(done, total, row);
   };
+  eval::EvalPlan plan;
   if (f.suite == "ruler") {
     const eval::TaskSuite suite(default_data_dir() + "/eval/ruler_templates.json",
                                 eval::TextSources::load(eval::Split::Eval), eval::Split::Eval);
-    const eval::EvalPlan plan = make_plan(f, suite.task_names());
+    plan = make_plan(f, suite.task_names());
     eval::run_ruler(*target, draft.get(), suite, plan, log, progress);
   } else {
     if (f.data.empty()) throw Error("--suite longbench needs --data DIR (LongBench JSONL files)");
@@ -135,11 +136,12 @@ void run(const Flags& f) {
     for (const std::string& name : config.names())
       if (std::filesystem::exists(std::filesystem::path(f.data) / (name + ".jsonl")))
         present.push_back(name);
-    const eval::EvalPlan plan = make_plan(f, present);
+    plan = make_plan(f, present);
     eval::run_longbench(*target, draft.get(), config, f.data, plan, log, progress);
   }
   bar.end();
-  const nlohmann::json summary = eval::summarize(log.rows());
+  // Only this command's rows: the file may hold other methods or more samples.
+  const nlohmann::json summary = eval::summarize(eval::rows_of_plan(log.rows(), plan));
   if (f.json)
     std::cout << summary.dump(2) << "\n";
   else

@@ -245,6 +245,24 @@ void run_longbench(const LoadedModel& target, const LoadedModel* draft,
   }
 }
 
+std::vector<nlohmann::json> rows_of_plan(const std::vector<nlohmann::json>& rows,
+                                         const EvalPlan& plan) {
+  const auto has = [](const auto& list, const auto& x) {
+    return std::find(list.begin(), list.end(), x) != list.end();
+  };
+  std::vector<std::string> labels;
+  for (const MethodRun& run : plan.runs) labels.push_back(run.label());
+  std::vector<nlohmann::json> kept;
+  for (const nlohmann::json& r : rows) {
+    const bool ruler = r.at("suite") == "ruler";
+    if (has(plan.tasks, r.at("task").get<std::string>()) &&
+        has(labels, r.at("run").get<std::string>()) && r.at("sample").get<int>() < plan.samples &&
+        (!ruler || has(plan.lengths, r.at("length").get<int>())))
+      kept.push_back(r);
+  }
+  return kept;
+}
+
 nlohmann::json summarize(const std::vector<nlohmann::json>& rows) {
   struct Cell {
     std::vector<double> score, ttft, total, kv, kv_full;

@@ -73,6 +73,11 @@ void run_longbench(const LoadedModel& target, const LoadedModel* draft,
                    const LongBenchConfig& config, const std::filesystem::path& data_dir,
                    const EvalPlan& plan, ResultLog& log, const Progress& progress);
 
+// The rows that belong to `plan` (its tasks, run labels, samples 0..samples-1 and, for RULER,
+// its lengths): a results file may hold more (other methods, or samples of a longer run).
+std::vector<nlohmann::json> rows_of_plan(const std::vector<nlohmann::json>& rows,
+                                         const EvalPlan& plan);
+
 // Mean score per (task, length, run label), RULER category averages, and the runs' mean
 // TTFT, latency and KV bytes: {"cells": [...], "categories": [...]}.
 nlohmann::json summarize(const std::vector<nlohmann::json>& rows);

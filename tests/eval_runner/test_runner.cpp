@@ -241,5 +241,29 @@ TEST(EvalRunner, BadInputIsAClearErrorAndKeepsTheRows) {
   EXPECT_NE(error_of([&] { ResultLog bad(file); }).find("results.jsonl:1"), std::string::npos);
 }
 
+TEST(EvalRunner, TheSummaryCountsOnlyThePlansRows) {
+  const auto row = [](const char* task, int length, const char* run, int sample) {
+    return nlohmann::json{{"suite", "ruler"}, {"task", task},     {"length", length},
+                          {"run", run},       {"sample", sample}, {"score", 100.0}};
+  };
+  const std::vector<nlohmann::json> rows = {
+      row("niah_single_1", 512, "full", 0),      row("niah_single_1", 512, "full", 1),
+      row("niah_single_1", 512, "full", 2),       // beyond --samples 2
+      row("niah_single_1", 512, "snapkv@64", 0),  // another method
+      row("niah_single_1", 1024, "full", 0),      // another length
+      row("niah_single_2", 512, "full", 0),       // another task
+      row("niah_single_1", 512, "snapkv@128", 1)};
+  EvalPlan plan;
+  plan.tasks = {"niah_single_1"};
+  plan.lengths = {512};
+  plan.runs = {MethodRun{"full"}, MethodRun{"snapkv", 128}};
+  plan.samples = 2;
+  const std::vector<nlohmann::json> kept = rows_of_plan(rows, plan);
+  ASSERT_EQ(kept.size(), 3u);
+  EXPECT_EQ(kept[0], rows[0]);
+  EXPECT_EQ(kept[1], rows[1]);
+  EXPECT_EQ(kept[2], rows[6]);
+}
+
 }  // namespace
 }  // namespace dapx::eval
