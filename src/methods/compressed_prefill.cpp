@@ -29,24 +29,26 @@ at::Tensor dense_layer(const Transformer& t, int l, at::Tensor& x, const Compres
   return press.select(LayerContext{l, keys, obs, plan});
 }
 
-// One layer, sparse: keys and values of every row first (and the observation rows' queries),
-// then scores from those rows, then attention over each head's vertical keys + the local band,
-// the queries recomputed chunk by chunk (a second Q projection, ~5% of the layer's FLOPs,
-// instead of holding [heads, n, d]). The scores serve both the vertical keys and the kept
-// entries.
+// One layer, sparse: keys and values of every row first, then the observation rows' queries
+// and scores from them, then attention over each head's vertical keys + the local band with the
+// queries made chunk by chunk (never [heads, n, d] at once). The scores serve both the vertical
+// keys and the kept entries.
 at::Tensor sparse_layer(const Transformer& t, int l, at::Tensor& x, const CompressionPlan& plan,
                         KVPress& press, const SparsePrefill& sparse, const RotaryTables& rope,
                         LayerKV& full) {
   const int64_t n_all = x.size(0), chunk = t.options().prefill_chunk;
-  QueryCapture capture;
-  capture.positions = plan.obs_positions;
   for (int64_t c0 = 0; c0 < n_all; c0 += chunk) {
     const int64_t len = std::min(chunk, n_all - c0);
-    const AttentionInputs in = t.layer_qkv(l, x.narrow(0, c0, len), rows_of(rope, c0, len));
+    const AttentionInputs in = t.layer_kv(l, x.narrow(0, c0, len), rows_of(rope, c0, len));
     full.append(in.k, in.v, c0);
-    capture_queries(capture, l, t.config().num_layers, in.q, c0);
   }
-  const at::Tensor obs = capture.per_layer.empty() ? at::Tensor() : capture.per_layer[l];
+  // The observation rows' queries, from their rows of the layer's input (x is not yet updated).
+  at::Tensor obs;
+  if (!plan.obs_positions.empty()) {
+    const at::Tensor rows = at::tensor(plan.obs_positions, at::kLong).to(x.device());
+    obs = t.layer_q(l, x.index_select(0, rows),
+                    {rope.cos.index_select(0, rows), rope.sin.index_select(0, rows)});
+  }
   const at::Tensor keys = full.keys(), values = full.values();
   const LayerContext ctx{l, keys, obs, plan};
   const at::Tensor scores = press.scores(ctx);

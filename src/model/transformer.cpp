@@ -131,12 +131,24 @@ at::Tensor Transformer::embed(const std::vector<int>& tokens) const {
 
 AttentionInputs Transformer::layer_qkv(int l, const at::Tensor& x, const RotaryTables& rope) const {
   const LayerWeights& w = layers_.at(l);
-  const int64_t t = x.size(0), d = cfg_.head_dim;
   const at::Tensor h = rms_norm(x, w.attn_norm);
+  AttentionInputs in = keys_values(w, h, rope);
+  in.q = rotated_queries(w, h, rope);
+  return in;
+}
+
+AttentionInputs Transformer::layer_kv(int l, const at::Tensor& x, const RotaryTables& rope) const {
+  const LayerWeights& w = layers_.at(l);
+  return keys_values(w, rms_norm(x, w.attn_norm), rope);
+}
+
+AttentionInputs Transformer::keys_values(const LayerWeights& w, const at::Tensor& h,
+                                         const RotaryTables& rope) const {
+  const int64_t t = h.size(0), d = cfg_.head_dim;
   at::Tensor k = w.k(h).view({t, cfg_.num_kv_heads, d});
   const at::Tensor v = w.v(h).view({t, cfg_.num_kv_heads, d});
   if (cfg_.qk_norm) k = rms_norm(k, w.k_norm);
-  return {rotated_queries(w, h, rope), rope_.apply(k, rope).transpose(0, 1),  // [kv_heads, t, d]
+  return {at::Tensor(), rope_.apply(k, rope).transpose(0, 1),  // [kv_heads, t, d]
           v.transpose(0, 1)};
 }
 

@@ -94,6 +94,8 @@ class Transformer {
   // The queries alone, exactly as layer_qkv makes them: the sparse prefill recomputes them per
   // chunk instead of holding every row's ([heads, n, d] f32, as large as the residual stream).
   at::Tensor layer_q(int l, const at::Tensor& x, const RotaryTables& rope) const;
+  // Keys and values alone (q left undefined), exactly as layer_qkv makes them.
+  AttentionInputs layer_kv(int l, const at::Tensor& x, const RotaryTables& rope) const;
   at::Tensor layer_output(int l, const at::Tensor& x, const at::Tensor& attn) const;
   RotaryTables rotary(int64_t pos0, int64_t t) const { return rope_.tables(pos0, t, opts_.device); }
 
@@ -128,6 +130,9 @@ class Transformer {
   // Post-RoPE queries [heads, t, d] from the attention-normed input h [t, hidden].
   at::Tensor rotated_queries(const LayerWeights& w, const at::Tensor& h,
                              const RotaryTables& rope) const;
+  // Post-RoPE keys and raw values [kv_heads, t, d] from h (q left undefined).
+  AttentionInputs keys_values(const LayerWeights& w, const at::Tensor& h,
+                              const RotaryTables& rope) const;
   void check_token(int token) const;  // throws when outside the vocabulary
 
   ModelConfig cfg_;
