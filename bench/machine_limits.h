@@ -9,7 +9,8 @@ namespace dapx::bench {
 
 // Dense GEMM rate in GFLOP/s for [m, k] x [k, n]^T in the given dtype (LibTorch / BLAS).
 double gemm_gflops(at::ScalarType dtype, int64_t m = 1024, int64_t k = 896, int64_t n = 4864);
-// Streaming read bandwidth in GB/s over a buffer much larger than the caches, all threads.
+// Streaming read bandwidth in GB/s over a buffer much larger than the caches, all threads: the
+// best of plain and software-prefetched streams.
 double read_bandwidth_gbs(int64_t bytes = int64_t{1} << 30);
 
 struct MachineLimits {

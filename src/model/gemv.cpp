@@ -85,6 +85,15 @@ __attribute__((target("avx2,fma"))) inline __m256 load8(const float* p) {
   return _mm256_loadu_ps(p);
 }
 
+// Software prefetch kPrefetchBytes ahead of a weight stream: the hardware prefetchers alone left
+// a quarter of the read bandwidth unused on a 2-core Xeon (14-15 -> 19-20 GB/s with 4-8 KiB
+// ahead, bench_gemv). Prefetches past the end of the matrix are harmless (they never fault).
+constexpr int64_t kPrefetchBytes = 8192;
+inline void prefetch_ahead(const void* p, int64_t bytes) {
+  const char* c = static_cast<const char*>(p) + kPrefetchBytes;
+  for (int64_t b = 0; b < bytes; b += 64) _mm_prefetch(c + b, _MM_HINT_T0);
+}
+
 // One weight row at a time with four independent accumulators: measured fastest on large
 // matrices (a single sequential stream per thread keeps the prefetchers ahead; interleaving
 // 2-8 rows was 20-40% slower). Each row is read once and reused for every x row from L1.
@@ -100,6 +109,7 @@ __attribute__((target("avx2,fma"))) void rows_avx2(const W* w, int64_t i0, int64
       __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
       int64_t j = 0;
       for (; j < k32; j += 32) {
+        prefetch_ahead(wr + j, 32 * sizeof(W));
         a0 = _mm256_fmadd_ps(load8(wr + j), _mm256_loadu_ps(xr + j), a0);
         a1 = _mm256_fmadd_ps(load8(wr + j + 8), _mm256_loadu_ps(xr + j + 8), a1);
         a2 = _mm256_fmadd_ps(load8(wr + j + 16), _mm256_loadu_ps(xr + j + 16), a2);
@@ -134,6 +144,7 @@ __attribute__((target("avx2,fma"))) void int8_rows_avx2(const int8_t* w, const f
         __m256i dot = _mm256_setzero_si256();
         int64_t j = j0;
         for (; j + 32 <= j1; j += 32) {
+          prefetch_ahead(wr + j, 32);
           const __m256i wv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wr + j));
           const __m256i xv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xr + j));
           const __m256i pairs =
