@@ -2,8 +2,8 @@
 // The inner loops the attention kernels share (decode_attention.cpp, prefill_attention.cpp):
 // bf16 -> f32 widening of cache tiles, dot products, a shifted exp with its sum, weighted sums
 // of value rows, and a block of scores.
-// PortableOps runs on any CPU; Avx2Ops (x86 with AVX2 + FMA) is inlined into each kernel's
-// AVX2 entry point (flatten), where that target is enabled.
+// PortableOps runs on any CPU; Avx2Ops (x86 with AVX2 + FMA) and Avx512Ops (AVX-512F) are
+// inlined into each kernel's entry point for that target (flatten), where it is enabled.
 #include <cmath>
 #include <cstdint>
 
@@ -278,6 +278,119 @@ struct Avx2Ops {
   }
 };
 #undef DAPX_AVX2
+
+// The prefill tiles' block products and exp 16 lanes wide (x86 with AVX-512F: twice AVX2's
+// multiply-adds per instruction); the rest as Avx2Ops. Inlined into the prefill kernels'
+// AVX-512 entry points (flatten).
+#define DAPX_AVX512 __attribute__((target("avx512f,avx2,fma"))) static inline
+struct Avx512Ops : Avx2Ops {
+  // R rows x V vectors of 16 columns of PortableOps::tile_scores, in R * V registers.
+  template <int R, int V>
+  DAPX_AVX512 void scores_block(const float* q, int64_t d, const float* kt, int64_t cols,
+                                float* s) {
+    __m512 a[R][V];
+    for (int i = 0; i < R; ++i)
+      for (int v = 0; v < V; ++v) a[i][v] = _mm512_setzero_ps();
+    for (int64_t x = 0; x < d; ++x) {
+      __m512 k[V];
+      for (int v = 0; v < V; ++v) k[v] = _mm512_loadu_ps(kt + x * cols + 16 * v);
+      for (int i = 0; i < R; ++i) {
+        const __m512 b = _mm512_set1_ps(q[i * d + x]);
+        for (int v = 0; v < V; ++v) a[i][v] = _mm512_fmadd_ps(b, k[v], a[i][v]);
+      }
+    }
+    for (int i = 0; i < R; ++i)
+      for (int v = 0; v < V; ++v) _mm512_storeu_ps(s + i * cols + 16 * v, a[i][v]);
+  }
+  template <int R>
+  DAPX_AVX512 void scores_rows(const float* q, int64_t d, const float* kt, int64_t cols, float* s) {
+    int64_t c = 0;
+    for (; c + 32 <= cols; c += 32) scores_block<R, 2>(q, d, kt + c, cols, s + c);
+    for (; c < cols; c += 16) scores_block<R, 1>(q, d, kt + c, cols, s + c);
+  }
+  // As PortableOps::tile_scores: blocks of 12 rows x 32 columns (24 of the 32 registers).
+  DAPX_AVX512 void tile_scores(const float* q, int64_t rows, int64_t d, const float* kt,
+                               int64_t cols, float* s) {
+    constexpr int kRows = 12;
+    int64_t r = 0;
+    for (; r + kRows <= rows; r += kRows) scores_rows<kRows>(q + r * d, d, kt, cols, s + r * cols);
+    for (; r < rows; ++r) scores_rows<1>(q + r * d, d, kt, cols, s + r * cols);
+  }
+  // R rows x V vectors of 16 dims of PortableOps::tile_weighted (acc and values start at the
+  // block's first dim; rows d apart).
+  template <int R, int V>
+  DAPX_AVX512 void weighted_block(float* acc, int64_t d, const float* p, int64_t p_stride,
+                                  const float* values, int64_t n) {
+    __m512 a[R][V];
+    for (int i = 0; i < R; ++i)
+      for (int v = 0; v < V; ++v) a[i][v] = _mm512_loadu_ps(acc + i * d + 16 * v);
+    for (int64_t c = 0; c < n; ++c) {
+      __m512 val[V];
+      for (int v = 0; v < V; ++v) val[v] = _mm512_loadu_ps(values + c * d + 16 * v);
+      for (int i = 0; i < R; ++i) {
+        const __m512 w = _mm512_set1_ps(p[i * p_stride + c]);
+        for (int v = 0; v < V; ++v) a[i][v] = _mm512_fmadd_ps(w, val[v], a[i][v]);
+      }
+    }
+    for (int i = 0; i < R; ++i)
+      for (int v = 0; v < V; ++v) _mm512_storeu_ps(acc + i * d + 16 * v, a[i][v]);
+  }
+  template <int R>
+  DAPX_AVX512 void weighted_rows_block(float* acc, int64_t d, const float* p, int64_t p_stride,
+                                       const float* values, int64_t n) {
+    int64_t x = 0;
+    for (; x + 64 <= d; x += 64) weighted_block<R, 4>(acc + x, d, p, p_stride, values + x, n);
+    for (; x + 16 <= d; x += 16) weighted_block<R, 1>(acc + x, d, p, p_stride, values + x, n);
+    if (x < d)  // dims past the last block of 16: row by row
+      for (int i = 0; i < R; ++i)
+        weighted_rows(acc + i * d + x, p + i * p_stride, values + x, n, d - x, d);
+  }
+  // As PortableOps::tile_weighted: blocks of 6 rows x 64 dims (24 registers).
+  DAPX_AVX512 void tile_weighted(float* acc, int64_t rows, int64_t d, const float* p,
+                                 int64_t p_stride, const float* values, int64_t n) {
+    constexpr int kRows = 6;
+    int64_t r = 0;
+    for (; r + kRows <= rows; r += kRows)
+      weighted_rows_block<kRows>(acc + r * d, d, p + r * p_stride, p_stride, values, n);
+    for (; r < rows; ++r)
+      weighted_rows_block<1>(acc + r * d, d, p + r * p_stride, p_stride, values, n);
+  }
+  // Avx2Ops::exp8 on 16 lanes (same polynomial, same underflow and NaN handling).
+  DAPX_AVX512 __m512 exp16(__m512 x) {
+    const __m512 lo = _mm512_set1_ps(-87.3f);
+    const __mmask16 underflow = _mm512_cmp_ps_mask(x, lo, _CMP_LT_OQ);
+    x = _mm512_max_ps(lo, x);  // this operand order lets NaN through
+    const __m512 n = _mm512_roundscale_ps(
+        _mm512_fmadd_ps(x, _mm512_set1_ps(1.44269504088896341f), _mm512_set1_ps(0.5f)),
+        _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC);
+    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
+    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
+    __m512 y = _mm512_set1_ps(1.9875691500e-4f);
+    y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(1.3981999507e-3f));
+    y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(8.3334519073e-3f));
+    y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(4.1665795894e-2f));
+    y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(1.6666665459e-1f));
+    y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(5.0000001201e-1f));
+    y = _mm512_fmadd_ps(y, _mm512_mul_ps(r, r), _mm512_add_ps(r, _mm512_set1_ps(1.f)));
+    const __m512i pow2n =
+        _mm512_slli_epi32(_mm512_add_epi32(_mm512_cvtps_epi32(n), _mm512_set1_epi32(127)), 23);
+    y = _mm512_mul_ps(y, _mm512_castsi512_ps(pow2n));
+    return _mm512_maskz_mov_ps(static_cast<__mmask16>(~underflow), y);
+  }
+  DAPX_AVX512 float exp_shift(float* s, int64_t n, float m) {
+    const __m512 mv = _mm512_set1_ps(m);
+    __m512 sum = _mm512_setzero_ps();
+    int64_t t = 0;
+    for (; t + 16 <= n; t += 16) {
+      const __m512 e = exp16(_mm512_sub_ps(_mm512_loadu_ps(s + t), mv));
+      _mm512_storeu_ps(s + t, e);
+      sum = _mm512_add_ps(sum, e);
+    }
+    float total = _mm512_reduce_add_ps(sum);
+    return total + Avx2Ops::exp_shift(s + t, n - t, m);
+  }
+};
+#undef DAPX_AVX512
 #endif
 
 }  // namespace dapx

@@ -5,6 +5,8 @@
 // Torch-free (raw pointers) so it can be tested under the sanitizers.
 #include <cstdint>
 
+#include "model/cpu_features.h"
+
 namespace dapx {
 
 // W: [n, k] row-major. x: [rows, k], y: [rows, n], both f32. rows <= kMaxGemvRows.
@@ -34,8 +36,10 @@ struct GemvTarget {
 // Several products of the same width k in one parallel region: the output rows of all of them
 // are split evenly over the threads, so small matrices (K and V next to Q, gate next to up,
 // the keys of each KV head) do not each pay a fork/join and an uneven split.
-// `portable` forces the plain loops even where AVX2 runs (tests compare both).
-void gemv_batch(const GemvTarget* targets, int count, int64_t k, int rows, bool portable = false);
+// `kernels` narrower than the CPU has: tests compare the loops (AVX-512 VNNI for int8, AVX2,
+// portable).
+void gemv_batch(const GemvTarget* targets, int count, int64_t k, int rows,
+                CpuKernels kernels = CpuKernels::kBest);
 
 // True when the AVX2+FMA kernels run (otherwise the portable loop).
 bool gemv_uses_avx2();

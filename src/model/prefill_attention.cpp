@@ -171,12 +171,22 @@ __attribute__((target("avx2,fma"), flatten)) void attend_tile_avx2(const Prefill
                                                                    const float* gv, Scratch& w) {
   attend_tile_impl<Avx2Ops>(a, h, i0, i1, gk, gv, w);
 }
-#else
-void attend_tile_avx2(const PrefillAttention& a, int64_t h, int64_t i0, int64_t i1, const float* gk,
-                      const float* gv, Scratch& w) {
-  attend_tile_portable(a, h, i0, i1, gk, gv, w);
+__attribute__((target("avx512f,avx2,fma"), flatten)) void attend_tile_avx512(
+    const PrefillAttention& a, int64_t h, int64_t i0, int64_t i1, const float* gk, const float* gv,
+    Scratch& w) {
+  attend_tile_impl<Avx512Ops>(a, h, i0, i1, gk, gv, w);
 }
 #endif
+
+// Positions [i0, i1) of KV head h with the loops `kernels` names (cpu_kernels resolved).
+void attend_tile(CpuKernels kernels, const PrefillAttention& a, int64_t h, int64_t i0, int64_t i1,
+                 const float* gk, const float* gv, Scratch& w) {
+#ifdef DAPX_X86
+  if (kernels == CpuKernels::kAvx512) return attend_tile_avx512(a, h, i0, i1, gk, gv, w);
+  if (kernels == CpuKernels::kAvx2) return attend_tile_avx2(a, h, i0, i1, gk, gv, w);
+#endif
+  attend_tile_portable(a, h, i0, i1, gk, gv, w);
+}
 
 // Rows [r0, r1) of every query head of KV head h (row g * n + i is head g's row r0 + i):
 // adds their probabilities over keys [0, n_scored) to col[0, n_scored).
@@ -232,12 +242,20 @@ __attribute__((target("avx2,fma"), flatten)) void column_sums_avx2(const Attenti
                                                                    float* col) {
   column_sums_impl<Avx2Ops>(a, h, r0, r1, w, col);
 }
-#else
-void column_sums_avx2(const AttentionColumnSums& a, int64_t h, int64_t r0, int64_t r1, Scratch& w,
-                      float* col) {
-  column_sums_portable(a, h, r0, r1, w, col);
+__attribute__((target("avx512f,avx2,fma"), flatten)) void column_sums_avx512(
+    const AttentionColumnSums& a, int64_t h, int64_t r0, int64_t r1, Scratch& w, float* col) {
+  column_sums_impl<Avx512Ops>(a, h, r0, r1, w, col);
 }
 #endif
+
+void column_sums(CpuKernels kernels, const AttentionColumnSums& a, int64_t h, int64_t r0,
+                 int64_t r1, Scratch& w, float* col) {
+#ifdef DAPX_X86
+  if (kernels == CpuKernels::kAvx512) return column_sums_avx512(a, h, r0, r1, w, col);
+  if (kernels == CpuKernels::kAvx2) return column_sums_avx2(a, h, r0, r1, w, col);
+#endif
+  column_sums_portable(a, h, r0, r1, w, col);
+}
 
 // dst[0..d) = the row at element offset `at` of a cache buffer, as f32.
 void widen_row(const PrefillAttention& a, const void* base, int64_t at, float* dst) {
@@ -279,7 +297,7 @@ void attend_prefill(const PrefillAttention& args) {
   check(a);
   const int64_t group = a.heads / a.kv_heads, per_tile = positions_per_tile(group), d = a.d;
   const int64_t tiles = (a.t + per_tile - 1) / per_tile, items = a.kv_heads * tiles;
-  const bool avx2 = cpu_has_avx2() && !a.portable;
+  const CpuKernels kernels = cpu_kernels(a.kernels);
   // Sparse: each KV head's vertical keys and values gathered once, contiguous.
   const int64_t nv = a.band > 0 ? a.n_vertical : 0;
   std::vector<float> gathered(2 * a.kv_heads * nv * d);
@@ -300,10 +318,7 @@ void attend_prefill(const PrefillAttention& args) {
       const int64_t i0 = tile * per_tile, i1 = std::min(a.t, i0 + per_tile);
       const float* gk = gathered.data() + h * nv * d;
       const float* gv = gathered.data() + (a.kv_heads + h) * nv * d;
-      if (avx2)
-        attend_tile_avx2(a, h, i0, i1, gk, gv, w);
-      else
-        attend_tile_portable(a, h, i0, i1, gk, gv, w);
+      attend_tile(kernels, a, h, i0, i1, gk, gv, w);
     }
   }
 }
@@ -323,7 +338,7 @@ void attention_column_sums(const AttentionColumnSums& a) {
   const int64_t group = a.heads / a.kv_heads, per_tile = positions_per_tile(group);
   const int64_t tiles = (a.rows + per_tile - 1) / per_tile, items = a.kv_heads * tiles;
   const int64_t width = a.kv_heads * a.n_scored;
-  const bool avx2 = cpu_has_avx2() && !a.portable;
+  const CpuKernels kernels = cpu_kernels(a.kernels);
   // Each thread sums into its own row of partial, items dealt round-robin (schedule(static,
   // 1)), rows added in thread order: the same scores in every run with the same threads.
   int threads = 1;
@@ -345,10 +360,7 @@ void attention_column_sums(const AttentionColumnSums& a) {
       const int64_t h = item % a.kv_heads, tile = tiles - 1 - item / a.kv_heads;
       const int64_t r0 = tile * per_tile, r1 = std::min(a.rows, r0 + per_tile);
       float* col = partial.data() + tid * width + h * a.n_scored;
-      if (avx2)
-        column_sums_avx2(a, h, r0, r1, w, col);
-      else
-        column_sums_portable(a, h, r0, r1, w, col);
+      column_sums(kernels, a, h, r0, r1, w, col);
     }
   }
   std::fill(a.out, a.out + width, 0.f);

@@ -8,6 +8,8 @@
 // its KV head's "vertical" keys. Torch-free (raw pointers) so it runs under the sanitizers.
 #include <cstdint>
 
+#include "model/cpu_features.h"
+
 namespace dapx {
 
 struct PrefillAttention {
@@ -30,8 +32,8 @@ struct PrefillAttention {
   int64_t band = 0;
   const int64_t* vertical = nullptr;
   int64_t n_vertical = 0, vertical_stride = 0;
-  float* out = nullptr;   // [heads, t, d]
-  bool portable = false;  // force the plain loops even where AVX2 runs (tests compare both)
+  float* out = nullptr;                    // [heads, t, d]
+  CpuKernels kernels = CpuKernels::kBest;  // narrower loops than the CPU has (tests compare)
 };
 
 // out[h][i] = softmax(q[h][i] . K^T / sqrt(d)) V over the keys query i sees (above) of KV head
@@ -53,7 +55,7 @@ struct AttentionColumnSums {
   const int64_t* positions = nullptr;  // [rows], each < len
   int64_t heads = 0, kv_heads = 0, rows = 0, len = 0, d = 0, n_scored = 0;
   float* out = nullptr;  // [kv_heads, n_scored]
-  bool portable = false;
+  CpuKernels kernels = CpuKernels::kBest;
 };
 void attention_column_sums(const AttentionColumnSums& a);
 

@@ -1,6 +1,7 @@
 // GEMV kernels against double-precision loops: bf16, f32 and int8 weights, odd sizes (tails of the
 // 32- and 8-wide vector loops), several input rows, and batches of matrices that share one
-// parallel region (each with its own input), split over 1 to 7 threads; AVX2 and portable.
+// parallel region (each with its own input), split over 1 to 7 threads; AVX-512 (VNNI for int8),
+// AVX2 and portable loops where the CPU has them.
 #include <gtest/gtest.h>
 #include <omp.h>
 
@@ -86,10 +87,10 @@ TEST(Gemv, Int8MatchesDequantizedLoops) {
         for (auto& v : q) v = static_cast<int8_t>(qd(rng));
         for (auto& v : scales) v = sd(rng);
         const std::vector<float> x = random_vector(rows * k, rng);
-        for (bool portable : {false, true}) {
+        for (CpuKernels kernels : {CpuKernels::kAvx512, CpuKernels::kAvx2, CpuKernels::kPortable}) {
           std::vector<float> y(rows * n, -1.f);
           const GemvTarget t{q.data(), GemvWeights::kInt8, n, x.data(), y.data(), scales.data()};
-          gemv_batch(&t, 1, k, rows, portable);
+          gemv_batch(&t, 1, k, rows, kernels);
           for (int r = 0; r < rows; ++r) {
             // the input as the kernel uses it: int8 per block of 64, scale max |x| / 127
             std::vector<double> xq(k), half_step(blocks);
@@ -110,7 +111,8 @@ TEST(Gemv, Int8MatchesDequantizedLoops) {
                 bound += std::abs(wj) * half_step[j / kInt8Block];
               }
               ASSERT_NEAR(y[r * n + i], e, 1e-4 * (1 + std::sqrt(double(k))))
-                  << "n " << n << " k " << k << " rows " << rows << (portable ? " portable" : "");
+                  << "n " << n << " k " << k << " rows " << rows << " kernels "
+                  << static_cast<int>(cpu_kernels(kernels));
               // quantising x moves each x[j] by at most half a step of its block
               EXPECT_NEAR(y[r * n + i], exact, bound);
             }
@@ -141,16 +143,17 @@ TEST(Gemv, BatchOfMatricesWithTheirOwnInputsMatchesEachAlone) {
   }
   const int saved = omp_get_max_threads();
   for (int threads : {1, 3, 7})
-    for (bool portable : {false, true}) {
+    for (CpuKernels kernels : {CpuKernels::kAvx512, CpuKernels::kAvx2, CpuKernels::kPortable}) {
       for (auto& y : ys) std::fill(y.begin(), y.end(), -1.f);
       omp_set_num_threads(threads);
-      gemv_batch(targets.data(), static_cast<int>(targets.size()), k, rows, portable);
+      gemv_batch(targets.data(), static_cast<int>(targets.size()), k, rows, kernels);
       for (size_t m = 0; m < ns.size(); ++m)
         for (int r = 0; r < rows; ++r)
           for (int64_t i = 0; i < ns[m]; ++i)
             ASSERT_NEAR(ys[m][r * ns[m] + i], expected(mats[m], m % 2 == 0, k, xs[m], r, i), 2e-3)
                 << "matrix " << m << " row " << r << " output " << i << ", " << threads
-                << " threads" << (portable ? ", portable" : "");
+                << " threads"
+                << ", kernels " << static_cast<int>(cpu_kernels(kernels));
     }
   omp_set_num_threads(saved);
 }

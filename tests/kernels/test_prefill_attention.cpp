@@ -2,7 +2,8 @@
 // 8, head sizes with and without vector tails, chunks with and without older keys, several
 // query tiles and key tiles (and partial ones), masked slots (a query whose every visible key
 // is masked gets zeros), scores so far apart that exp underflows, heads padded apart like a
-// cache, 1 to 7 threads, AVX2 and portable loops, f32 and bf16 caches.
+// cache, 1 to 7 threads, AVX-512, AVX2 and portable loops (where the CPU has them), f32 and
+// bf16 caches.
 #include <gtest/gtest.h>
 #include <omp.h>
 
@@ -20,6 +21,19 @@
 namespace dapx {
 namespace {
 
+// Every kernel level; one the CPU lacks runs the widest it has.
+constexpr CpuKernels kKernels[] = {CpuKernels::kAvx512, CpuKernels::kAvx2, CpuKernels::kPortable};
+const char* kernel_name(CpuKernels k) {
+  switch (cpu_kernels(k)) {
+    case CpuKernels::kAvx512:
+      return " avx512";
+    case CpuKernels::kAvx2:
+      return " avx2";
+    default:
+      return " portable";
+  }
+}
+
 struct Case {
   int64_t heads, kv_heads, t, older, d;
   bool masked;
@@ -31,7 +45,7 @@ struct Case {
 
 // bf16: the cache holds bf16 bits; the reference reads the same values widened (the kernel
 // widens exactly), so the tolerance is the f32 cache's.
-void check(const Case& c, int threads, bool portable, unsigned seed, bool bf16 = false) {
+void check(const Case& c, int threads, CpuKernels kernels, unsigned seed, bool bf16 = false) {
   std::mt19937 rng(seed);
   std::normal_distribution<float> nd(0.f, c.spread);
   const int64_t len = c.older + c.t + c.later, capacity = len + 5;  // heads `capacity` apart
@@ -85,7 +99,7 @@ void check(const Case& c, int threads, bool portable, unsigned seed, bool bf16 =
   a.vertical = vertical.data();
   a.n_vertical = a.vertical_stride = c.n_vertical;
   a.out = out.data();
-  a.portable = portable;
+  a.kernels = kernels;
   omp_set_num_threads(threads);
   attend_prefill(a);
 
@@ -123,7 +137,7 @@ void check(const Case& c, int threads, bool portable, unsigned seed, bool bf16 =
         ASSERT_NEAR(out[(h * c.t + i) * c.d + x], want[x],
                     (c.spread > 2 ? 1e-2 : 2e-5) * (1 + std::abs(want[x])))
             << "heads " << c.heads << " kv " << c.kv_heads << " t " << c.t << " older " << c.older
-            << " d " << c.d << " threads " << threads << (portable ? " portable" : "")
+            << " d " << c.d << " threads " << threads << kernel_name(kernels)
             << (bf16 ? " bf16" : "") << ": head " << h << " query " << i << " dim " << x;
     }
 }
@@ -143,8 +157,10 @@ TEST(PrefillAttention, MatchesTwoPassCausalSoftmax) {
                                          {6, 3, 90, 40, 20, true},
                                          {12, 3, 70, 0, 128, true},
                                          {4, 2, 100, 30, 64, false, 30.f}})
-    for (int threads : {1, 3, 7})
-      for (bool portable : {false, true}) check(c, threads, portable, seed++);
+    for (int threads : {1, 3, 7}) {  // the same data through every kernel
+      for (CpuKernels kernels : kKernels) check(c, threads, kernels, seed);
+      ++seed;
+    }
   omp_set_num_threads(saved);
 }
 
@@ -158,8 +174,10 @@ TEST(PrefillAttention, ReadsBf16Cache) {
                                          {6, 3, 90, 40, 20, true},
                                          {6, 2, 90, 0, 16, false, 2.f, 5, 12, 30},
                                          {14, 2, 130, 200, 64, false, 2.f, 70, 100, 50}})
-    for (int threads : {1, 3})
-      for (bool portable : {false, true}) check(c, threads, portable, seed++, true);
+    for (int threads : {1, 3}) {
+      for (CpuKernels kernels : kKernels) check(c, threads, kernels, seed, true);
+      ++seed;
+    }
   omp_set_num_threads(saved);
 }
 
@@ -174,8 +192,10 @@ TEST(PrefillAttention, SparseMatchesBandPlusVerticalSoftmax) {
                                          {8, 8, 20, 150, 32, false, 2.f, 300, 64, 0},  // band > p
                                          {7, 1, 60, 100, 64, false, 2.f, 16, 0, 10},   // band only
                                          {2, 1, 100, 0, 64, false, 2.f, 8, 100, 0}})   // all keys
-    for (int threads : {1, 3})
-      for (bool portable : {false, true}) check(c, threads, portable, seed++);
+    for (int threads : {1, 3}) {  // the same data through every kernel
+      for (CpuKernels kernels : kKernels) check(c, threads, kernels, seed);
+      ++seed;
+    }
   omp_set_num_threads(saved);
 }
 
@@ -193,7 +213,7 @@ TEST(PrefillAttention, ColumnSumsMatchSummedSoftmax) {
                                          {8, 4, 200, 20, 200, 3},
                                          {7, 1, 90, 64, 40, 2}})
     for (int threads : {1, 3})
-      for (bool portable : {false, true})
+      for (CpuKernels kernels : kKernels)
         for (bool bf16 : {false, true}) {
           std::mt19937 rng(seed++);
           std::normal_distribution<float> nd(0.f, 2.f);
@@ -220,7 +240,7 @@ TEST(PrefillAttention, ColumnSumsMatchSummedSoftmax) {
           a.d = c.d;
           a.n_scored = c.n_scored;
           a.out = out.data();
-          a.portable = portable;
+          a.kernels = kernels;
           omp_set_num_threads(threads);
           attention_column_sums(a);
           a.out = again.data();
@@ -247,7 +267,7 @@ TEST(PrefillAttention, ColumnSumsMatchSummedSoftmax) {
           for (size_t i = 0; i < want.size(); ++i)
             ASSERT_NEAR(out[i], want[i], 1e-5 * (1 + want[i]))
                 << "heads " << c.heads << " kv " << c.kv_heads << " len " << c.len << " d " << c.d
-                << " threads " << threads << (portable ? " portable" : "") << (bf16 ? " bf16" : "")
+                << " threads " << threads << kernel_name(kernels) << (bf16 ? " bf16" : "")
                 << ": entry " << i;
         }
   omp_set_num_threads(saved);
@@ -260,7 +280,7 @@ TEST(PrefillAttention, NanQueryGivesNanNotZeros) {
   std::vector<float> q(heads * t * d, 0.5f), k(kv_heads * t * d, 0.25f), v(kv_heads * t * d, 1.f),
       out(heads * t * d), sums(kv_heads * t);
   q[(0 * t + 40) * d + 3] = std::numeric_limits<float>::quiet_NaN();  // head 0, query 40
-  for (bool portable : {false, true}) {
+  for (CpuKernels kernels : kKernels) {
     PrefillAttention a;
     a.q = q.data();
     a.k = k.data();
@@ -271,9 +291,9 @@ TEST(PrefillAttention, NanQueryGivesNanNotZeros) {
     a.t = a.len = t;
     a.d = d;
     a.out = out.data();
-    a.portable = portable;
+    a.kernels = kernels;
     attend_prefill(a);
-    EXPECT_TRUE(std::isnan(out[(0 * t + 40) * d])) << portable;
+    EXPECT_TRUE(std::isnan(out[(0 * t + 40) * d])) << kernel_name(kernels);
     EXPECT_FLOAT_EQ(out[(0 * t + 39) * d], 1.f);
     EXPECT_FLOAT_EQ(out[(2 * t + 40) * d], 1.f);
     std::vector<int64_t> positions(t);
@@ -288,10 +308,10 @@ TEST(PrefillAttention, NanQueryGivesNanNotZeros) {
     c.rows = c.len = c.n_scored = t;
     c.d = d;
     c.out = sums.data();
-    c.portable = portable;
+    c.kernels = kernels;
     attention_column_sums(c);
-    EXPECT_TRUE(std::isnan(sums[0])) << portable;  // KV head 0: row 40 sees key 0
-    EXPECT_FALSE(std::isnan(sums[t])) << portable;
+    EXPECT_TRUE(std::isnan(sums[0])) << kernel_name(kernels);  // KV head 0: row 40 sees key 0
+    EXPECT_FALSE(std::isnan(sums[t])) << kernel_name(kernels);
   }
 }
 

@@ -23,6 +23,9 @@ Pair load_pair(Arch arch, DType dtype, int64_t chunk = 512) {
   ComputeOptions opts;
   opts.weight_dtype = dtype == DType::F32 ? at::kFloat : at::kBFloat16;
   opts.prefill_chunk = chunk;
+  // f32 products on bf16 weights match the reference to f32 rounding; a CPU with fast bf16
+  // GEMM would pick bf16 products under auto (Bf16GemmPrefillStaysWithinBf16Tolerance).
+  opts.gemm = GemmChoice::kF32;
   Pair p;
   p.engine = LoadedModel::load(dir, opts);
   const WeightStore store = WeightStore::open(dir);
@@ -92,6 +95,28 @@ TEST_P(Parity, Bf16WeightsMatchReferenceOnTheSameWeights) {
   // decode path (GEMV on bf16 weights)
   const at::Tensor next = p.engine->transformer.forward({5}, 10, cache);
   EXPECT_LT(max_diff(next, p.ref->step(5, 10)), 2e-4);
+}
+
+// The bf16 prefill GEMM (--gemm bf16, what auto picks where the CPU has fast bf16 products):
+// each layer's inputs rounded to 8 significant bits move the logits by well under 2% of their
+// range; decode (the GEMV, f32 products) is not affected by the choice.
+TEST_P(Parity, Bf16GemmPrefillStaysWithinBf16Tolerance) {
+  Pair p = load_pair(GetParam(), DType::BF16);
+  ComputeOptions opts = p.engine->transformer.options();
+  opts.gemm = GemmChoice::kBf16;
+  const Transformer t(p.engine->config, p.engine->weights, opts);
+  EXPECT_EQ(t.linear_format().gemm, at::kBFloat16);
+  const auto prompt = some_prompt(10, p.engine->config.vocab_size);
+  const auto ref_logits = p.ref->prefill(prompt);
+  KVCache cache = t.make_cache();
+  const at::Tensor all = t.forward(prompt, 0, cache, nullptr, true);
+  double worst = 0, scale = 0;
+  for (int i = 0; i < 10; ++i) worst = std::max(worst, max_diff(all[i], ref_logits[i]));
+  for (const auto& row : ref_logits)
+    for (float x : row) scale = std::max(scale, double(std::abs(x)));
+  std::printf("bf16 GEMM: largest logit difference %.2e (largest logit %.2f)\n", worst, scale);
+  EXPECT_LT(worst, 2e-2 * scale);
+  EXPECT_GT(worst, 0.0);  // the products really are bf16
 }
 
 // A bf16 KV cache (the CLI's default): keys and values rounded to 8 mantissa bits move the
