@@ -44,6 +44,14 @@ double max_diff(const at::Tensor& a, const std::vector<float>& b) {
   return (a.reshape({-1}) - bt).abs().max().item<double>();
 }
 
+// The logits' magnitude: bounds of the rounded paths are relative to it.
+double largest_logit(const std::vector<std::vector<float>>& logits) {
+  double scale = 0;
+  for (const auto& row : logits)
+    for (float x : row) scale = std::max(scale, double(std::abs(x)));
+  return scale;
+}
+
 class Parity : public ::testing::TestWithParam<Arch> {};
 
 TEST_P(Parity, OneShotAndChunkedPrefillMatchReference) {
@@ -110,10 +118,9 @@ TEST_P(Parity, Bf16GemmPrefillStaysWithinBf16Tolerance) {
   const auto ref_logits = p.ref->prefill(prompt);
   KVCache cache = t.make_cache();
   const at::Tensor all = t.forward(prompt, 0, cache, nullptr, true);
-  double worst = 0, scale = 0;
+  double worst = 0;
   for (int i = 0; i < 10; ++i) worst = std::max(worst, max_diff(all[i], ref_logits[i]));
-  for (const auto& row : ref_logits)
-    for (float x : row) scale = std::max(scale, double(std::abs(x)));
+  const double scale = largest_logit(ref_logits);
   std::printf("bf16 GEMM: largest logit difference %.2e (largest logit %.2f)\n", worst, scale);
   EXPECT_LT(worst, 2e-2 * scale);
   EXPECT_GT(worst, 0.0);  // the products really are bf16
@@ -136,9 +143,7 @@ TEST_P(Parity, Bf16KvCacheStaysWithinBf16ToleranceOfReference) {
   for (int i = 0; i < 11; ++i) worst = std::max(worst, max_diff(all[i], ref_logits[i]));
   const at::Tensor next = p.engine->transformer.forward({5}, 11, cache);
   worst = std::max(worst, max_diff(next, p.ref->step(5, 11)));
-  double scale = 0;  // the logits' magnitude
-  for (const auto& row : ref_logits)
-    for (float x : row) scale = std::max(scale, double(std::abs(x)));
+  const double scale = largest_logit(ref_logits);
   std::printf("bf16 KV: largest logit difference %.2e (largest logit %.2f)\n", worst, scale);
   // bf16 keeps 8 significant bits (relative error 2^-9 per entry): the logits move by well
   // under 1% of their range.
@@ -171,11 +176,10 @@ TEST_P(Parity, Int8WeightsStayCloseToReference) {
   const auto ref_logits = p.ref->prefill(prompt);
   KVCache cache = t.make_cache();
   const at::Tensor all = t.forward(prompt, 0, cache, nullptr, true);
-  double worst = 0, scale = 0;
+  double worst = 0;
   for (int i = 0; i < 11; ++i) worst = std::max(worst, max_diff(all[i], ref_logits[i]));
   worst = std::max(worst, max_diff(t.forward({5}, 11, cache), p.ref->step(5, 11)));
-  for (const auto& row : ref_logits)
-    for (float x : row) scale = std::max(scale, double(std::abs(x)));
+  const double scale = largest_logit(ref_logits);
   std::printf("int8 weights: largest logit difference %.2e (largest logit %.2f)\n", worst, scale);
   EXPECT_LT(worst, 5e-2 * scale);
   EXPECT_GT(worst, 0.0);
