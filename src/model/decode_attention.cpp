@@ -120,7 +120,7 @@ void attend_one_token(const DecodeAttention& a) {
                                              a.len / kMinKeysPerRange));
   const int64_t items = a.kv_heads * ranges, per_item = group * (d + 2);
   std::vector<float> partials(items * per_item);
-  const bool avx2 = cpu_has_avx2() && !a.portable;
+  const bool avx2 = cpu_kernels(a.kernels) != CpuKernels::kPortable;
 #pragma omp parallel for schedule(static) if (items > 1 && a.len * a.heads * d >= kMinParallelWork)
   for (int64_t item = 0; item < items; ++item) {
     const int64_t h = item / ranges, r = item % ranges;

@@ -7,6 +7,8 @@
 // Torch-free (raw pointers) so it runs under the sanitizers.
 #include <cstdint>
 
+#include "model/cpu_features.h"
+
 namespace dapx {
 
 struct DecodeAttention {
@@ -21,8 +23,10 @@ struct DecodeAttention {
   const bool* mask = nullptr;
   int64_t mask_stride = 0;
   int64_t heads = 0, kv_heads = 0, len = 0, d = 0;
-  float* out = nullptr;   // [heads, d]
-  bool portable = false;  // force the plain loops even where AVX2 runs (tests compare both)
+  float* out = nullptr;  // [heads, d]
+  // Narrower loops than the CPU has (tests compare); AVX-512 runs the AVX2 loops here (decode
+  // attention reads the cache once: bandwidth-bound).
+  CpuKernels kernels = CpuKernels::kBest;
 };
 
 // out[h] = softmax(q[h] . K^T / sqrt(d)) V over KV head h / (heads / kv_heads); a head whose

@@ -28,7 +28,7 @@ struct Case {
 
 // bf16: the cache holds bf16 bits; the reference reads the same values widened, so the
 // tolerance is the f32 cache's (the kernel widens exactly).
-void check(const Case& c, int threads, bool portable, unsigned seed, bool bf16 = false) {
+void check(const Case& c, int threads, CpuKernels kernels, unsigned seed, bool bf16 = false) {
   std::mt19937 rng(seed);
   std::normal_distribution<float> nd(0.f, c.spread);
   const int64_t capacity = c.len + 3;  // heads sit `capacity` rows apart, like a cache
@@ -67,7 +67,7 @@ void check(const Case& c, int threads, bool portable, unsigned seed, bool bf16 =
   a.len = c.len;
   a.d = c.d;
   a.out = out.data();
-  a.portable = portable;
+  a.kernels = kernels;
   omp_set_num_threads(threads);
   attend_one_token(a);
 
@@ -99,8 +99,8 @@ void check(const Case& c, int threads, bool portable, unsigned seed, bool bf16 =
       // moves the weights by as much; what that case checks is the underflow handling.
       ASSERT_NEAR(out[h * c.d + i], want[i], (c.spread > 2 ? 1e-2 : 2e-5) * (1 + std::abs(want[i])))
           << "heads " << c.heads << " kv " << c.kv_heads << " len " << c.len << " d " << c.d
-          << " threads " << threads << (portable ? " portable" : "") << (bf16 ? " bf16" : "")
-          << ": head " << h << " dim " << i;
+          << " threads " << threads << (kernels == CpuKernels::kPortable ? " portable" : "")
+          << (bf16 ? " bf16" : "") << ": head " << h << " dim " << i;
   }
 }
 
@@ -119,7 +119,8 @@ TEST(DecodeAttention, MatchesTwoPassSoftmax) {
                                          {12, 3, 2048, 128, true},
                                          {4, 2, 600, 64, false, 30.f}})
     for (int threads : {1, 4, 7})
-      for (bool portable : {false, true}) check(c, threads, portable, seed++);
+      for (CpuKernels kernels : {CpuKernels::kBest, CpuKernels::kPortable})
+        check(c, threads, kernels, seed++);
   omp_set_num_threads(saved);
 }
 
@@ -132,7 +133,8 @@ TEST(DecodeAttention, ReadsBf16Cache) {
                                          {16, 2, 3000, 64, false},
                                          {12, 3, 2048, 128, true}})
     for (int threads : {1, 4})
-      for (bool portable : {false, true}) check(c, threads, portable, seed++, true);
+      for (CpuKernels kernels : {CpuKernels::kBest, CpuKernels::kPortable})
+        check(c, threads, kernels, seed++, true);
   omp_set_num_threads(saved);
 }
 
@@ -145,7 +147,7 @@ TEST(DecodeAttention, NanQueryGivesNanNotZeros) {
       out(heads * d);
   q[3] = std::numeric_limits<float>::quiet_NaN();  // head 0
   for (int threads : {1, 4})
-    for (bool portable : {false, true}) {
+    for (CpuKernels kernels : {CpuKernels::kBest, CpuKernels::kPortable}) {
       DecodeAttention a;
       a.q = q.data();
       a.k = k.data();
@@ -156,10 +158,10 @@ TEST(DecodeAttention, NanQueryGivesNanNotZeros) {
       a.len = len;
       a.d = d;
       a.out = out.data();
-      a.portable = portable;
+      a.kernels = kernels;
       omp_set_num_threads(threads);
       attend_one_token(a);
-      EXPECT_TRUE(std::isnan(out[0])) << threads << portable;
+      EXPECT_TRUE(std::isnan(out[0])) << threads << static_cast<int>(kernels);
       EXPECT_FLOAT_EQ(out[2 * d], 1.f);
     }
   omp_set_num_threads(saved);
