@@ -52,6 +52,23 @@ double largest_logit(const std::vector<std::vector<float>>& logits) {
   return scale;
 }
 
+// How far a rounded path strays from the reference over an n-token prompt's prefill and, with
+// decode_step, one decode step after it (token 5); `cache` keeps the engine's KV.
+struct Deviation {
+  double worst = 0;  // the largest logit difference
+  double scale = 0;  // the largest reference logit: bounds are relative to it
+};
+Deviation deviation(const Transformer& t, reference::NaiveTransformer& ref, int n, KVCache& cache,
+                    bool decode_step) {
+  const auto prompt = some_prompt(n, t.config().vocab_size);
+  const auto ref_logits = ref.prefill(prompt);
+  const at::Tensor all = t.forward(prompt, 0, cache, nullptr, true);
+  Deviation d{0, largest_logit(ref_logits)};
+  for (int i = 0; i < n; ++i) d.worst = std::max(d.worst, max_diff(all[i], ref_logits[i]));
+  if (decode_step) d.worst = std::max(d.worst, max_diff(t.forward({5}, n, cache), ref.step(5, n)));
+  return d;
+}
+
 class Parity : public ::testing::TestWithParam<Arch> {};
 
 TEST_P(Parity, OneShotAndChunkedPrefillMatchReference) {
@@ -114,16 +131,11 @@ TEST_P(Parity, Bf16GemmPrefillStaysWithinBf16Tolerance) {
   opts.gemm = GemmChoice::kBf16;
   const Transformer t(p.engine->config, p.engine->weights, opts);
   EXPECT_EQ(t.linear_format().gemm, at::kBFloat16);
-  const auto prompt = some_prompt(10, p.engine->config.vocab_size);
-  const auto ref_logits = p.ref->prefill(prompt);
   KVCache cache = t.make_cache();
-  const at::Tensor all = t.forward(prompt, 0, cache, nullptr, true);
-  double worst = 0;
-  for (int i = 0; i < 10; ++i) worst = std::max(worst, max_diff(all[i], ref_logits[i]));
-  const double scale = largest_logit(ref_logits);
-  std::printf("bf16 GEMM: largest logit difference %.2e (largest logit %.2f)\n", worst, scale);
-  EXPECT_LT(worst, 2e-2 * scale);
-  EXPECT_GT(worst, 0.0);  // the products really are bf16
+  const Deviation d = deviation(t, *p.ref, 10, cache, false);
+  std::printf("bf16 GEMM: largest logit difference %.2e (largest logit %.2f)\n", d.worst, d.scale);
+  EXPECT_LT(d.worst, 2e-2 * d.scale);
+  EXPECT_GT(d.worst, 0.0);  // the products really are bf16
 }
 
 // A bf16 KV cache (the CLI's default): keys and values rounded to 8 mantissa bits move the
@@ -134,21 +146,14 @@ TEST_P(Parity, Bf16KvCacheStaysWithinBf16ToleranceOfReference) {
   ComputeOptions opts = p.engine->transformer.options();
   opts.kv_dtype = at::kBFloat16;
   p.engine->transformer = Transformer(p.engine->config, p.engine->weights, opts);
-  const auto prompt = some_prompt(11, p.engine->config.vocab_size);
-  const auto ref_logits = p.ref->prefill(prompt);
   KVCache cache = p.engine->transformer.make_cache();
   EXPECT_EQ(cache.layer(0).keys().scalar_type(), at::kBFloat16);
-  const at::Tensor all = p.engine->transformer.forward(prompt, 0, cache, nullptr, true);
-  double worst = 0;
-  for (int i = 0; i < 11; ++i) worst = std::max(worst, max_diff(all[i], ref_logits[i]));
-  const at::Tensor next = p.engine->transformer.forward({5}, 11, cache);
-  worst = std::max(worst, max_diff(next, p.ref->step(5, 11)));
-  const double scale = largest_logit(ref_logits);
-  std::printf("bf16 KV: largest logit difference %.2e (largest logit %.2f)\n", worst, scale);
+  const Deviation d = deviation(p.engine->transformer, *p.ref, 11, cache, true);
+  std::printf("bf16 KV: largest logit difference %.2e (largest logit %.2f)\n", d.worst, d.scale);
   // bf16 keeps 8 significant bits (relative error 2^-9 per entry): the logits move by well
   // under 1% of their range.
-  EXPECT_LT(worst, 1e-2 * scale);
-  EXPECT_GT(worst, 0.0);  // the cache really is rounded
+  EXPECT_LT(d.worst, 1e-2 * d.scale);
+  EXPECT_GT(d.worst, 0.0);  // the cache really is rounded
   // half the bytes of the same entries in f32
   const int64_t entries = cache.num_layers() * p.engine->config.num_kv_heads * 12;
   EXPECT_EQ(cache.live_bytes(), 2 * entries * p.engine->config.head_dim * 2);
@@ -156,6 +161,7 @@ TEST_P(Parity, Bf16KvCacheStaysWithinBf16ToleranceOfReference) {
   GenerationParams g;
   g.max_new_tokens = 12;
   g.ignore_eos = true;
+  const auto prompt = some_prompt(11, p.engine->config.vocab_size);
   EXPECT_EQ(generate(*p.engine, full, prompt, g).tokens, p.ref->greedy(prompt, 12));
 }
 
@@ -172,17 +178,12 @@ TEST_P(Parity, Int8WeightsStayCloseToReference) {
   const Transformer t(p.engine->config, p.engine->weights, opts);
   EXPECT_TRUE(t.linear_format().int8);
   EXPECT_LT(t.weight_bytes(), bf16_bytes);
-  const auto prompt = some_prompt(11, p.engine->config.vocab_size);
-  const auto ref_logits = p.ref->prefill(prompt);
   KVCache cache = t.make_cache();
-  const at::Tensor all = t.forward(prompt, 0, cache, nullptr, true);
-  double worst = 0;
-  for (int i = 0; i < 11; ++i) worst = std::max(worst, max_diff(all[i], ref_logits[i]));
-  worst = std::max(worst, max_diff(t.forward({5}, 11, cache), p.ref->step(5, 11)));
-  const double scale = largest_logit(ref_logits);
-  std::printf("int8 weights: largest logit difference %.2e (largest logit %.2f)\n", worst, scale);
-  EXPECT_LT(worst, 5e-2 * scale);
-  EXPECT_GT(worst, 0.0);
+  const Deviation d = deviation(t, *p.ref, 11, cache, true);
+  std::printf("int8 weights: largest logit difference %.2e (largest logit %.2f)\n", d.worst,
+              d.scale);
+  EXPECT_LT(d.worst, 5e-2 * d.scale);
+  EXPECT_GT(d.worst, 0.0);
   opts.trainable = true;
   opts.weight_dtype = at::kFloat;
   EXPECT_THROW(Transformer(p.engine->config, p.engine->weights, opts), Error);
