@@ -2,6 +2,7 @@
 #include <CLI/CLI.hpp>
 #include <iostream>
 
+#include "engine/heap.h"
 #include "util/error.h"
 
 namespace dapx::cli {
@@ -20,6 +21,7 @@ void register_bench(CLI::App& app);
 }  // namespace dapx::cli
 
 int main(int argc, char** argv) {
+  dapx::keep_freed_blocks_for_reuse();
   CLI::App app{
       "dapx: draft-based approximate inference of long-context LLMs.\n"
       "A small draft model guides a large target so that the target keeps only the KV pairs\n"

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "engine/gpu_memory.h"
+#include "engine/heap.h"
 #include "engine/stats.h"
 #include "engine/tensor_memory.h"
 #include "util/error.h"
@@ -92,6 +93,7 @@ class StopStreamer {
 GenerationResult generate(const LoadedModel& model, Method& method, const std::vector<int>& prompt,
                           const GenerationParams& params, const TextCallback& on_text) {
   check_prompt(model.config, prompt, params.max_new_tokens);
+  const ReleaseFreeHeapOnExit release_heap;  // after this request's tensors are freed
   const bool per_request = reset_peak_rss();
   const c10::Device device = model.transformer.options().device;
   const bool gpu_measured = reset_gpu_peak(device);

@@ -1,7 +1,14 @@
 // The generation loop and model loading: stop strings, EOS, context limits, bad inputs.
 #include <gtest/gtest.h>
+#include <sys/resource.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <vector>
 
 #include "engine/generator.h"
+#include "engine/heap.h"
+#include "engine/stats.h"
 #include "engine/tensor_memory.h"
 #include "methods/catalogue.h"
 #include "tiny_models.h"
@@ -95,6 +102,46 @@ TEST(Engine, StatsAreFilled) {
   // the cache is alive when the request ends, so the tensor peak holds at least its bytes
   EXPECT_GE(r.stats.tensor_peak_bytes, r.stats.kv_bytes);
 }
+
+#ifdef __GLIBC__
+int64_t minor_faults() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  return u.ru_minflt;
+}
+
+// Writes to every page of n bytes of fresh heap memory and frees it; returns the minor page
+// faults that cost.
+int64_t faults_of_a_fresh_block(size_t n) {
+  const int64_t before = minor_faults();
+  char* p = static_cast<char*>(std::malloc(n));
+  std::memset(p, 1, n);
+  std::free(p);
+  return minor_faults() - before;
+}
+
+TEST(Heap, AFreedPrefillSizedBlockIsReusedWithoutPageFaults) {
+  constexpr size_t kBlock = 8 << 20;  // a prefill chunk's activation block (2048 pages)
+  keep_freed_blocks_for_reuse();
+  faults_of_a_fresh_block(kBlock);  // the first one faults its pages in
+  // glibc's default maps such a block afresh each time (2048 faults); now the heap keeps it
+  EXPECT_LT(faults_of_a_fresh_block(kBlock), 100);
+}
+
+TEST(Heap, ReleaseFreeHeapReturnsFreedBlocksToTheKernel) {
+  keep_freed_blocks_for_reuse();
+  release_free_heap();
+  std::vector<char*> blocks;
+  for (int i = 0; i < 40; ++i) {  // 40 MiB, below the kept 64 MiB
+    blocks.push_back(static_cast<char*>(std::malloc(1 << 20)));
+    std::memset(blocks.back(), 1, 1 << 20);
+  }
+  for (char* b : blocks) std::free(b);
+  const int64_t kept = current_rss_bytes();
+  release_free_heap();
+  EXPECT_GT(kept - current_rss_bytes(), int64_t{30} << 20);
+}
+#endif
 
 TEST(TensorMemory, CountsTheBytesOfTensorsAllocatedInTheScope) {
   constexpr int64_t kMiB4 = int64_t{4} << 20;
