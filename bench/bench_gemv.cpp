@@ -6,6 +6,8 @@
 
 #include <cstdio>
 #include <thread>
+#include <utility>
+#include <vector>
 
 #include "engine/stats.h"
 #include "machine_limits.h"
@@ -57,6 +59,54 @@ int main(int argc, char** argv) {
     std::printf("%6lldx%-7lld %10.1f %12.1f %11.0f%% %10.2e %10.1f %8.2fx\n",
                 static_cast<long long>(n), static_cast<long long>(k), ours, torch_rate,
                 100 * ours / bw, err, int8_rate, speedup);
+  }
+  // A decode step's weight stream: 24 distinct layers of the same shapes (too large for any
+  // cache) in decode's batches (qkv, o, gate+up, down), then the LM head.
+  {
+    const int64_t h = 896, kvd = 128, inter = 4864, vocab = 151936, layers = 24;
+    std::vector<at::Tensor> ws;
+    for (int64_t l = 0; l < layers; ++l)
+      for (auto [n, k] : {std::pair<int64_t, int64_t>{h, h},
+                          {kvd, h},
+                          {kvd, h},
+                          {h, h},
+                          {inter, h},
+                          {inter, h},
+                          {h, inter}})
+        ws.push_back(at::randn({n, k}).to(at::kBFloat16));
+    const at::Tensor head = at::randn({vocab, h}).to(at::kBFloat16);
+    std::vector<float> x(inter, 0.5f), y(vocab);
+    double bytes = head.nbytes();
+    for (const auto& w : ws) bytes += w.nbytes();
+    const auto target = [&](const at::Tensor& w) {
+      return dapx::GemvTarget{w.data_ptr(), dapx::GemvWeights::kBf16, w.size(0), x.data(),
+                              y.data() + 0};
+    };
+    const auto step = [&] {
+      for (int64_t l = 0; l < layers; ++l) {
+        const at::Tensor* lw = ws.data() + 7 * l;
+        dapx::GemvTarget qkv[] = {target(lw[0]), target(lw[1]), target(lw[2])};
+        qkv[1].y = y.data() + h;
+        qkv[2].y = y.data() + h + kvd;
+        dapx::gemv_batch(qkv, 3, h, 1);
+        const dapx::GemvTarget o = target(lw[3]);
+        dapx::gemv_batch(&o, 1, h, 1);
+        dapx::GemvTarget gu[] = {target(lw[4]), target(lw[5])};
+        gu[1].y = y.data() + inter;
+        dapx::gemv_batch(gu, 2, h, 1);
+        const dapx::GemvTarget down = target(lw[6]);
+        dapx::gemv_batch(&down, 1, inter, 1);
+      }
+      const dapx::GemvTarget t = target(head);
+      dapx::gemv_batch(&t, 1, h, 1);
+    };
+    step();
+    dapx::Stopwatch c;
+    const int reps = 10;
+    for (int i = 0; i < reps; ++i) step();
+    const double rate = bytes * reps / c.seconds() / 1e9;
+    std::printf("decode step (%.0f MB): %.1f GB/s, %.0f%% of bw\n", bytes / 1e6, rate,
+                100 * rate / bw);
   }
   return 0;
 }

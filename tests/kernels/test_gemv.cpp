@@ -1,7 +1,7 @@
 // GEMV kernels against double-precision loops: bf16, f32 and int8 weights, odd sizes (tails of the
-// 32- and 8-wide vector loops), several input rows, and batches of matrices that share one
-// parallel region (each with its own input), split over 1 to 7 threads; AVX-512 (VNNI for int8),
-// AVX2 and portable loops where the CPU has them.
+// 64-, 32-, 16- and 8-wide vector loops), several input rows, and batches of matrices that share
+// one parallel region (each with its own input), split over 1 to 7 threads; AVX-512 (VNNI for
+// int8), AVX2 and portable loops where the CPU has them.
 #include <gtest/gtest.h>
 #include <omp.h>
 
@@ -52,19 +52,27 @@ double expected(const Matrix& m, bool bf16, int64_t k, const std::vector<float>&
 TEST(Gemv, MatchesNaiveLoopsForBf16AndF32) {
   std::mt19937 rng(3);
   for (int64_t n : {1, 5, 33}) {
-    for (int64_t k : {1, 7, 8, 61, 256}) {
+    for (int64_t k : {1, 7, 8, 17, 61, 100, 256}) {  // tails of the 64-, 32-, 16- and 8-wide steps
       for (int rows : {1, 3, kMaxGemvRows}) {
         const Matrix m = random_matrix(n, k, rng);
         const std::vector<float> x = random_vector(rows * k, rng);
-        std::vector<float> y32(rows * n), y16(rows * n);
-        gemv_f32(m.f32.data(), n, k, x.data(), rows, y32.data());
-        gemv_bf16(m.bf16.data(), n, k, x.data(), rows, y16.data());
-        const double tol = 1e-4 * (1 + std::sqrt(double(k)));
-        for (int r = 0; r < rows; ++r)
-          for (int64_t i = 0; i < n; ++i) {
-            EXPECT_NEAR(y32[r * n + i], expected(m, false, k, x, r, i), tol);
-            EXPECT_NEAR(y16[r * n + i], expected(m, true, k, x, r, i), tol);
-          }
+        for (CpuKernels kernels : {CpuKernels::kAvx512, CpuKernels::kAvx2, CpuKernels::kPortable}) {
+          std::vector<float> y32(rows * n), y16(rows * n);
+          const GemvTarget t32{m.f32.data(), GemvWeights::kF32, n, x.data(), y32.data()};
+          const GemvTarget t16{m.bf16.data(), GemvWeights::kBf16, n, x.data(), y16.data()};
+          gemv_batch(&t32, 1, k, rows, kernels);
+          gemv_batch(&t16, 1, k, rows, kernels);
+          const double tol = 1e-4 * (1 + std::sqrt(double(k)));
+          for (int r = 0; r < rows; ++r)
+            for (int64_t i = 0; i < n; ++i) {
+              EXPECT_NEAR(y32[r * n + i], expected(m, false, k, x, r, i), tol)
+                  << "n " << n << " k " << k << " kernels "
+                  << static_cast<int>(cpu_kernels(kernels));
+              EXPECT_NEAR(y16[r * n + i], expected(m, true, k, x, r, i), tol)
+                  << "n " << n << " k " << k << " kernels "
+                  << static_cast<int>(cpu_kernels(kernels));
+            }
+        }
       }
     }
   }
