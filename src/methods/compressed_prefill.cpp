@@ -57,7 +57,8 @@ at::Tensor sparse_layer(const Transformer& t, int l, at::Tensor& x, const Compre
     const int64_t len = std::min(chunk, n_all - c0);
     const RotaryTables r = rows_of(rope, c0, len);
     const at::Tensor q = t.layer_q(l, x.narrow(0, c0, len), r);
-    const at::Tensor attn = sparse_attention(q, keys, values, c0, vertical, sparse.band);
+    const at::Tensor attn =
+        sparse_attention(q, keys, values, c0, vertical, sparse.band, t.bf16_attention());
     x.narrow(0, c0, len).copy_(t.layer_output(l, x.narrow(0, c0, len), attn));
   }
   return press.select_scored(ctx, scores);

@@ -79,7 +79,7 @@ void decode_attention(const float* q, int64_t heads, const at::Tensor& k, const 
 
 at::Tensor prefill_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                              const at::Tensor& key_mask, int64_t pos0, int64_t band,
-                             const at::Tensor& vertical) {
+                             const at::Tensor& vertical, bool bf16_products) {
   check_raw_cache(k, v, key_mask, "prefill attention");
   if (q.dim() != 3 || q.size(2) != k.size(2) || q.size(1) > k.size(1))
     throw Error("prefill attention: queries must be [heads, t <= len, d]");
@@ -101,6 +101,7 @@ at::Tensor prefill_attention(const at::Tensor& q, const at::Tensor& k, const at:
     a.n_vertical = a.vertical_stride = vert.size(1);
   }
   a.out = out.data_ptr<float>();
+  a.bf16_products = bf16_products;
   attend_prefill(a);
   return out;
 }
@@ -168,12 +169,13 @@ at::Tensor fused_attention(const at::Tensor& q, const at::Tensor& cache_k,
 }
 
 at::Tensor causal_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
-                            const at::Tensor& key_mask) {
+                            const at::Tensor& key_mask, bool bf16_products) {
   if (q.dim() != 3 || k.dim() != 3 || q.size(2) != k.size(2))
     throw Error("attention: queries must be [heads, t, d] over keys [kv_heads, len, d]");
   if (fused_attention_applies(q, key_mask)) return fused_attention(q, k, v);
   if (!raw_kernels_apply(q, k, v)) return blocked_attention(q, k, v, kScoreBufferFloats, key_mask);
-  if (q.size(1) != 1) return prefill_attention(q, k, v, key_mask);  // (t = 0 included)
+  if (q.size(1) != 1)  // (t = 0 included)
+    return prefill_attention(q, k, v, key_mask, -1, 0, {}, bf16_products);
   const at::Tensor qc = q.contiguous();
   at::Tensor out = at::empty(q.sizes(), q.options());
   decode_attention(qc.data_ptr<float>(), q.size(0), k, v, key_mask, out.data_ptr<float>());

@@ -19,8 +19,10 @@ constexpr int64_t kScoreBufferFloats = int64_t{4} << 20;
 // len], optional) hides padded slots of a head-adaptive cache.
 // On an f32 CPU cache the raw kernels run (decode_attention for t == 1, prefill_attention
 // otherwise); on CUDA fused_attention where it applies; elsewhere blocked_attention.
+// bf16_products: the CPU prefill kernel's products on bf16 pairs where the CPU has them
+// (PrefillAttention::bf16_products).
 at::Tensor causal_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
-                            const at::Tensor& key_mask = {});
+                            const at::Tensor& key_mask = {}, bool bf16_products = false);
 
 // On a GPU with LibTorch >= 2: LibTorch's fused scaled_dot_product_attention (flash or
 // memory-efficient kernels: no score matrix), same arguments and result as causal_attention,
@@ -44,7 +46,7 @@ bool raw_kernels_apply(const at::Tensor& q, const at::Tensor& k, const at::Tenso
 // sparse (sparse_attention.h): the band plus vertical, int64 [kv_heads, V] ascending positions.
 at::Tensor prefill_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                              const at::Tensor& key_mask = {}, int64_t pos0 = -1, int64_t band = 0,
-                             const at::Tensor& vertical = {});
+                             const at::Tensor& vertical = {}, bool bf16_products = false);
 
 // H2O's key scores on an f32 CPU cache, the work of attention_column_sums
 // (prefill_attention.h): q [heads, rows, d] with row r at positions[r] (seeing keys <= it),

@@ -2,8 +2,9 @@
 // The inner loops the attention kernels share (decode_attention.cpp, prefill_attention.cpp):
 // bf16 -> f32 widening of cache tiles, dot products, a shifted exp with its sum, weighted sums
 // of value rows, and a block of scores.
-// PortableOps runs on any CPU; Avx2Ops (x86 with AVX2 + FMA) and Avx512Ops (AVX-512F) are
-// inlined into each kernel's entry point for that target (flatten), where it is enabled.
+// PortableOps runs on any CPU; Avx2Ops (x86 with AVX2 + FMA), Avx512Ops (AVX-512F) and
+// Avx512Bf16Ops (AVX512-BF16 pair products) are inlined into each kernel's entry point for that
+// target (flatten), where it is enabled.
 #include <cmath>
 #include <cstdint>
 
@@ -391,6 +392,103 @@ struct Avx512Ops : Avx2Ops {
   }
 };
 #undef DAPX_AVX512
+
+// The prefill tiles' block products on bf16 pairs (x86 with AVX512-BF16: vdpbf16ps multiplies 16
+// pairs of bf16 and adds both products to each f32 lane, twice the f32 multiply-adds of an
+// AVX-512 FMA). Operands are 32-bit words holding two bf16 values: a query's dims (2p, 2p+1),
+// a key's dims (2p, 2p+1), a probability row's keys (2c, 2c+1), or the values of keys (2c, 2c+1)
+// at one dim. Sums stay f32. Used only where the prefill's GEMM already rounds to bf16.
+#define DAPX_AVX512BF16 \
+  __attribute__((target("avx512bf16,avx512bw,avx512f,avx2,fma"))) static inline
+struct Avx512Bf16Ops {
+  // dst[0..n) = src[0..n) rounded to bf16 (nearest even, as f32_to_bf16).
+  DAPX_AVX512BF16 void round(const float* src, int64_t n, uint16_t* dst) {
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16)
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + i),
+                          (__m256i)_mm512_cvtneps_pbh(_mm512_loadu_ps(src + i)));
+    for (; i < n; ++i) dst[i] = f32_to_bf16(src[i]);
+  }
+  // dst[x] = the word (a[x], b[x]) for x < n: two value rows interleaved. n a multiple of 16.
+  DAPX_AVX512BF16 void interleave(const uint16_t* a, const uint16_t* b, int64_t n, uint32_t* dst) {
+    for (int64_t x = 0; x < n; x += 16) {
+      const __m512i lo =
+          _mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(a + x)));
+      const __m512i hi =
+          _mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + x)));
+      _mm512_storeu_si512(dst + x, _mm512_or_si512(lo, _mm512_slli_epi32(hi, 16)));
+    }
+  }
+  // R rows x V vectors of 16 columns: s[i][c] = sum over p < dw of q[i][p] . kp[p][c] (each a
+  // pair product), q [rows, dw] words, kp [dw, cols] words, s [rows, cols] f32.
+  template <int R, int V>
+  DAPX_AVX512BF16 void scores_block(const uint32_t* q, int64_t dw, const uint32_t* kp, int64_t cols,
+                                    float* s) {
+    __m512 a[R][V];
+    for (int i = 0; i < R; ++i)
+      for (int v = 0; v < V; ++v) a[i][v] = _mm512_setzero_ps();
+    for (int64_t p = 0; p < dw; ++p) {
+      __m512bh k[V];
+      for (int v = 0; v < V; ++v) k[v] = (__m512bh)_mm512_loadu_si512(kp + p * cols + 16 * v);
+      for (int i = 0; i < R; ++i) {
+        const __m512bh b = (__m512bh)_mm512_set1_epi32(static_cast<int>(q[i * dw + p]));
+        for (int v = 0; v < V; ++v) a[i][v] = _mm512_dpbf16_ps(a[i][v], b, k[v]);
+      }
+    }
+    for (int i = 0; i < R; ++i)
+      for (int v = 0; v < V; ++v) _mm512_storeu_ps(s + i * cols + 16 * v, a[i][v]);
+  }
+  template <int R>
+  DAPX_AVX512BF16 void scores_rows(const uint32_t* q, int64_t dw, const uint32_t* kp, int64_t cols,
+                                   float* s) {
+    for (int64_t c = 0; c < cols; c += 32) scores_block<R, 2>(q, dw, kp + c, cols, s + c);
+  }
+  // s [rows, cols] = q [rows, dw] . kp [dw, cols] in 12 x 32 blocks; cols a multiple of 32.
+  DAPX_AVX512BF16 void tile_scores(const uint32_t* q, int64_t rows, int64_t dw, const uint32_t* kp,
+                                   int64_t cols, float* s) {
+    constexpr int kRows = 12;
+    int64_t r = 0;
+    for (; r + kRows <= rows; r += kRows)
+      scores_rows<kRows>(q + r * dw, dw, kp, cols, s + r * cols);
+    for (; r < rows; ++r) scores_rows<1>(q + r * dw, dw, kp, cols, s + r * cols);
+  }
+  // R rows x V vectors of 16 dims: acc[i][x] += sum over c < pairs of p[i][c] . vp[c][x], p
+  // [rows, p_stride] words, vp [pairs, d] words (acc and vp start at the block's first dim).
+  template <int R, int V>
+  DAPX_AVX512BF16 void weighted_block(float* acc, int64_t d, const uint32_t* p, int64_t p_stride,
+                                      const uint32_t* vp, int64_t pairs) {
+    __m512 a[R][V];
+    for (int i = 0; i < R; ++i)
+      for (int v = 0; v < V; ++v) a[i][v] = _mm512_loadu_ps(acc + i * d + 16 * v);
+    for (int64_t c = 0; c < pairs; ++c) {
+      __m512bh val[V];
+      for (int v = 0; v < V; ++v) val[v] = (__m512bh)_mm512_loadu_si512(vp + c * d + 16 * v);
+      for (int i = 0; i < R; ++i) {
+        const __m512bh w = (__m512bh)_mm512_set1_epi32(static_cast<int>(p[i * p_stride + c]));
+        for (int v = 0; v < V; ++v) a[i][v] = _mm512_dpbf16_ps(a[i][v], w, val[v]);
+      }
+    }
+    for (int i = 0; i < R; ++i)
+      for (int v = 0; v < V; ++v) _mm512_storeu_ps(acc + i * d + 16 * v, a[i][v]);
+  }
+  template <int R>
+  DAPX_AVX512BF16 void weighted_rows(float* acc, int64_t d, const uint32_t* p, int64_t p_stride,
+                                     const uint32_t* vp, int64_t pairs) {
+    int64_t x = 0;
+    for (; x + 64 <= d; x += 64) weighted_block<R, 4>(acc + x, d, p, p_stride, vp + x, pairs);
+    for (; x < d; x += 16) weighted_block<R, 1>(acc + x, d, p, p_stride, vp + x, pairs);
+  }
+  // acc [rows, d] += p [rows, p_stride] . vp [pairs, d] in 6 x 64 blocks; d a multiple of 16.
+  DAPX_AVX512BF16 void tile_weighted(float* acc, int64_t rows, int64_t d, const uint32_t* p,
+                                     int64_t p_stride, const uint32_t* vp, int64_t pairs) {
+    constexpr int kRows = 6;
+    int64_t r = 0;
+    for (; r + kRows <= rows; r += kRows)
+      weighted_rows<kRows>(acc + r * d, d, p + r * p_stride, p_stride, vp, pairs);
+    for (; r < rows; ++r) weighted_rows<1>(acc + r * d, d, p + r * p_stride, p_stride, vp, pairs);
+  }
+};
+#undef DAPX_AVX512BF16
 #endif
 
 }  // namespace dapx

@@ -33,6 +33,12 @@ inline bool cpu_has_avx512_vnni() {
                           __builtin_cpu_supports("avx512vnni");
   return has;
 }
+// AVX-512 with bf16 pair products (vdpbf16ps) and byte/word operations.
+inline bool cpu_has_avx512_bf16() {
+  static const bool has = cpu_has_avx512() && __builtin_cpu_supports("avx512bw") &&
+                          __builtin_cpu_supports("avx512bf16");
+  return has;
+}
 
 // Sum of the 8 lanes.
 __attribute__((target("avx2,fma"))) inline float hsum8(__m256 v) {
@@ -45,6 +51,7 @@ __attribute__((target("avx2,fma"))) inline float hsum8(__m256 v) {
 inline bool cpu_has_avx2() { return false; }
 inline bool cpu_has_avx512() { return false; }
 inline bool cpu_has_avx512_vnni() { return false; }
+inline bool cpu_has_avx512_bf16() { return false; }
 #endif
 
 // The loops that run when `want` is asked for: never wider than the CPU has.

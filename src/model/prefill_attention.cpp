@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <string>
 #include <vector>
@@ -27,7 +28,11 @@ int64_t positions_per_tile(int64_t group) { return std::max<int64_t>(1, 128 / gr
 struct Scratch {
   std::vector<float> q, kt, widened, s, acc, m, l;
   std::vector<int64_t> lo, hi;  // per position of the tile: the visible keys [lo, hi)
-  Scratch(int64_t rows, int64_t positions, int64_t d)
+  // bf16 pair products only (Bf16Products): queries, a key tile's and a value tile's pair
+  // words, the probabilities as bf16, two rows rounded from f32.
+  std::vector<uint16_t> qb, pb, rounded;
+  std::vector<uint32_t> kp, vp;
+  Scratch(int64_t rows, int64_t positions, int64_t d, bool bf16_products)
       : q(rows * d),
         kt(d * kKeyTile),
         widened(2 * kKeyTile * d),
@@ -36,7 +41,14 @@ struct Scratch {
         m(rows),
         l(rows),
         lo(positions),
-        hi(positions) {}
+        hi(positions) {
+    if (!bf16_products) return;
+    qb.resize(rows * d);
+    pb.resize(rows * kKeyTile);
+    rounded.resize(2 * d);
+    kp.resize(d / 2 * kKeyTile);
+    vp.resize(kKeyTile / 2 * d);
+  }
 };
 
 // The tile's query rows, pre-scaled by 1/sqrt(d): dst row g * n + i is head h * group + g's
@@ -70,9 +82,90 @@ struct KeySource {
   const bool* mask;  // optional
 };
 
+// The tile's two block products, in f32 with the loops of Ops (exact for an f32 cache).
+template <typename LoopOps>
+struct F32Products {
+  using Ops = LoopOps;
+  static constexpr bool kBf16 = false;
+  static void queries(int64_t, int64_t, Scratch&) {}  // w.q as gathered
+  // w.s [rows, kKeyTile] = the rows' queries . keys [j0, j0 + nk).
+  static void scores(const CacheRows& keys, int64_t j0, int64_t nk, int64_t rows, int64_t d,
+                     Scratch& w) {
+    transpose_keys(keys.rows<Ops>(j0, nk, w.widened.data()), nk, d, w.kt.data());
+    Ops::tile_scores(w.q.data(), rows, d, w.kt.data(), kKeyTile, w.s.data());
+  }
+  // w.acc += the weights w.s [rows, nk] . values [j0, j0 + nk).
+  static void weighted(const CacheRows& values, int64_t j0, int64_t nk, int64_t rows, int64_t d,
+                       Scratch& w) {
+    const float* v = values.rows<Ops>(j0, nk, w.widened.data() + kKeyTile * d);
+    Ops::tile_weighted(w.acc.data(), rows, d, w.s.data(), kKeyTile, v, nk);
+  }
+};
+
+#ifdef DAPX_X86
+// The same products on bf16 pairs (Avx512Bf16Ops): queries, keys and weights rounded to bf16,
+// sums in f32, as flash attention does on GPUs. Needs an even d (a multiple of 16).
+struct Bf16Products {
+  using Ops = Avx512Ops;  // the softmax's max and exp
+  using Pairs = Avx512Bf16Ops;
+  static constexpr bool kBf16 = true;
+  // Row j of a source as bf16: the cache's own bits, or f32 rounded into `tmp`.
+  static const uint16_t* bf16_row(const CacheRows& src, int64_t j, uint16_t* tmp) {
+    const int64_t at = src.offset + j * src.d;
+    if (src.bf16) return static_cast<const uint16_t*>(src.base) + at;
+    Pairs::round(static_cast<const float*>(src.base) + at, src.d, tmp);
+    return tmp;
+  }
+  static void queries(int64_t rows, int64_t d, Scratch& w) {
+    Pairs::round(w.q.data(), rows * d, w.qb.data());
+  }
+  // kp[p][c] = key c's word p (dims 2p, 2p + 1); zeros past nk.
+  static void scores(const CacheRows& keys, int64_t j0, int64_t nk, int64_t rows, int64_t d,
+                     Scratch& w) {
+    const int64_t dw = d / 2;
+    for (int64_t c = 0; c < kKeyTile; ++c) {
+      if (c < nk) {
+        const uint16_t* row = bf16_row(keys, j0 + c, w.rounded.data());
+        for (int64_t p = 0; p < dw; ++p)
+          std::memcpy(&w.kp[p * kKeyTile + c], row + 2 * p, sizeof(uint32_t));
+      } else {
+        for (int64_t p = 0; p < dw; ++p) w.kp[p * kKeyTile + c] = 0;
+      }
+    }
+    Pairs::tile_scores(reinterpret_cast<const uint32_t*>(w.qb.data()), rows, dw, w.kp.data(),
+                       kKeyTile, w.s.data());
+  }
+  // vp[c][x] = the values of keys 2c and 2c + 1 at dim x (zero past nk); the weights w.s rounded
+  // to bf16 (columns past nk zero).
+  static void weighted(const CacheRows& values, int64_t j0, int64_t nk, int64_t rows, int64_t d,
+                       Scratch& w) {
+    const int64_t pairs = (nk + 1) / 2;
+    uint16_t* second = w.rounded.data() + d;
+    for (int64_t c = 0; c < pairs; ++c) {
+      // an f32 source rounds both keys of the pair: two scratch rows
+      const uint16_t* a = bf16_row(values, j0 + 2 * c, w.rounded.data());
+      const uint16_t* b = second;
+      if (2 * c + 1 < nk)
+        b = bf16_row(values, j0 + 2 * c + 1, second);
+      else
+        std::fill(second, second + d, uint16_t{0});
+      Pairs::interleave(a, b, d, w.vp.data() + c * d);
+    }
+    for (int64_t r = 0; r < rows; ++r) {
+      uint16_t* pr = w.pb.data() + r * kKeyTile;
+      Pairs::round(w.s.data() + r * kKeyTile, nk, pr);
+      std::fill(pr + nk, pr + kKeyTile, uint16_t{0});
+    }
+    Pairs::tile_weighted(w.acc.data(), rows, d, reinterpret_cast<const uint32_t*>(w.pb.data()),
+                         kKeyTile / 2, w.vp.data(), pairs);
+  }
+};
+#endif
+
 // Adds one source's keys to the running softmax state of the tile's rows (r = g * n + i).
-template <typename Ops>
+template <typename P>
 inline void add_source(const KeySource& src, int64_t rows, int64_t n, int64_t d, Scratch& w) {
+  using Ops = typename P::Ops;
   int64_t first = w.lo[0], end = w.hi[0];
   for (int64_t i = 1; i < n; ++i) {
     first = std::min(first, w.lo[i]);
@@ -80,8 +173,7 @@ inline void add_source(const KeySource& src, int64_t rows, int64_t n, int64_t d,
   }
   for (int64_t j0 = first; j0 < end; j0 += kKeyTile) {
     const int64_t nk = std::min(kKeyTile, end - j0);
-    transpose_keys(src.keys.rows<Ops>(j0, nk, w.widened.data()), nk, d, w.kt.data());
-    Ops::tile_scores(w.q.data(), rows, d, w.kt.data(), kKeyTile, w.s.data());
+    P::scores(src.keys, j0, nk, rows, d, w);
     // Scores -> weights in place, row by row; a weight outside what its row sees is 0, so
     // one block product adds every row's weighted values.
     for (int64_t r = 0; r < rows; ++r) {
@@ -108,18 +200,18 @@ inline void add_source(const KeySource& src, int64_t rows, int64_t n, int64_t d,
       std::fill(s, s + c0, 0.f);
       std::fill(s + c1, s + nk, 0.f);
     }
-    const float* values = src.values.rows<Ops>(j0, nk, w.widened.data() + kKeyTile * d);
-    Ops::tile_weighted(w.acc.data(), rows, d, w.s.data(), kKeyTile, values, nk);
+    P::weighted(src.values, j0, nk, rows, d, w);
   }
 }
 
 // Positions [i0, i1) of every query head of KV head h. Row r = g * n + (i - i0).
 // gathered: KV head h's vertical keys and values, [n_vertical, d] each (sparse only).
-template <typename Ops>
+template <typename P>
 inline void attend_tile_impl(const PrefillAttention& a, int64_t h, int64_t i0, int64_t i1,
                              const float* gathered_k, const float* gathered_v, Scratch& w) {
   const int64_t d = a.d, group = a.heads / a.kv_heads, n = i1 - i0, rows = group * n;
   gather_queries(a.q, a.t, h, group, i0, n, d, w.q.data());
+  P::queries(rows, d, w);
   std::fill(w.m.begin(), w.m.begin() + rows, kNegInf);
   std::fill(w.l.begin(), w.l.begin() + rows, 0.f);
   std::fill(w.acc.begin(), w.acc.begin() + rows * d, 0.f);
@@ -131,7 +223,7 @@ inline void attend_tile_impl(const PrefillAttention& a, int64_t h, int64_t i0, i
       w.lo[i] = 0;
       w.hi[i] = a.pos0 + i0 + i + 1;
     }
-    add_source<Ops>(cache, rows, n, d, w);
+    add_source<P>(cache, rows, n, d, w);
   } else {
     // vertical keys at positions <= p - band: a prefix of the ascending list
     const int64_t* vpos = a.vertical + h * a.vertical_stride;
@@ -139,7 +231,7 @@ inline void attend_tile_impl(const PrefillAttention& a, int64_t h, int64_t i0, i
       w.lo[i] = 0;
       w.hi[i] = std::upper_bound(vpos, vpos + a.n_vertical, a.pos0 + i0 + i - a.band) - vpos;
     }
-    add_source<Ops>(
+    add_source<P>(
         KeySource{CacheRows{gathered_k, false, 0, d}, CacheRows{gathered_v, false, 0, d}, nullptr},
         rows, n, d, w);
     for (int64_t i = 0; i < n; ++i) {  // the band (p - band, p]
@@ -147,7 +239,7 @@ inline void attend_tile_impl(const PrefillAttention& a, int64_t h, int64_t i0, i
       w.lo[i] = std::max<int64_t>(0, p - a.band + 1);
       w.hi[i] = p + 1;
     }
-    add_source<Ops>(cache, rows, n, d, w);
+    add_source<P>(cache, rows, n, d, w);
   }
   for (int64_t g = 0; g < group; ++g)
     for (int64_t i = 0; i < n; ++i) {
@@ -161,7 +253,7 @@ inline void attend_tile_impl(const PrefillAttention& a, int64_t h, int64_t i0, i
 
 void attend_tile_portable(const PrefillAttention& a, int64_t h, int64_t i0, int64_t i1,
                           const float* gk, const float* gv, Scratch& w) {
-  attend_tile_impl<PortableOps>(a, h, i0, i1, gk, gv, w);
+  attend_tile_impl<F32Products<PortableOps>>(a, h, i0, i1, gk, gv, w);
 }
 
 #ifdef DAPX_X86
@@ -169,19 +261,32 @@ __attribute__((target("avx2,fma"), flatten)) void attend_tile_avx2(const Prefill
                                                                    int64_t h, int64_t i0,
                                                                    int64_t i1, const float* gk,
                                                                    const float* gv, Scratch& w) {
-  attend_tile_impl<Avx2Ops>(a, h, i0, i1, gk, gv, w);
+  attend_tile_impl<F32Products<Avx2Ops>>(a, h, i0, i1, gk, gv, w);
 }
 __attribute__((target("avx512f,avx2,fma"), flatten)) void attend_tile_avx512(
     const PrefillAttention& a, int64_t h, int64_t i0, int64_t i1, const float* gk, const float* gv,
     Scratch& w) {
-  attend_tile_impl<Avx512Ops>(a, h, i0, i1, gk, gv, w);
+  attend_tile_impl<F32Products<Avx512Ops>>(a, h, i0, i1, gk, gv, w);
+}
+__attribute__((target("avx512bf16,avx512bw,avx512f,avx2,fma"), flatten)) void
+attend_tile_avx512_bf16(const PrefillAttention& a, int64_t h, int64_t i0, int64_t i1,
+                        const float* gk, const float* gv, Scratch& w) {
+  attend_tile_impl<Bf16Products>(a, h, i0, i1, gk, gv, w);
 }
 #endif
 
+// Whether bf16 pair products run: asked for, AVX-512 loops allowed, the CPU has them, and d
+// fits their 16-dim blocks.
+bool uses_bf16_products(const PrefillAttention& a, CpuKernels kernels) {
+  return a.bf16_products && kernels == CpuKernels::kAvx512 && cpu_has_avx512_bf16() &&
+         a.d % 16 == 0;
+}
+
 // Positions [i0, i1) of KV head h with the loops `kernels` names (cpu_kernels resolved).
-void attend_tile(CpuKernels kernels, const PrefillAttention& a, int64_t h, int64_t i0, int64_t i1,
-                 const float* gk, const float* gv, Scratch& w) {
+void attend_tile(CpuKernels kernels, bool bf16_products, const PrefillAttention& a, int64_t h,
+                 int64_t i0, int64_t i1, const float* gk, const float* gv, Scratch& w) {
 #ifdef DAPX_X86
+  if (bf16_products) return attend_tile_avx512_bf16(a, h, i0, i1, gk, gv, w);
   if (kernels == CpuKernels::kAvx512) return attend_tile_avx512(a, h, i0, i1, gk, gv, w);
   if (kernels == CpuKernels::kAvx2) return attend_tile_avx2(a, h, i0, i1, gk, gv, w);
 #endif
@@ -298,6 +403,7 @@ void attend_prefill(const PrefillAttention& args) {
   const int64_t group = a.heads / a.kv_heads, per_tile = positions_per_tile(group), d = a.d;
   const int64_t tiles = (a.t + per_tile - 1) / per_tile, items = a.kv_heads * tiles;
   const CpuKernels kernels = cpu_kernels(a.kernels);
+  const bool bf16_products = uses_bf16_products(a, kernels);
   // Sparse: each KV head's vertical keys and values gathered once, contiguous.
   const int64_t nv = a.band > 0 ? a.n_vertical : 0;
   std::vector<float> gathered(2 * a.kv_heads * nv * d);
@@ -311,14 +417,14 @@ void attend_prefill(const PrefillAttention& args) {
     // Later tiles see more keys: dynamic scheduling, biggest first, balances the triangle.
 #pragma omp parallel if (items > 1 && a.t * a.len * a.heads * d >= (int64_t{1} << 18))
   {
-    Scratch w(group * std::min(per_tile, a.t), std::min(per_tile, a.t), d);
+    Scratch w(group * std::min(per_tile, a.t), std::min(per_tile, a.t), d, bf16_products);
 #pragma omp for schedule(dynamic, 1)
     for (int64_t item = 0; item < items; ++item) {
       const int64_t h = item % a.kv_heads, tile = tiles - 1 - item / a.kv_heads;
       const int64_t i0 = tile * per_tile, i1 = std::min(a.t, i0 + per_tile);
       const float* gk = gathered.data() + h * nv * d;
       const float* gv = gathered.data() + (a.kv_heads + h) * nv * d;
-      attend_tile(kernels, a, h, i0, i1, gk, gv, w);
+      attend_tile(kernels, bf16_products, a, h, i0, i1, gk, gv, w);
     }
   }
 }
@@ -354,7 +460,7 @@ void attention_column_sums(const AttentionColumnSums& a) {
 #ifdef _OPENMP
     tid = omp_get_thread_num();
 #endif
-    Scratch w(group * std::min(per_tile, a.rows), std::min(per_tile, a.rows), a.d);
+    Scratch w(group * std::min(per_tile, a.rows), std::min(per_tile, a.rows), a.d, false);
 #pragma omp for schedule(static, 1)
     for (int64_t item = 0; item < items; ++item) {
       const int64_t h = item % a.kv_heads, tile = tiles - 1 - item / a.kv_heads;

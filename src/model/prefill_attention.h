@@ -34,6 +34,10 @@ struct PrefillAttention {
   int64_t n_vertical = 0, vertical_stride = 0;
   float* out = nullptr;                    // [heads, t, d]
   CpuKernels kernels = CpuKernels::kBest;  // narrower loops than the CPU has (tests compare)
+  // Where the CPU has AVX512-BF16 (and d is a multiple of 16): both products on bf16-rounded
+  // queries, keys and softmax weights with f32 sums (twice the f32 rate), for a prefill whose
+  // GEMM already runs in bf16. Elsewhere the f32 products run.
+  bool bf16_products = false;
 };
 
 // out[h][i] = softmax(q[h][i] . K^T / sqrt(d)) V over the keys query i sees (above) of KV head

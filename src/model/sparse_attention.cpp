@@ -7,10 +7,11 @@
 namespace dapx {
 
 at::Tensor sparse_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
-                            int64_t pos0, const at::Tensor& vertical, int64_t band) {
+                            int64_t pos0, const at::Tensor& vertical, int64_t band,
+                            bool bf16_products) {
   if (!raw_kernels_apply(q, k, v) || band < 1)
     return blocked_sparse_attention(q, k, v, pos0, vertical, band);
-  return prefill_attention(q, k, v, {}, pos0, band, vertical);
+  return prefill_attention(q, k, v, {}, pos0, band, vertical, bf16_products);
 }
 
 at::Tensor blocked_sparse_attention(const at::Tensor& q, const at::Tensor& cache_k,

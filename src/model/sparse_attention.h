@@ -14,7 +14,8 @@ namespace dapx {
 // Returns [heads, t, d]. On an f32 CPU cache the tiled kernel runs (prefill_attention.h,
 // attend_prefill); elsewhere (CUDA) blocked_sparse_attention.
 at::Tensor sparse_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
-                            int64_t pos0, const at::Tensor& vertical, int64_t band);
+                            int64_t pos0, const at::Tensor& vertical, int64_t band,
+                            bool bf16_products = false);
 
 // The same through LibTorch's matmul and softmax, on any device; max_score_floats bounds the
 // score buffer of a query block.

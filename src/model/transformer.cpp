@@ -201,7 +201,7 @@ at::Tensor Transformer::layer_forward(int l, const at::Tensor& x, int64_t pos0, 
   kv.append(in.k, in.v, pos0);
   if (capture) capture_queries(*capture, l, cfg_.num_layers, in.q, pos0);
   const at::Tensor attn =
-      causal_attention(in.q, kv.keys(), kv.values(), kv.key_mask());  // [heads, t, d]
+      causal_attention(in.q, kv.keys(), kv.values(), kv.key_mask(), bf16_attention());
   return layer_output(l, x, attn);
 }
 

@@ -79,6 +79,9 @@ class Transformer {
   int64_t decode_weight_bytes() const { return decode_weight_bytes_; }
   // How the linear layers are held and multiplied (int8 or not, the prefill GEMM's dtype).
   const LinearFormat& linear_format() const { return format_; }
+  // The prefill attention multiplies bf16-rounded operands where the GEMM does (and the CPU
+  // has AVX512-BF16): the same precision, twice the f32 rate.
+  bool bf16_attention() const { return format_.gemm == at::kBFloat16; }
 
   // Hidden states [t, hidden] f32 of tokens.
   at::Tensor embed(const std::vector<int>& tokens) const;

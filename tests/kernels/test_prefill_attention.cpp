@@ -45,7 +45,12 @@ struct Case {
 
 // bf16: the cache holds bf16 bits; the reference reads the same values widened (the kernel
 // widens exactly), so the tolerance is the f32 cache's.
-void check(const Case& c, int threads, CpuKernels kernels, unsigned seed, bool bf16 = false) {
+// bf16_products: the kernel multiplies bf16-rounded queries (scaled by 1/sqrt(d) in f32 first),
+// keys and weights; the reference rounds queries, keys and values the same way, so what remains
+// is each weight's rounding (relative 2^-9): the output moves by at most 2^-9 of the largest
+// |value| it averages.
+void check(const Case& c, int threads, CpuKernels kernels, unsigned seed, bool bf16 = false,
+           bool bf16_products = false) {
   std::mt19937 rng(seed);
   std::normal_distribution<float> nd(0.f, c.spread);
   const int64_t len = c.older + c.t + c.later, capacity = len + 5;  // heads `capacity` apart
@@ -100,8 +105,15 @@ void check(const Case& c, int threads, CpuKernels kernels, unsigned seed, bool b
   a.n_vertical = a.vertical_stride = c.n_vertical;
   a.out = out.data();
   a.kernels = kernels;
+  a.bf16_products = bf16_products;
   omp_set_num_threads(threads);
   attend_prefill(a);
+  if (bf16_products) {  // the reference's operands as the kernel rounds them
+    const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(c.d)));
+    for (auto& x : q) x = bf16_to_f32(f32_to_bf16(x * scale));
+    for (auto& x : k) x = bf16_to_f32(f32_to_bf16(x));
+    for (auto& x : v) x = bf16_to_f32(f32_to_bf16(x));
+  }
 
   const int64_t group = c.heads / c.kv_heads;
   constexpr double kNegInf = -std::numeric_limits<double>::infinity();
@@ -119,15 +131,20 @@ void check(const Case& c, int threads, CpuKernels kernels, unsigned seed, bool b
           continue;
         double dot = 0;
         for (int64_t x = 0; x < c.d; ++x) dot += double(qi[x]) * k[(g * capacity + j) * c.d + x];
-        s[j] = dot / std::sqrt(double(c.d));
+        s[j] = bf16_products ? dot : dot / std::sqrt(double(c.d));
         m = std::max(m, s[j]);
       }
+      double largest_v = 0;  // of the values this query averages
       if (m > kNegInf) {
         double l = 0;
         for (int64_t j = 0; j < seen; ++j) {
           const double p = std::exp(s[j] - m);
           l += p;
-          for (int64_t x = 0; x < c.d; ++x) want[x] += p * v[(g * capacity + j) * c.d + x];
+          for (int64_t x = 0; x < c.d; ++x) {
+            want[x] += p * v[(g * capacity + j) * c.d + x];
+            if (p > 0)
+              largest_v = std::max(largest_v, std::abs(double(v[(g * capacity + j) * c.d + x])));
+          }
         }
         for (auto& w : want) w /= l;
       }
@@ -135,10 +152,12 @@ void check(const Case& c, int threads, CpuKernels kernels, unsigned seed, bool b
       // moves the weights by as much; what that case checks is the underflow handling.
       for (int64_t x = 0; x < c.d; ++x)
         ASSERT_NEAR(out[(h * c.t + i) * c.d + x], want[x],
-                    (c.spread > 2 ? 1e-2 : 2e-5) * (1 + std::abs(want[x])))
+                    (c.spread > 2 ? 1e-2 : 2e-5) * (1 + std::abs(want[x])) +
+                        (bf16_products ? std::ldexp(largest_v, -9) : 0.0))
             << "heads " << c.heads << " kv " << c.kv_heads << " t " << c.t << " older " << c.older
             << " d " << c.d << " threads " << threads << kernel_name(kernels)
-            << (bf16 ? " bf16" : "") << ": head " << h << " query " << i << " dim " << x;
+            << (bf16 ? " bf16" : "") << (bf16_products ? " bf16 products" : "") << ": head " << h
+            << " query " << i << " dim " << x;
     }
 }
 
@@ -176,6 +195,29 @@ TEST(PrefillAttention, ReadsBf16Cache) {
                                          {14, 2, 130, 200, 64, false, 2.f, 70, 100, 50}})
     for (int threads : {1, 3}) {
       for (CpuKernels kernels : kKernels) check(c, threads, kernels, seed, true);
+      ++seed;
+    }
+  omp_set_num_threads(saved);
+}
+
+// Pair products on AVX512-BF16 (what --gemm bf16 runs): dense and sparse, f32 and bf16 caches,
+// masks, odd key counts (a pair's second key past the tile), d of 16 to 128.
+TEST(PrefillAttention, Bf16PairProductsMatchRoundedSoftmax) {
+  if (!cpu_has_avx512_bf16()) GTEST_SKIP() << "this CPU has no AVX512-BF16";
+  const int saved = omp_get_max_threads();
+  unsigned seed = 300;
+  //                                      heads kv t older d  mask spread band vert later
+  for (const Case& c : std::vector<Case>{{1, 1, 1, 0, 16, false},
+                                         {7, 1, 20, 64, 64, false},
+                                         {14, 2, 151, 100, 64, false},
+                                         {12, 3, 70, 0, 128, true},
+                                         {6, 3, 91, 41, 32, true},
+                                         {4, 2, 100, 30, 64, false, 30.f},
+                                         {6, 2, 90, 0, 16, false, 2.f, 5, 13, 30},
+                                         {14, 2, 130, 201, 64, false, 2.f, 70, 101, 50}})
+    for (int threads : {1, 3}) {
+      for (bool bf16_cache : {false, true})
+        check(c, threads, CpuKernels::kBest, seed, bf16_cache, true);
       ++seed;
     }
   omp_set_num_threads(saved);
