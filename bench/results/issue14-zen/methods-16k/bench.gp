@@ -1,0 +1,33 @@
+# dapx bench: rerun with `gnuplot bench.gp` in this folder
+$m0 << EOD
+16384 63.028119 484.730469
+EOD
+$m1 << EOD
+16384 50.536164 344.785156
+EOD
+$m2 << EOD
+16384 90.094560 577.785156
+EOD
+$m3 << EOD
+16384 39.420365 381.156250
+EOD
+$m4 << EOD
+16384 6.210113 332.640625
+EOD
+$m5 << EOD
+16384 6.155236 307.007812
+EOD
+set terminal svg size 1200,500 dynamic noenhanced font 'sans,12'
+set output 'bench.svg'
+set multiplot layout 1,2 title 'dapx bench: /tmp/tr/q05'
+set logscale x 2
+set xlabel 'prompt tokens'
+set grid
+set key below
+set title 'end-to-end latency (median)'
+set ylabel 'seconds'
+plot $m0 using 1:2 with linespoints lw 2 title 'full', $m1 using 1:2 with linespoints lw 2 title 'snapkv', $m2 using 1:2 with linespoints lw 2 title 'laq', $m3 using 1:2 with linespoints lw 2 title 'speckv', $m4 using 1:2 with linespoints lw 2 title 'specpc', $m5 using 1:2 with linespoints lw 2 title 'speckv-pc'
+set title 'working memory: peak RSS - weights (median)'
+set ylabel 'MiB'
+plot $m0 using 1:3 with linespoints lw 2 title 'full', $m1 using 1:3 with linespoints lw 2 title 'snapkv', $m2 using 1:3 with linespoints lw 2 title 'laq', $m3 using 1:3 with linespoints lw 2 title 'speckv', $m4 using 1:3 with linespoints lw 2 title 'specpc', $m5 using 1:3 with linespoints lw 2 title 'speckv-pc'
+unset multiplot
