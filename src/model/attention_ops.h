@@ -7,6 +7,7 @@
 // target (flatten), where it is enabled.
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 
 #include "model/cpu_features.h"
 #include "util/bf16.h"
@@ -401,6 +402,12 @@ struct Avx512Ops : Avx2Ops {
 #define DAPX_AVX512BF16 \
   __attribute__((target("avx512bf16,avx512bw,avx512f,avx2,fma"))) static inline
 struct Avx512Bf16Ops {
+  // The word of the bf16 pair at[0], at[1] (memcpy: the buffers hold uint16_t).
+  static int pair(const uint16_t* at) {
+    int word;
+    std::memcpy(&word, at, sizeof word);
+    return word;
+  }
   // dst[0..n) = src[0..n) rounded to bf16 (nearest even, as f32_to_bf16).
   DAPX_AVX512BF16 void round(const float* src, int64_t n, uint16_t* dst) {
     int64_t i = 0;
@@ -420,9 +427,9 @@ struct Avx512Bf16Ops {
     }
   }
   // R rows x V vectors of 16 columns: s[i][c] = sum over p < dw of q[i][p] . kp[p][c] (each a
-  // pair product), q [rows, dw] words, kp [dw, cols] words, s [rows, cols] f32.
+  // pair product), q [rows, 2 dw] bf16 (dw words a row), kp [dw, cols] words, s [rows, cols] f32.
   template <int R, int V>
-  DAPX_AVX512BF16 void scores_block(const uint32_t* q, int64_t dw, const uint32_t* kp, int64_t cols,
+  DAPX_AVX512BF16 void scores_block(const uint16_t* q, int64_t dw, const uint32_t* kp, int64_t cols,
                                     float* s) {
     __m512 a[R][V];
     for (int i = 0; i < R; ++i)
@@ -431,7 +438,7 @@ struct Avx512Bf16Ops {
       __m512bh k[V];
       for (int v = 0; v < V; ++v) k[v] = (__m512bh)_mm512_loadu_si512(kp + p * cols + 16 * v);
       for (int i = 0; i < R; ++i) {
-        const __m512bh b = (__m512bh)_mm512_set1_epi32(static_cast<int>(q[i * dw + p]));
+        const __m512bh b = (__m512bh)_mm512_set1_epi32(pair(q + 2 * (i * dw + p)));
         for (int v = 0; v < V; ++v) a[i][v] = _mm512_dpbf16_ps(a[i][v], b, k[v]);
       }
     }
@@ -439,23 +446,24 @@ struct Avx512Bf16Ops {
       for (int v = 0; v < V; ++v) _mm512_storeu_ps(s + i * cols + 16 * v, a[i][v]);
   }
   template <int R>
-  DAPX_AVX512BF16 void scores_rows(const uint32_t* q, int64_t dw, const uint32_t* kp, int64_t cols,
+  DAPX_AVX512BF16 void scores_rows(const uint16_t* q, int64_t dw, const uint32_t* kp, int64_t cols,
                                    float* s) {
     for (int64_t c = 0; c < cols; c += 32) scores_block<R, 2>(q, dw, kp + c, cols, s + c);
   }
   // s [rows, cols] = q [rows, dw] . kp [dw, cols] in 12 x 32 blocks; cols a multiple of 32.
-  DAPX_AVX512BF16 void tile_scores(const uint32_t* q, int64_t rows, int64_t dw, const uint32_t* kp,
+  DAPX_AVX512BF16 void tile_scores(const uint16_t* q, int64_t rows, int64_t dw, const uint32_t* kp,
                                    int64_t cols, float* s) {
     constexpr int kRows = 12;
     int64_t r = 0;
     for (; r + kRows <= rows; r += kRows)
-      scores_rows<kRows>(q + r * dw, dw, kp, cols, s + r * cols);
-    for (; r < rows; ++r) scores_rows<1>(q + r * dw, dw, kp, cols, s + r * cols);
+      scores_rows<kRows>(q + 2 * r * dw, dw, kp, cols, s + r * cols);
+    for (; r < rows; ++r) scores_rows<1>(q + 2 * r * dw, dw, kp, cols, s + r * cols);
   }
   // R rows x V vectors of 16 dims: acc[i][x] += sum over c < pairs of p[i][c] . vp[c][x], p
-  // [rows, p_stride] words, vp [pairs, d] words (acc and vp start at the block's first dim).
+  // [rows, 2 p_stride] bf16 (p_stride words a row), vp [pairs, d] words (acc and vp start at the
+  // block's first dim).
   template <int R, int V>
-  DAPX_AVX512BF16 void weighted_block(float* acc, int64_t d, const uint32_t* p, int64_t p_stride,
+  DAPX_AVX512BF16 void weighted_block(float* acc, int64_t d, const uint16_t* p, int64_t p_stride,
                                       const uint32_t* vp, int64_t pairs) {
     __m512 a[R][V];
     for (int i = 0; i < R; ++i)
@@ -464,7 +472,7 @@ struct Avx512Bf16Ops {
       __m512bh val[V];
       for (int v = 0; v < V; ++v) val[v] = (__m512bh)_mm512_loadu_si512(vp + c * d + 16 * v);
       for (int i = 0; i < R; ++i) {
-        const __m512bh w = (__m512bh)_mm512_set1_epi32(static_cast<int>(p[i * p_stride + c]));
+        const __m512bh w = (__m512bh)_mm512_set1_epi32(pair(p + 2 * (i * p_stride + c)));
         for (int v = 0; v < V; ++v) a[i][v] = _mm512_dpbf16_ps(a[i][v], w, val[v]);
       }
     }
@@ -472,20 +480,21 @@ struct Avx512Bf16Ops {
       for (int v = 0; v < V; ++v) _mm512_storeu_ps(acc + i * d + 16 * v, a[i][v]);
   }
   template <int R>
-  DAPX_AVX512BF16 void weighted_rows(float* acc, int64_t d, const uint32_t* p, int64_t p_stride,
+  DAPX_AVX512BF16 void weighted_rows(float* acc, int64_t d, const uint16_t* p, int64_t p_stride,
                                      const uint32_t* vp, int64_t pairs) {
     int64_t x = 0;
     for (; x + 64 <= d; x += 64) weighted_block<R, 4>(acc + x, d, p, p_stride, vp + x, pairs);
     for (; x < d; x += 16) weighted_block<R, 1>(acc + x, d, p, p_stride, vp + x, pairs);
   }
   // acc [rows, d] += p [rows, p_stride] . vp [pairs, d] in 6 x 64 blocks; d a multiple of 16.
-  DAPX_AVX512BF16 void tile_weighted(float* acc, int64_t rows, int64_t d, const uint32_t* p,
+  DAPX_AVX512BF16 void tile_weighted(float* acc, int64_t rows, int64_t d, const uint16_t* p,
                                      int64_t p_stride, const uint32_t* vp, int64_t pairs) {
     constexpr int kRows = 6;
     int64_t r = 0;
     for (; r + kRows <= rows; r += kRows)
-      weighted_rows<kRows>(acc + r * d, d, p + r * p_stride, p_stride, vp, pairs);
-    for (; r < rows; ++r) weighted_rows<1>(acc + r * d, d, p + r * p_stride, p_stride, vp, pairs);
+      weighted_rows<kRows>(acc + r * d, d, p + 2 * r * p_stride, p_stride, vp, pairs);
+    for (; r < rows; ++r)
+      weighted_rows<1>(acc + r * d, d, p + 2 * r * p_stride, p_stride, vp, pairs);
   }
 };
 #undef DAPX_AVX512BF16

@@ -132,8 +132,7 @@ struct Bf16Products {
         for (int64_t p = 0; p < dw; ++p) w.kp[p * kKeyTile + c] = 0;
       }
     }
-    Pairs::tile_scores(reinterpret_cast<const uint32_t*>(w.qb.data()), rows, dw, w.kp.data(),
-                       kKeyTile, w.s.data());
+    Pairs::tile_scores(w.qb.data(), rows, dw, w.kp.data(), kKeyTile, w.s.data());
   }
   // vp[c][x] = the values of keys 2c and 2c + 1 at dim x (zero past nk); the weights w.s rounded
   // to bf16 (columns past nk zero).
@@ -156,8 +155,7 @@ struct Bf16Products {
       Pairs::round(w.s.data() + r * kKeyTile, nk, pr);
       std::fill(pr + nk, pr + kKeyTile, uint16_t{0});
     }
-    Pairs::tile_weighted(w.acc.data(), rows, d, reinterpret_cast<const uint32_t*>(w.pb.data()),
-                         kKeyTile / 2, w.vp.data(), pairs);
+    Pairs::tile_weighted(w.acc.data(), rows, d, w.pb.data(), kKeyTile / 2, w.vp.data(), pairs);
   }
 };
 #endif
