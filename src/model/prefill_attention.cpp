@@ -86,7 +86,6 @@ struct KeySource {
 template <typename LoopOps>
 struct F32Products {
   using Ops = LoopOps;
-  static constexpr bool kBf16 = false;
   static void queries(int64_t, int64_t, Scratch&) {}  // w.q as gathered
   // w.s [rows, kKeyTile] = the rows' queries . keys [j0, j0 + nk).
   static void scores(const CacheRows& keys, int64_t j0, int64_t nk, int64_t rows, int64_t d,
@@ -108,7 +107,6 @@ struct F32Products {
 struct Bf16Products {
   using Ops = Avx512Ops;  // the softmax's max and exp
   using Pairs = Avx512Bf16Ops;
-  static constexpr bool kBf16 = true;
   // Row j of a source as bf16: the cache's own bits, or f32 rounded into `tmp`.
   static const uint16_t* bf16_row(const CacheRows& src, int64_t j, uint16_t* tmp) {
     const int64_t at = src.offset + j * src.d;
