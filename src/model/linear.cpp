@@ -133,9 +133,10 @@ void Linear::convert_rows(int64_t o0, at::Tensor& dst) const {
     }
 }
 
-// y[:, tile] = x W_tile^T tile by tile: each tile of weight rows is converted into one reused
-// buffer and multiplied straight into its columns of y (BLAS writes a column block of a
-// row-major matrix in place), so no full-size copy of the weight is made per call.
+// y[:, tile] = x W_tile^T (no bias; in the GEMM dtype) tile by tile: each tile of weight rows is
+// converted into one reused buffer and multiplied straight into its columns of y (BLAS writes a
+// column block of a row-major matrix in place), so no full-size copy of the weight is made per
+// call.
 at::Tensor Linear::tiled_gemm(const at::Tensor& x) const {
   const int64_t out = out_features(), in = in_features(), rows = x.size(0);
   const int64_t tile = std::clamp<int64_t>(kTileElements / std::max<int64_t>(in, 1), 16, out);
@@ -149,22 +150,25 @@ at::Tensor Linear::tiled_gemm(const at::Tensor& x) const {
     at::Tensor dst = y.narrow(1, o0, n);
     at::mm_out(dst, xg, w.t());
   }
-  if (gemm_ != at::kFloat) y = y.to(at::kFloat);
-  if (bias_.defined()) y.add_(bias_);
   return y;
 }
 
-at::Tensor Linear::operator()(const at::Tensor& x) const {
+at::ScalarType Linear::input_dtype() const {
+  if (!weight_.is_cpu()) return weight_.scalar_type();
+  return weight_.scalar_type() == at::kFloat ? at::kFloat : gemm_;
+}
+
+at::Tensor Linear::operator()(const at::Tensor& x, at::ScalarType out) const {
   const int64_t rows = x.size(0);
   // The raw GEMV is invisible to autograd: a weight being trained takes the GEMM.
   const bool grad = weight_.requires_grad() && at::GradMode::is_enabled();
   if (weight_.is_cpu() && rows <= kMaxGemvRows && !grad) {
-    const at::Tensor xc = x.contiguous();
-    at::Tensor y = at::empty({rows, out_features()}, x.options());
+    const at::Tensor xc = x.to(at::kFloat).contiguous();
+    at::Tensor y = at::empty({rows, out_features()}, xc.options());
     const GemvTarget t = gemv_target(xc.data_ptr<float>(), y.data_ptr<float>());
     gemv_batch(&t, 1, in_features(), static_cast<int>(rows));
     add_bias(y.data_ptr<float>(), static_cast<int>(rows));
-    return y;
+    return y.to(out);
   }
   if (weight_.is_cpu()) {
     const at::ScalarType t = weight_.scalar_type();
@@ -172,13 +176,15 @@ at::Tensor Linear::operator()(const at::Tensor& x) const {
       const at::Tensor xg = x.to(t);
       const at::Tensor y =
           bias_.defined() ? at::addmm(bias_.to(t), xg, weight_.t()) : at::mm(xg, weight_.t());
-      return y.to(at::kFloat);
+      return y.to(out);
     }
-    return tiled_gemm(x);
+    at::Tensor y = tiled_gemm(x).to(out);
+    if (bias_.defined()) y.add_(bias_.to(out));
+    return y;
   }
   const at::Tensor y = at::linear(x.to(weight_.scalar_type()), weight_,
                                   bias_.defined() ? bias_.to(weight_.scalar_type()) : bias_);
-  return y.to(at::kFloat);
+  return y.to(out);
 }
 
 }  // namespace dapx

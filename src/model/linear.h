@@ -22,10 +22,15 @@ class Linear {
   Linear() = default;
   // weight [out, in], bias [out] or undefined.
   Linear(at::Tensor weight, at::Tensor bias, const LinearFormat& format = {});
-  // x: [rows, in] f32 -> [rows, out] f32. A few rows (decode) use the streaming GEMV; many
-  // rows (prefill) a BLAS GEMM in the format's GEMM dtype, bf16 or int8 weights converted to it
-  // into one buffer of at most 32 MiB (a layer matrix whole, larger ones tile by tile).
-  at::Tensor operator()(const at::Tensor& x) const;
+  // x: [rows, in] f32 (or already in input_dtype()) -> [rows, out] in `out` (f32 or bf16). A
+  // few rows (decode) use the streaming GEMV; many rows (prefill) a BLAS GEMM in the format's
+  // GEMM dtype, bf16 or int8 weights converted to it into one buffer of at most 32 MiB (a
+  // layer matrix whole, larger ones tile by tile). out = bf16 keeps a bf16 GEMM's result as it
+  // is, for a next step that rounds to bf16 anyway (the MLP's SiLU product).
+  at::Tensor operator()(const at::Tensor& x, at::ScalarType out = at::kFloat) const;
+  // The dtype the GEMM reads its input in: a caller that prepares the input (a fused norm)
+  // writes it in this dtype and spares each product a conversion pass.
+  at::ScalarType input_dtype() const;
   // The raw product for the decode path (CPU weights): y[rows, out] = x[rows, in] W^T, without
   // the bias; add_bias then adds it to each of `rows` rows.
   GemvTarget gemv_target(const float* x, float* y) const;

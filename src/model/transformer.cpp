@@ -1,7 +1,10 @@
 #include "model/transformer.h"
 
+#include <ATen/core/grad_mode.h>
+
 #include <algorithm>
 
+#include "model/activation_rows.h"
 #include "model/attention.h"
 #include "util/error.h"
 
@@ -116,6 +119,52 @@ at::Tensor Transformer::rms_norm(const at::Tensor& x, const at::Tensor& w) const
   return x * at::rsqrt(x.pow(2).mean(-1, true) + cfg_.rms_norm_eps) * w;
 }
 
+namespace {
+
+// Whether the element-wise steps may run as raw loops: CPU f32 rows that autograd does not
+// follow.
+bool raw_rows(const at::Tensor& x, const at::Tensor& w) {
+  const bool grad = at::GradMode::is_enabled() && (x.requires_grad() || w.requires_grad());
+  return !grad && x.is_cpu() && x.dim() == 2 && x.scalar_type() == at::kFloat &&
+         w.scalar_type() == at::kFloat;
+}
+
+}  // namespace
+
+at::Tensor Transformer::normed(const at::Tensor& x, const at::Tensor& w,
+                               at::ScalarType dtype) const {
+  if (!raw_rows(x, w) || (dtype != at::kFloat && dtype != at::kBFloat16))
+    return rms_norm(x, w).to(dtype);
+  const at::Tensor xc = x.contiguous(), wc = w.contiguous();
+  at::Tensor out = at::empty(xc.sizes(), xc.options().dtype(dtype));
+  const auto eps = static_cast<float>(cfg_.rms_norm_eps);
+  if (dtype == at::kFloat)
+    rms_norm_rows(xc.data_ptr<float>(), wc.data_ptr<float>(), xc.size(0), xc.size(1), eps,
+                  out.data_ptr<float>());
+  else
+    rms_norm_rows(xc.data_ptr<float>(), wc.data_ptr<float>(), xc.size(0), xc.size(1), eps,
+                  reinterpret_cast<uint16_t*>(out.data_ptr()));
+  return out;
+}
+
+at::Tensor Transformer::mlp(const LayerWeights& w, const at::Tensor& mid) const {
+  if (!raw_rows(mid, w.mlp_norm)) {
+    const at::Tensor h = rms_norm(mid, w.mlp_norm);
+    return w.down(at::silu(w.gate(h)) * w.up(h));
+  }
+  // Gate and up stay in the GEMM's dtype: their SiLU product is the down GEMM's input.
+  const at::ScalarType t = w.gate.input_dtype();
+  const at::Tensor h = normed(mid, w.mlp_norm, t);
+  at::Tensor g = w.gate(h, t).contiguous();
+  const at::Tensor u = w.up(h, t).contiguous();
+  if (t == at::kBFloat16)
+    silu_mul_rows(reinterpret_cast<uint16_t*>(g.data_ptr()),
+                  reinterpret_cast<const uint16_t*>(u.data_ptr()), g.numel());
+  else
+    silu_mul_rows(g.data_ptr<float>(), u.data_ptr<float>(), g.numel());
+  return w.down(g);
+}
+
 void Transformer::check_token(int token) const {
   if (token < 0 || token >= cfg_.vocab_size)
     throw Error("token id " + std::to_string(token) + " is outside the model's vocabulary (size " +
@@ -131,7 +180,7 @@ at::Tensor Transformer::embed(const std::vector<int>& tokens) const {
 
 AttentionInputs Transformer::layer_qkv(int l, const at::Tensor& x, const RotaryTables& rope) const {
   const LayerWeights& w = layers_.at(l);
-  const at::Tensor h = rms_norm(x, w.attn_norm);
+  const at::Tensor h = normed(x, w.attn_norm, w.q.input_dtype());
   AttentionInputs in = keys_values(w, h, rope);
   in.q = rotated_queries(w, h, rope);
   return in;
@@ -139,7 +188,7 @@ AttentionInputs Transformer::layer_qkv(int l, const at::Tensor& x, const RotaryT
 
 AttentionInputs Transformer::layer_kv(int l, const at::Tensor& x, const RotaryTables& rope) const {
   const LayerWeights& w = layers_.at(l);
-  return keys_values(w, rms_norm(x, w.attn_norm), rope);
+  return keys_values(w, normed(x, w.attn_norm, w.k.input_dtype()), rope);
 }
 
 AttentionInputs Transformer::keys_values(const LayerWeights& w, const at::Tensor& h,
@@ -154,7 +203,7 @@ AttentionInputs Transformer::keys_values(const LayerWeights& w, const at::Tensor
 
 at::Tensor Transformer::layer_q(int l, const at::Tensor& x, const RotaryTables& rope) const {
   const LayerWeights& w = layers_.at(l);
-  return rotated_queries(w, rms_norm(x, w.attn_norm), rope);
+  return rotated_queries(w, normed(x, w.attn_norm, w.q.input_dtype()), rope);
 }
 
 at::Tensor Transformer::rotated_queries(const LayerWeights& w, const at::Tensor& h,
@@ -168,9 +217,8 @@ at::Tensor Transformer::layer_output(int l, const at::Tensor& x, const at::Tenso
   const LayerWeights& w = layers_.at(l);
   const int64_t t = x.size(0);
   const at::Tensor mid = x + w.o(attn.transpose(0, 1).reshape({t, cfg_.num_heads * cfg_.head_dim}));
-  const at::Tensor h2 = rms_norm(mid, w.mlp_norm);
   // Out of place: autograd (training) keeps `mid` and the SiLU input for the backward pass.
-  return mid + w.down(at::silu(w.gate(h2)) * w.up(h2));
+  return mid + mlp(w, mid);
 }
 
 void capture_queries(QueryCapture& capture, int l, int num_layers, const at::Tensor& q,

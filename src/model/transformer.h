@@ -130,6 +130,12 @@ class Transformer {
   at::Tensor load(const std::string& name, const std::vector<int64_t>& shape, bool keep_dtype);
   Linear load_linear(const std::string& prefix, int64_t out, int64_t in, bool bias);
   at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& w) const;
+  // rms_norm of x [t, hidden] in `dtype`, the next GEMM's input dtype (Linear::input_dtype).
+  // Inference on the CPU takes one fused pass (activation_rows.h); training keeps the
+  // differentiable tensor formula.
+  at::Tensor normed(const at::Tensor& x, const at::Tensor& w, at::ScalarType dtype) const;
+  // The MLP block: down(silu(gate(h)) * up(h)) with h = the MLP-normed `mid`.
+  at::Tensor mlp(const LayerWeights& w, const at::Tensor& mid) const;
   // Post-RoPE queries [heads, t, d] from the attention-normed input h [t, hidden].
   at::Tensor rotated_queries(const LayerWeights& w, const at::Tensor& h,
                              const RotaryTables& rope) const;

@@ -7,6 +7,8 @@
 
 namespace dapx {
 
+// 1 / sqrt(mean(x^2) + eps) over n values.
+float rms_inverse(const float* x, int64_t n, float eps);
 // out = x * (1 / sqrt(mean(x^2) + eps)) * w over n values; out may alias x.
 void rms_norm_row(const float* x, const float* w, int64_t n, float eps, float* out);
 // Rotary embedding ("rotate_half" layout) of `rows` rows of d values in place, with the

@@ -5,7 +5,9 @@
 #include <random>
 #include <vector>
 
+#include "model/activation_rows.h"
 #include "model/vector_ops.h"
+#include "util/bf16.h"
 
 namespace dapx {
 namespace {
@@ -70,6 +72,51 @@ TEST(VectorOps, SiluMulAndAdd) {
   EXPECT_EQ(extreme[0], -0.f);
   EXPECT_FLOAT_EQ(extreme[1], 100.f);
   EXPECT_EQ(extreme[2], 0.f);
+}
+
+// The prefill's many-row versions: the same values as the per-row decode ops (f32), rounded
+// once to bf16 where they write bf16.
+TEST(ActivationRows, RmsNormRowsMatchTheDecodeRowAndRoundOnceToBf16) {
+  const int64_t rows = 5, n = 37;
+  const std::vector<float> x = random_vector(rows * n, 6), w = random_vector(n, 7);
+  std::vector<float> f32(rows * n), want(n);
+  std::vector<uint16_t> bf16(rows * n);
+  rms_norm_rows(x.data(), w.data(), rows, n, 1e-6f, f32.data());
+  rms_norm_rows(x.data(), w.data(), rows, n, 1e-6f, bf16.data());
+  for (int64_t r = 0; r < rows; ++r) {
+    rms_norm_row(x.data() + r * n, w.data(), n, 1e-6f, want.data());
+    for (int64_t i = 0; i < n; ++i) {
+      EXPECT_EQ(f32[r * n + i], want[i]);
+      EXPECT_EQ(bf16[r * n + i], f32_to_bf16(want[i]));
+    }
+  }
+}
+
+TEST(ActivationRows, SiluMulRowsMatchTheFormulaAcrossBlocksAndTails) {
+  const int64_t n = (1 << 14) * 2 + 13;  // three parallel blocks, a tail of 13 past the lanes
+  std::vector<float> a = random_vector(n, 8), b = random_vector(n, 9);
+  for (int64_t i = 0; i < n; ++i) a[i] *= 4;  // SiLU's both sides and its saturation
+  a[0] = -100.f, a[1] = 100.f, a[2] = 0.f, b[0] = b[1] = b[2] = 1.f;
+  std::vector<float> f32 = a;
+  std::vector<uint16_t> ha(n), hb(n), h16(n);
+  for (int64_t i = 0; i < n; ++i) ha[i] = f32_to_bf16(a[i]), hb[i] = f32_to_bf16(b[i]);
+  h16 = ha;
+  silu_mul_rows(f32.data(), b.data(), n);
+  silu_mul_rows(h16.data(), hb.data(), n);
+  for (int64_t i = 0; i < n; ++i) {
+    const double want = a[i] / (1 + std::exp(-double(a[i]))) * b[i];
+    ASSERT_NEAR(f32[i], want, 4e-7 * (1 + std::abs(want))) << i;
+    // bf16: computed from the bf16 inputs in f32, rounded once (ties may round either way).
+    const double a16 = bf16_to_f32(ha[i]), b16 = bf16_to_f32(hb[i]);
+    const double want16 = a16 / (1 + std::exp(-a16)) * b16;
+    ASSERT_NEAR(bf16_to_f32(h16[i]), want16, std::abs(want16) * 0x1p-8 + 1e-30) << i;
+  }
+  EXPECT_NEAR(f32[0], 0.f, 1e-30);  // exp(100) overflows: 0, not NaN
+  EXPECT_FLOAT_EQ(f32[1], 100.f);
+  EXPECT_EQ(f32[2], 0.f);
+  std::vector<uint16_t> nan = {f32_to_bf16(NAN), 0, 0, 0, 0, 0, 0, 0}, one(8, f32_to_bf16(1.f));
+  silu_mul_rows(nan.data(), one.data(), 8);
+  EXPECT_TRUE(std::isnan(bf16_to_f32(nan[0])));
 }
 
 }  // namespace
