@@ -1,0 +1,21 @@
+# dapx bench: rerun with `gnuplot bench.gp` in this folder
+$m0 << EOD
+256 3.731188 238.500000
+1024 7.498018 246.000000
+4096 24.039915 286.000000
+8192 55.759968 334.886719
+EOD
+set terminal svg size 1200,500 dynamic noenhanced font 'sans,12'
+set output 'bench.svg'
+set multiplot layout 1,2 title 'dapx bench: /tmp/tr/q05'
+set logscale x 2
+set xlabel 'prompt tokens'
+set grid
+set key below
+set title 'end-to-end latency (median)'
+set ylabel 'seconds'
+plot $m0 using 1:2 with linespoints lw 2 title 'full'
+set title 'working memory: peak RSS - weights (median)'
+set ylabel 'MiB'
+plot $m0 using 1:3 with linespoints lw 2 title 'full'
+unset multiplot
