@@ -71,6 +71,13 @@ void write_selection(const std::string& path, const std::string& method, const M
   out << dump.dump() << "\n";
 }
 
+// The prefill GEMM's dtype this run used (--gemm auto resolved; a GPU multiplies in the
+// weight dtype).
+std::string gemm_used(const LoadedModel& m, const ComputeOptions& opts, const RuntimeFlags& r) {
+  if (!opts.device.is_cpu()) return r.dtype;
+  return m.transformer.linear_format().gemm == at::kBFloat16 ? "bf16" : "f32";
+}
+
 void run(const GenerateFlags& f) {
   const ComputeOptions opts = apply_runtime_flags(f.runtime);
   const auto [model, draft] = load_target_and_draft(f.model, f.draft, opts);
@@ -108,6 +115,9 @@ void run(const GenerateFlags& f) {
                         {"method", method->name()},
                         {"model", f.model},
                         {"dtype", f.runtime.dtype},
+                        {"kv_dtype", f.runtime.kv_dtype},
+                        {"weights", f.runtime.weights},
+                        {"gemm", gemm_used(*model, opts, f.runtime)},
                         {"threads", at::get_num_threads()},
                         {"stats", r.stats.to_json()},
                         {"method_info", r.method_info}};
