@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "model/decode_attention.h"
+#include "random_qkv.h"
 #include "util/bf16.h"
 #include "util/error.h"
 
@@ -29,20 +30,11 @@ struct Case {
 // bf16: the cache holds bf16 bits; the reference reads the same values widened, so the
 // tolerance is the f32 cache's (the kernel widens exactly).
 void check(const Case& c, int threads, CpuKernels kernels, unsigned seed, bool bf16 = false) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> nd(0.f, c.spread);
   const int64_t capacity = c.len + 3;  // heads sit `capacity` rows apart, like a cache
-  std::vector<float> q(c.heads * c.d), k(c.kv_heads * capacity * c.d),
-      v(c.kv_heads * capacity * c.d), out(c.heads * c.d, 123.f);
-  for (auto& x : q) x = nd(rng);
-  for (auto& x : k) x = nd(rng);
-  for (auto& x : v) x = nd(rng);
-  std::vector<uint16_t> k16(k.size()), v16(v.size());
-  if (bf16)
-    for (size_t i = 0; i < k.size(); ++i) {
-      k[i] = bf16_to_f32(k16[i] = f32_to_bf16(k[i]));
-      v[i] = bf16_to_f32(v16[i] = f32_to_bf16(v[i]));
-    }
+  RandomQkv data = random_qkv(c.heads * c.d, c.kv_heads * capacity * c.d, c.spread, seed, bf16);
+  std::vector<float>&q = data.q, &k = data.k, &v = data.v;
+  std::vector<float> out(c.heads * c.d, 123.f);
+  const std::vector<uint16_t>&k16 = data.k16, &v16 = data.v16;
   std::vector<char> mask_bytes(c.kv_heads * capacity, 0);
   if (c.masked)
     for (int64_t h = 0; h < c.kv_heads; ++h)

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "model/prefill_attention.h"
+#include "random_qkv.h"
 #include "util/bf16.h"
 #include "util/error.h"
 
@@ -52,20 +53,12 @@ struct Case {
 // pair products ran) unless there is a single key.
 void check(const Case& c, int threads, CpuKernels kernels, unsigned seed, bool bf16 = false,
            bool bf16_products = false) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> nd(0.f, c.spread);
   const int64_t len = c.older + c.t + c.later, capacity = len + 5;  // heads `capacity` apart
-  std::vector<float> q(c.heads * c.t * c.d), k(c.kv_heads * capacity * c.d),
-      v(c.kv_heads * capacity * c.d), out(c.heads * c.t * c.d, 123.f);
-  for (auto& x : q) x = nd(rng);
-  for (auto& x : k) x = nd(rng);
-  for (auto& x : v) x = nd(rng);
-  std::vector<uint16_t> k16(k.size()), v16(v.size());
-  if (bf16)
-    for (size_t i = 0; i < k.size(); ++i) {
-      k[i] = bf16_to_f32(k16[i] = f32_to_bf16(k[i]));
-      v[i] = bf16_to_f32(v16[i] = f32_to_bf16(v[i]));
-    }
+  RandomQkv data =
+      random_qkv(c.heads * c.t * c.d, c.kv_heads * capacity * c.d, c.spread, seed, bf16);
+  std::vector<float>&q = data.q, &k = data.k, &v = data.v;
+  std::vector<float> out(c.heads * c.t * c.d, 123.f);
+  const std::vector<uint16_t>&k16 = data.k16, &v16 = data.v16;
   std::vector<char> hidden(c.kv_heads * capacity, 0);
   if (c.masked)
     for (int64_t h = 0; h < c.kv_heads; ++h)
@@ -78,6 +71,7 @@ void check(const Case& c, int threads, CpuKernels kernels, unsigned seed, bool b
   const std::unique_ptr<bool[]> mask(new bool[hidden.size()]);
   for (size_t i = 0; i < hidden.size(); ++i) mask[i] = hidden[i] != 0;
   std::vector<int64_t> vertical;  // [kv_heads, n_vertical], ascending per head
+  std::mt19937 rng(seed + 1);
   for (int64_t h = 0; h < c.kv_heads; ++h) {
     std::vector<int64_t> all(len);
     for (int64_t j = 0; j < len; ++j) all[j] = j;
@@ -115,8 +109,9 @@ void check(const Case& c, int threads, CpuKernels kernels, unsigned seed, bool b
     f32.bf16_products = false;
     f32.out = f32_out.data();
     attend_prefill(f32);
-    if (len > 1)  // (one key: its weight is exactly 1 either way)
+    if (len > 1) {  // (one key: its weight is exactly 1 either way)
       ASSERT_NE(out, f32_out) << "the bf16 pair products did not run";
+    }
     // the reference's operands as the kernel rounds them
     const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(c.d)));
     for (auto& x : q) x = bf16_to_f32(f32_to_bf16(x * scale));
