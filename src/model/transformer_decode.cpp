@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "io/safetensors.h"
+#include "model/activation_rows.h"
 #include "model/attention.h"
 #include "model/transformer.h"
 #include "model/vector_ops.h"
@@ -68,7 +69,7 @@ at::Tensor Transformer::decode(int token, int64_t pos, KVCache& cache,
     const GemvTarget gate_up[] = {w.gate.gemv_target(normed.data(), gate.data()),
                                   w.up.gemv_target(normed.data(), up.data())};
     gemv_batch(gate_up, 2, h, 1);
-    silu_mul(gate.data(), up.data(), inter);
+    silu_mul_rows(gate.data(), up.data(), inter);  // one row: no parallel region
     const GemvTarget down = w.down.gemv_target(gate.data(), normed.data());
     gemv_batch(&down, 1, inter, 1);
     add_row(x.data(), normed.data(), h);

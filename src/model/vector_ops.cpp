@@ -33,10 +33,6 @@ void rotate_half_rows(float* x, int64_t rows, int64_t d, const float* cos, const
   }
 }
 
-void silu_mul(float* a, const float* b, int64_t n) {
-  for (int64_t i = 0; i < n; ++i) a[i] = a[i] / (1.f + std::exp(-a[i])) * b[i];
-}
-
 void add_row(float* y, const float* x, int64_t n) {
   for (int64_t i = 0; i < n; ++i) y[i] += x[i];
 }

@@ -14,8 +14,6 @@ void rms_norm_row(const float* x, const float* w, int64_t n, float eps, float* o
 // Rotary embedding ("rotate_half" layout) of `rows` rows of d values in place, with the
 // cos/sin of one position [d/2]: (x1, x2) -> (x1 cos - x2 sin, x2 cos + x1 sin).
 void rotate_half_rows(float* x, int64_t rows, int64_t d, const float* cos, const float* sin);
-// a = silu(a) * b, silu(v) = v / (1 + exp(-v)).
-void silu_mul(float* a, const float* b, int64_t n);
 // y += x.
 void add_row(float* y, const float* x, int64_t n);
 
