@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "error_message.h"
 #include "eval/longbench.h"
 #include "temp_dir.h"
 #include "util/error.h"
@@ -23,17 +24,7 @@ const LongBenchConfig& config() {
   return loaded;
 }
 
-// Runs `fn`, which must throw dapx::Error; returns the message.
-template <typename Fn>
-std::string error_of(Fn&& fn) {
-  try {
-    fn();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  ADD_FAILURE() << "expected dapx::Error";
-  return {};
-}
+using test::error_of;
 
 bool contains(const std::string& haystack, const std::string& needle) {
   return haystack.find(needle) != std::string::npos;

@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "error_message.h"
 #include "eval/ruler_tasks.h"
 #include "temp_dir.h"
 #include "util/error.h"
@@ -41,14 +42,7 @@ const TaskSuite& train_suite() {
 
 int tokens(const Sample& s) { return static_cast<int>(qwen2().encode(s.prompt()).size()); }
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
+using test::error_of;
 
 const std::vector<std::string> kTasks = {"niah_single_1",
                                          "niah_single_2",

@@ -4,6 +4,7 @@
 
 #include <fstream>
 
+#include "error_message.h"
 #include "eval/report.h"
 #include "eval/runner.h"
 #include "methods/catalogue.h"
@@ -46,15 +47,7 @@ int count_lines(const std::filesystem::path& p) {
   return n;
 }
 
-template <typename F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
+using test::error_of;
 
 TEST(EvalRunner, RowsPerSampleAndRunTheSameSampleForEveryRunAndAResumeSkipsThem) {
   Fixture& fx = fixture();

@@ -1,6 +1,7 @@
 // HF config.json parsing for the four supported architectures, validation errors, round trip.
 #include <gtest/gtest.h>
 
+#include "error_message.h"
 #include "io/model_config.h"
 #include "temp_dir.h"
 #include "util/error.h"
@@ -12,17 +13,7 @@ using nlohmann::json;
 using test::TempDir;
 using test::write_file;
 
-template <typename Fn>
-void expect_error(Fn fn, const std::vector<std::string>& parts) {
-  try {
-    fn();
-    ADD_FAILURE() << "expected dapx::Error";
-  } catch (const Error& e) {
-    const std::string msg = e.what();
-    for (const auto& p : parts)
-      EXPECT_NE(msg.find(p), std::string::npos) << "'" << p << "' not in: " << msg;
-  }
-}
+using test::expect_error;
 
 // Modelled on the published config.json files of the real models.
 const char* kQwen25_05B = R"({

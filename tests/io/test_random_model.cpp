@@ -5,6 +5,7 @@
 #include <cstring>
 #include <nlohmann/json.hpp>
 
+#include "error_message.h"
 #include "io/random_model.h"
 #include "temp_dir.h"
 #include "util/error.h"
@@ -32,17 +33,7 @@ ModelConfig tiny_config(Arch arch, int vocab = 256) {
   return c;
 }
 
-template <typename Fn>
-void expect_error(Fn fn, const std::vector<std::string>& parts) {
-  try {
-    fn();
-    ADD_FAILURE() << "expected dapx::Error";
-  } catch (const Error& e) {
-    const std::string msg = e.what();
-    for (const auto& p : parts)
-      EXPECT_NE(msg.find(p), std::string::npos) << "'" << p << "' not in: " << msg;
-  }
-}
+using test::expect_error;
 
 double mean(const std::vector<float>& v) {
   double s = 0;

@@ -6,6 +6,7 @@
 #include <limits>
 #include <nlohmann/json.hpp>
 
+#include "error_message.h"
 #include "io/safetensors.h"
 #include "temp_dir.h"
 #include "util/error.h"
@@ -18,18 +19,7 @@ using test::read_file;
 using test::TempDir;
 using test::write_file;
 
-// Runs fn, expects a dapx::Error whose message contains every one of `parts`.
-template <typename Fn>
-void expect_error(Fn fn, const std::vector<std::string>& parts) {
-  try {
-    fn();
-    ADD_FAILURE() << "expected dapx::Error";
-  } catch (const Error& e) {
-    const std::string msg = e.what();
-    for (const auto& p : parts)
-      EXPECT_NE(msg.find(p), std::string::npos) << "'" << p << "' not in: " << msg;
-  }
-}
+using test::expect_error;
 
 template <typename T>
 std::vector<std::byte> to_bytes(const std::vector<T>& v) {

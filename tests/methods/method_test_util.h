@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "engine/generator.h"
+#include "error_message.h"
 #include "methods/method_args.h"
 #include "tiny_models.h"
 #include "util/error.h"
@@ -40,15 +41,6 @@ inline MethodOptions recording(const LoadedModel* draft = nullptr) {
   return o;
 }
 
-// The message of the dapx::Error that f throws, or "(no error)".
-template <typename F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
+using test::error_of;  // the message of the dapx::Error f throws, or "(no error)"
 
 }  // namespace dapx::testing

@@ -10,6 +10,7 @@
 #include "engine/heap.h"
 #include "engine/stats.h"
 #include "engine/tensor_memory.h"
+#include "error_message.h"
 #include "methods/catalogue.h"
 #include "tiny_models.h"
 #include "util/error.h"
@@ -21,15 +22,7 @@ std::unique_ptr<LoadedModel> tiny(Arch arch = Arch::Qwen2) {
   return LoadedModel::load(testing::tiny_model(arch, DType::BF16), ComputeOptions{});
 }
 
-template <typename F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
+using test::error_of;
 
 TEST(Engine, EmptyPromptAndOverlongPromptAreClearErrors) {
   auto m = tiny();

@@ -7,6 +7,7 @@
 #include <random>
 
 #include "engine/sampler.h"
+#include "error_message.h"
 #include "io/safetensors.h"
 #include "kv/kv_cache.h"
 #include "model/attention.h"
@@ -161,14 +162,7 @@ TEST(Sampler, GreedyTopKTopPAndSeeds) {
   EXPECT_THROW(Sampler(SamplingParams{-1.f, 0, 1.f, 0}), Error);
   EXPECT_THROW(Sampler(SamplingParams{1.f, 0, 0.f, 0}), Error);
   // NaN and infinity are rejected with a message naming the parameter (NaN fails every <)
-  const auto message = [](SamplingParams p) {
-    try {
-      Sampler s(p);
-    } catch (const Error& e) {
-      return std::string(e.what());
-    }
-    return std::string("(no error)");
-  };
+  const auto message = [](SamplingParams p) { return test::error_of([&] { Sampler s(p); }); };
   EXPECT_EQ(
       message(SamplingParams{std::nanf(""), 0, 1.f, 0}).rfind("temperature must be a finite", 0),
       0u);

@@ -3,6 +3,7 @@
 
 #include <string>
 
+#include "error_message.h"
 #include "tokenizer/tokenizer.h"
 #include "util/error.h"
 
@@ -11,12 +12,7 @@ namespace {
 
 // Message of the error that loading `json` raises ("" if it loads).
 std::string load_error(const std::string& json) {
-  try {
-    Tokenizer::from_json_string(json, "bad/tokenizer.json");
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
+  return test::error_of([&] { Tokenizer::from_json_string(json, "bad/tokenizer.json"); });
 }
 
 // A minimal valid byte-level tokenizer.json around the given model/pre_tokenizer.
@@ -110,12 +106,8 @@ TEST(TokenizerErrors, SplitPatternWithSingleCodeUnit) {
 }
 
 TEST(TokenizerErrors, MissingFile) {
-  try {
-    Tokenizer::load("/nonexistent/dir/tokenizer.json");
-    FAIL() << "expected dapx::Error";
-  } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("/nonexistent/dir/tokenizer.json"), std::string::npos);
-  }
+  test::expect_error([] { Tokenizer::load("/nonexistent/dir/tokenizer.json"); },
+                     {"/nonexistent/dir/tokenizer.json"});
 }
 
 }  // namespace
