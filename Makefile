@@ -52,7 +52,8 @@ run: build
 test: build
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
 
-# ASan + UBSan over the torch-free libraries (safetensors, config, tokenizer) and their tests.
+# ASan + UBSan over every torch-free library and its tests (io, tokenizer, reference, raw kernels,
+# eval tasks, the fuzz corpora replayed, the docs check).
 sanitize: deps
 	cmake -S . -B $(BUILD)-asan -DCMAKE_BUILD_TYPE=Debug -DDAPX_WITH_TORCH=OFF -DDAPX_SANITIZE=ON
 	cmake --build $(BUILD)-asan -j $(JOBS)

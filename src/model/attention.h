@@ -17,7 +17,7 @@ constexpr int64_t kScoreBufferFloats = int64_t{4} << 20;
 // are the new tokens themselves and the first len - t are older (all visible). Query i sees
 // every older entry and new entries 0..i. Returns [heads, t, d]. key_mask (bool [kv_heads,
 // len], optional) hides padded slots of a head-adaptive cache.
-// On an f32 CPU cache the raw kernels run (decode_attention for t == 1, prefill_attention
+// On an f32 or bf16 CPU cache the raw kernels run (decode_attention for t == 1, prefill_attention
 // otherwise); on CUDA fused_attention where it applies; elsewhere blocked_attention.
 // bf16_products: the CPU prefill kernel's products on bf16 pairs where the CPU has them
 // (PrefillAttention::bf16_products).
@@ -36,11 +36,11 @@ at::Tensor blocked_attention(const at::Tensor& q, const at::Tensor& k, const at:
                              int64_t max_score_floats = kScoreBufferFloats,
                              const at::Tensor& key_mask = {});
 
-// Where the raw CPU kernels below apply: f32 CPU tensors, contiguous key rows, K and V of
+// Where the raw CPU kernels below apply: f32 or bf16 CPU caches, contiguous key rows, K and V of
 // equal layout.
 bool raw_kernels_apply(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v);
 
-// Prefill attention on an f32 CPU cache, the work of attend_prefill (prefill_attention.h):
+// Prefill attention on an f32 or bf16 CPU cache, the work of attend_prefill (prefill_attention.h):
 // tiled, online softmax, no score matrix. q [heads, t, d] at positions pos0.. (-1: the last t
 // keys), k/v the layer's live [kv_heads, len, d] views, key_mask as above. band > 0 makes it
 // sparse (sparse_attention.h): the band plus vertical, int64 [kv_heads, V] ascending positions.
@@ -48,14 +48,14 @@ at::Tensor prefill_attention(const at::Tensor& q, const at::Tensor& k, const at:
                              const at::Tensor& key_mask = {}, int64_t pos0 = -1, int64_t band = 0,
                              const at::Tensor& vertical = {}, bool bf16_products = false);
 
-// H2O's key scores on an f32 CPU cache, the work of attention_column_sums
+// H2O's key scores on an f32 or bf16 CPU cache, the work of attention_column_sums
 // (prefill_attention.h): q [heads, rows, d] with row r at positions[r] (seeing keys <= it),
 // keys [kv_heads, len, d]; returns [kv_heads, n_scored]: per KV head, its group's softmax
 // probabilities summed over rows and heads, per key.
 at::Tensor accumulated_attention(const at::Tensor& q, const at::Tensor& keys,
                                  const std::vector<int64_t>& positions, int64_t n_scored);
 
-// One new token over an f32 CPU cache (decode), on raw buffers: q [heads, d] (already
+// One new token over an f32 or bf16 CPU cache (decode), on raw buffers: q [heads, d] (already
 // rotated), k/v the layer's live [kv_heads, len, d] views whose last entry is this token,
 // key_mask as above; writes out [heads, d]. The work is attend_one_token's
 // (decode_attention.h); causal_attention uses it for t == 1 on CPU.
