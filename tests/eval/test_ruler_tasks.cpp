@@ -241,7 +241,9 @@ TEST(RulerTasks, TemplateErrorsNameFileTaskAndField) {
     TextSources tiny;
     for (int i = 0; i < 1000; ++i) tiny.words.push_back("w" + std::to_string(i));
     tiny.essay = {"Some prose."};
-    return error_of([&] { TaskSuite(dir / "t.json", tiny, split); });
+    const std::string msg = error_of([&] { TaskSuite(dir / "t.json", tiny, split); });
+    EXPECT_NE(msg.find((dir / "t.json").string()), std::string::npos) << msg;
+    return msg;
   };
   std::string m = message([](nlohmann::json& d) { d["tasks"][0]["template"] = "no context"; });
   EXPECT_NE(m.find("niah_single_1"), std::string::npos) << m;

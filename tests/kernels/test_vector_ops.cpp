@@ -76,7 +76,12 @@ TEST(ActivationRows, RmsNormRowsMatchTheDecodeRowAndRoundOnceToBf16) {
   rms_norm_rows(x.data(), w.data(), rows, n, 1e-6f, bf16.data());
   for (int64_t r = 0; r < rows; ++r) {
     rms_norm_row(x.data() + r * n, w.data(), n, 1e-6f, want.data());
+    double ss = 0;  // and the formula in double, independent of both
+    for (int64_t i = 0; i < n; ++i) ss += double(x[r * n + i]) * x[r * n + i];
+    const double inv = 1 / std::sqrt(ss / n + 1e-6);
     for (int64_t i = 0; i < n; ++i) {
+      const double formula = x[r * n + i] * inv * w[i];
+      EXPECT_NEAR(f32[r * n + i], formula, 1e-6 * (1 + std::abs(formula))) << r << " " << i;
       EXPECT_EQ(f32[r * n + i], want[i]);
       EXPECT_EQ(bf16[r * n + i], f32_to_bf16(want[i]));
     }

@@ -190,9 +190,9 @@ TEST(Train, TrainingLogitsEqualInferenceAndTheNaiveReference) {
 }
 
 TEST(Train, BadOptionsAreClearErrors) {
-  EXPECT_THROW(parse_curriculum("512"), Error);
-  EXPECT_THROW(parse_curriculum("8:10"), Error);
-  EXPECT_THROW(parse_curriculum(""), Error);
+  test::expect_error([] { parse_curriculum("512"); }, {"'512'", "TOKENS:STEPS"});
+  test::expect_error([] { parse_curriculum("8:10"); }, {"'8:10'", "tokens must be >= 16"});
+  test::expect_error([] { parse_curriculum(""); }, {"curriculum is empty"});
   test::expect_error([] { parse_curriculum("512:x"); }, {"512:x"});
   const auto c = parse_curriculum("256:10,512:20");
   ASSERT_EQ(c.size(), 2u);
