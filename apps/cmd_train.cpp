@@ -47,11 +47,14 @@ class ProgressLine {
  public:
   void step(const StepReport& r) {
     const double eta = r.elapsed_s / r.step * (r.total_steps - r.step);
-    char line[256];
+    char distill[32] = "";
+    if (r.distill_loss > 0)
+      std::snprintf(distill, sizeof distill, ", distill %.3f", r.distill_loss);
+    char line[288];
     std::snprintf(line, sizeof line,
-                  "step %d/%d len<=%d | loss %.3f (answer %.3f, lm %.3f) | answer acc %3.0f%% | "
+                  "step %d/%d len<=%d | loss %.3f (answer %.3f, lm %.3f%s) | answer acc %3.0f%% | "
                   "%.0f tok/s (data wait %.0f ms) | lr %.2e | %s left",
-                  r.step, r.total_steps, r.max_tokens, r.loss, r.answer_loss, r.lm_loss,
+                  r.step, r.total_steps, r.max_tokens, r.loss, r.answer_loss, r.lm_loss, distill,
                   100 * r.answer_accuracy, r.tokens_per_s, 1e3 * r.data_wait_s, r.lr,
                   duration(eta).c_str());
     if (tty_) {
@@ -178,6 +181,18 @@ void register_train(CLI::App& app) {
   cmd->add_option("--lm-weight", f->opts.lm_weight,
                   "Weight of the language-model loss on non-answer tokens")
       ->check(real_range(0.0, 10.0));
+  CLI::Option* teacher = cmd->add_option(
+      "--teacher", f->opts.teacher,
+      "Attention distillation: a model with the same tokenizer (e.g. the target) whose key "
+      "attention, read as SpecKV reads it, this model learns to rank alike");
+  cmd->add_option("--distill-weight", f->opts.distill_weight,
+                  "Weight of the attention distillation loss")
+      ->check(real_range(0.0, 1000.0))
+      ->needs(teacher);
+  cmd->add_option("--distill-window", f->opts.distill_window,
+                  "Last queries of each example whose attention is distilled")
+      ->check(int_range(1, 1 << 20))
+      ->needs(teacher);
   cmd->add_option("--text-share", f->opts.mix.text_share, "Share of plain-prose examples")
       ->check(real_range(0.0, 1.0));
   cmd->add_option("--tasks", f->tasks, "Comma-separated training tasks (default: all)");

@@ -257,12 +257,14 @@ at::Tensor Transformer::logits(const at::Tensor& x) const {
   return lm_head_(rms_norm(x, final_norm_));
 }
 
-at::Tensor Transformer::sequence_logits(const std::vector<int>& tokens) const {
+at::Tensor Transformer::sequence_logits(const std::vector<int>& tokens,
+                                        const LayerTap& on_layer) const {
   if (tokens.empty()) throw Error("sequence_logits: no tokens");
   at::Tensor x = embed(tokens);
   const RotaryTables rope = rope_.tables(0, x.size(0), x.device());
   for (int l = 0; l < cfg_.num_layers; ++l) {
     const AttentionInputs in = layer_qkv(l, x, rope);
+    if (on_layer) on_layer(l, in);
     // Both are differentiable. The blocked LibTorch attention's in-place steps touch only
     // tensors the backward pass does not read; its query blocks skip the hidden future keys.
     x = layer_output(l, x,

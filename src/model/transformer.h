@@ -12,6 +12,7 @@
 //  - sequence_logits(): the whole sequence with differentiable ops, no cache (training).
 #include <ATen/ATen.h>
 
+#include <functional>
 #include <memory>
 #include <optional>
 #include <vector>
@@ -118,7 +119,10 @@ class Transformer {
   // Training: logits [t, vocab] of a whole sequence at positions 0..t-1, no cache, through
   // differentiable LibTorch ops only (fused_attention on a GPU with LibTorch >= 2, else
   // blocked_attention: explicit scores per query block).
-  at::Tensor sequence_logits(const std::vector<int>& tokens) const;
+  // on_layer (optional) sees each layer's post-RoPE queries, keys and values, still in the
+  // autograd graph (attention distillation reads the draft's and the target's attention).
+  using LayerTap = std::function<void(int layer, const AttentionInputs&)>;
+  at::Tensor sequence_logits(const std::vector<int>& tokens, const LayerTap& on_layer = {}) const;
   // Every weight once, by its Hugging Face name, in load order (a tied LM head is the
   // embedding). The handles share storage with the model's weights.
   const std::vector<std::pair<std::string, at::Tensor>>& named_parameters() const {

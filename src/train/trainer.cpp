@@ -11,6 +11,7 @@
 #include "engine/generator.h"
 #include "engine/model.h"
 #include "eval/text_sources.h"
+#include "train/attention_distill.h"
 #include "train/checkpoint.h"
 #include "util/error.h"
 
@@ -117,6 +118,40 @@ EvalReport evaluate(const LoadedModel& model, const eval::TaskSuite& suite,
   return r;
 }
 
+// The teacher of attention distillation: the same tokenizer and a context for every stage.
+std::unique_ptr<LoadedModel> load_teacher(const TrainOptions& o, const LoadedModel& student) {
+  if (o.teacher.empty()) return nullptr;
+  if (o.distill_window < 1) throw Error("train: the distillation window must be >= 1");
+  ComputeOptions copts;
+  copts.weight_dtype = at::kFloat;
+  copts.device = o.device;
+  std::unique_ptr<LoadedModel> teacher = LoadedModel::load(o.teacher, copts);
+  const std::string probe = "The special magic number for quiet-harbor is: 7302914.";
+  if (teacher->tokenizer.vocab_size() != student.tokenizer.vocab_size() ||
+      teacher->tokenizer.encode(probe) != student.tokenizer.encode(probe))
+    throw Error("train: the teacher " + o.teacher.string() + " has another tokenizer than " +
+                o.init.string() + " (" + std::to_string(teacher->tokenizer.vocab_size()) +
+                " tokens against " + std::to_string(student.tokenizer.vocab_size()) +
+                "); distillation compares the two on the same tokens");
+  for (const CurriculumStage& s : o.curriculum)
+    if (s.max_tokens > teacher->config.max_position_embeddings)
+      throw Error("curriculum stage of " + std::to_string(s.max_tokens) +
+                  " tokens exceeds the teacher's context (" +
+                  std::to_string(teacher->config.max_position_embeddings) + ")");
+  return teacher;
+}
+
+// Key attention of `tokens` read as attention_distill.h reads it, averaged over layers.
+at::Tensor key_attention(const Transformer& model, const std::vector<int>& tokens, int window,
+                         at::Tensor* logits) {
+  std::vector<at::Tensor> layers;
+  const at::Tensor out = model.sequence_logits(tokens, [&](int, const AttentionInputs& in) {
+    layers.push_back(observed_key_attention(in.q, in.k, window));
+  });
+  if (logits) *logits = out;
+  return at::stack(layers).mean(0);
+}
+
 }  // namespace
 
 std::vector<CurriculumStage> parse_curriculum(const std::string& text) {
@@ -167,6 +202,7 @@ void train(const TrainOptions& o, const TrainCallbacks& cb) {
                   std::to_string(cfg.max_position_embeddings) + ")");
   if (cfg.eos_token_ids.empty()) throw Error("train: the model has no eos_token_id");
   if (o.reinit) reinitialise(*model, o.seed);
+  const std::unique_ptr<LoadedModel> teacher = load_teacher(o, *model);
 
   const eval::TextSources train_text = eval::TextSources::load(eval::Split::Train);
   const TrainingData data(model->tokenizer,
@@ -200,6 +236,9 @@ void train(const TrainOptions& o, const TrainCallbacks& cb) {
                          {"tokens_per_step", o.tokens_per_step},
                          {"lr", o.lr},
                          {"lm_weight", o.lm_weight},
+                         {"teacher", o.teacher.string()},
+                         {"distill_weight", teacher ? o.distill_weight : 0.0},
+                         {"distill_window", o.distill_window},
                          {"text_share", o.mix.text_share},
                          {"time_limit_s", o.time_limit_s},
                          {"templates", o.templates},
@@ -270,7 +309,8 @@ void train(const TrainOptions& o, const TrainCallbacks& cb) {
       // Per-example figures stay on the device until the step ends: a .item() per example
       // would make the host wait for every forward pass before queueing its backward.
       const at::TensorOptions on_device = at::TensorOptions(at::kDouble).device(o.device);
-      at::Tensor answer_loss = at::zeros({}, on_device), lm_loss = at::zeros({}, on_device);
+      at::Tensor answer_loss = at::zeros({}, on_device), lm_loss = at::zeros({}, on_device),
+                 distill_loss = at::zeros({}, on_device);
       at::Tensor exact = at::zeros({}, on_device.dtype(at::kLong));
       int task_examples = 0;
       for (const Example& ex : batch) {
@@ -286,13 +326,31 @@ void train(const TrainOptions& o, const TrainCallbacks& cb) {
           answers += is_answer[j - 1];
         }
         const at::Tensor answer = at::tensor(is_answer).to(o.device);
-        const at::Tensor logits = model->transformer.sequence_logits(inputs);
+        // Distillation needs keys before its window; shorter examples train without it.
+        const bool distill = teacher && static_cast<int64_t>(inputs.size()) > o.distill_window;
+        at::Tensor logits, distill_term;
+        if (distill) {
+          at::Tensor want;
+          {
+            at::NoGradGuard no_grad;
+            want = key_attention(teacher->transformer, inputs, o.distill_window, nullptr);
+          }
+          const at::Tensor got =
+              key_attention(model->transformer, inputs, o.distill_window, &logits);
+          distill_term = attention_distill_loss(got, want) / double(batch.size());
+        } else {
+          logits = model->transformer.sequence_logits(inputs);
+        }
         const at::Tensor ce =
             at::nll_loss(at::log_softmax(logits, -1), targets, {}, at::Reduction::None);
         const at::Tensor answer_mean = (ce * answer).sum() / std::max(1.0, answers);
         const at::Tensor other_sum = (ce * (1 - answer)).sum();
-        const at::Tensor loss = answer_mean / double(std::max<int64_t>(1, counts.task_examples)) +
-                                other_sum * (o.lm_weight / std::max<int64_t>(1, counts.other));
+        at::Tensor loss = answer_mean / double(std::max<int64_t>(1, counts.task_examples)) +
+                          other_sum * (o.lm_weight / std::max<int64_t>(1, counts.other));
+        if (distill) {
+          loss = loss + distill_term * o.distill_weight;
+          distill_loss += distill_term.detach();
+        }
         loss.backward();
         answer_loss += answer_mean.detach() / std::max<int64_t>(1, counts.task_examples);
         lm_loss += other_sum.detach() / std::max<int64_t>(1, counts.other);
@@ -305,7 +363,9 @@ void train(const TrainOptions& o, const TrainCallbacks& cb) {
       r.answer_loss = answer_loss.item<double>();
       r.lm_loss = lm_loss.item<double>();
       r.answer_accuracy = task_examples ? double(exact.item<int64_t>()) / task_examples : 0.0;
-      r.loss = r.answer_loss + o.lm_weight * r.lm_loss;
+      r.distill_loss = distill_loss.item<double>();
+      r.loss = r.answer_loss + o.lm_weight * r.lm_loss +
+               (teacher ? o.distill_weight : 0.0) * r.distill_loss;
       r.grad_norm = clip_gradients(all, o.clip);
       for (auto& g : optimizer.param_groups())
         static_cast<torch::optim::AdamWOptions&>(g.options()).lr(r.lr);
@@ -320,6 +380,7 @@ void train(const TrainOptions& o, const TrainCallbacks& cb) {
                                {"loss", r.loss},
                                {"answer_loss", r.answer_loss},
                                {"lm_loss", r.lm_loss},
+                               {"distill_loss", r.distill_loss},
                                {"answer_accuracy", r.answer_accuracy},
                                {"tokens_per_s", r.tokens_per_s},
                                {"data_wait_s", r.data_wait_s},

@@ -37,6 +37,13 @@ struct TrainOptions {
   // Loss = mean over task examples of their mean answer-token cross-entropy + lm_weight x
   // mean cross-entropy over all other tokens of the step.
   double lm_weight = 0.1;
+  // Attention distillation (optional): a teacher model (same tokenizer, e.g. the target a draft
+  // serves) whose key attention, read as SpecKV reads it, the model learns to rank alike; adds
+  // distill_weight x the mean over the step's examples of attention_distill_loss (the last
+  // distill_window queries of each example, attention_distill.h).
+  std::filesystem::path teacher;
+  double distill_weight = 1.0;
+  int distill_window = 32;
   DataMix mix;
   uint64_t seed = 0;
   int eval_every = 100;  // steps; 0: only at the end
@@ -56,6 +63,7 @@ struct TrainOptions {
 struct StepReport {
   int step = 0, total_steps = 0, max_tokens = 0, examples = 0, tokens = 0;
   double loss = 0, answer_loss = 0, lm_loss = 0;
+  double distill_loss = 0;     // 0 without a teacher
   double answer_accuracy = 0;  // task examples whose every answer token is the argmax
   double lr = 0, grad_norm = 0, tokens_per_s = 0, elapsed_s = 0;
   double data_wait_s = 0;  // how long the step waited for its batch (made on another thread)

@@ -10,6 +10,7 @@
 #include "naive_transformer.h"
 #include "temp_dir.h"
 #include "tiny_models.h"
+#include "train/attention_distill.h"
 #include "train/checkpoint.h"
 #include "train/trainer.h"
 #include "util/error.h"
@@ -17,15 +18,18 @@
 namespace dapx {
 namespace {
 
-// A tiny Qwen2 model (f32, random) with the tiny test vocabulary and a 1024-token context.
-std::filesystem::path tiny_trainable(const test::TempDir& tmp, const std::string& name) {
-  const Tokenizer tok = Tokenizer::from_json_string(testing::tiny_tokenizer_json(), "tiny");
+// A tiny Qwen2 model (f32, random: `seed`) with a 1024-token context and the tiny test
+// vocabulary or `tokenizer_json`.
+std::filesystem::path tiny_trainable(const test::TempDir& tmp, const std::string& name,
+                                     uint64_t seed = 3, std::string tokenizer_json = "") {
+  if (tokenizer_json.empty()) tokenizer_json = testing::tiny_tokenizer_json();
+  const Tokenizer tok = Tokenizer::from_json_string(tokenizer_json, "tiny");
   ModelShape shape = shape_preset("tiny", Arch::Qwen2);
   shape.vocab = tok.vocab_size();
   shape.max_pos = 1024;
   ModelConfig cfg = make_config(Arch::Qwen2, shape);
   cfg.eos_token_ids = {*tok.token_id("<|endoftext|>")};
-  write_random_model(tmp / name, cfg, 3, DType::F32, testing::tiny_tokenizer_json(), "raw");
+  write_random_model(tmp / name, cfg, seed, DType::F32, tokenizer_json, "raw");
   return tmp / name;
 }
 
@@ -189,6 +193,103 @@ TEST(Train, TrainingLogitsEqualInferenceAndTheNaiveReference) {
     EXPECT_TRUE(t.grad().defined() && t.grad().abs().sum().item<double>() > 0) << name;
 }
 
+// observed_key_attention against a loop over heads, window queries and keys in double.
+TEST(AttentionDistill, KeyAttentionEqualsANaiveLoop) {
+  at::manual_seed(3);
+  const int64_t heads = 4, kv_heads = 2, n = 12, d = 8, window = 3;
+  const at::Tensor q = at::randn({heads, n, d}), k = at::randn({kv_heads, n, d});
+  const at::Tensor got = observed_key_attention(q, k, window);
+  ASSERT_EQ(got.size(0), n - window);
+  std::vector<double> want(n - window, 0.0);
+  for (int64_t h = 0; h < heads; ++h)
+    for (int64_t i = n - window; i < n; ++i) {  // query i sees keys 0..i
+      std::vector<double> p(i + 1);
+      double total = 0;
+      for (int64_t j = 0; j <= i; ++j) {
+        double dot = 0;
+        for (int64_t c = 0; c < d; ++c)
+          dot += q[h][i][c].item<double>() * k[h / (heads / kv_heads)][j][c].item<double>();
+        p[j] = std::exp(dot / std::sqrt(double(d)));
+        total += p[j];
+      }
+      for (int64_t j = 0; j < n - window; ++j) want[j] += p[j] / total;
+    }
+  double sum = 0;
+  for (const double w : want) sum += w;
+  for (int64_t j = 0; j < n - window; ++j)
+    EXPECT_NEAR(got[j].item<double>(), want[j] / sum, 1e-5) << "key " << j;
+  test::expect_error([&] { observed_key_attention(q, k, n); }, {"no key before a window of 12"});
+  test::expect_error(
+      [&] {
+        observed_key_attention(q, at::randn({3, n, d}), 2);
+      },
+      {"4 query heads do not group over 3 KV heads"});
+  // The loss: zero for equal distributions, positive otherwise, and it reaches the student.
+  const at::Tensor t = at::softmax(at::randn({20}), 0);
+  EXPECT_NEAR(attention_distill_loss(t, t).item<double>(), 0.0, 1e-6);
+  const at::Tensor s = at::softmax(at::randn({20}), 0).requires_grad_(true);
+  const at::Tensor loss = attention_distill_loss(s, t);
+  EXPECT_GT(loss.item<double>(), 0.01);
+  loss.backward();
+  EXPECT_GT(s.grad().abs().sum().item<double>(), 0.0);
+  test::expect_error([&] { attention_distill_loss(t, t.narrow(0, 0, 5)); }, {"equal-length"});
+}
+
+// Spearman's rho (no ties in float attention) between the two models' layer-mean key
+// attention over the last 32 queries of `tokens`, computed here from their layer taps.
+double key_rank_correlation(const std::filesystem::path& a, const std::filesystem::path& b,
+                            const std::vector<int>& tokens) {
+  at::NoGradGuard no_grad;
+  ComputeOptions opts;
+  opts.weight_dtype = at::kFloat;
+  std::vector<at::Tensor> means;
+  for (const auto& dir : {a, b}) {
+    const auto model = LoadedModel::load(dir, opts);
+    std::vector<at::Tensor> layers;
+    model->transformer.sequence_logits(tokens, [&](int, const AttentionInputs& in) {
+      layers.push_back(observed_key_attention(in.q, in.k, 32));
+    });
+    const at::Tensor ranks = at::stack(layers).mean(0).argsort().argsort().to(at::kDouble);
+    means.push_back(ranks - ranks.mean());
+  }
+  return ((means[0] * means[1]).sum() / (means[0].norm() * means[1].norm())).item<double>();
+}
+
+// With a teacher, the student's key attention comes to rank like the teacher's (a random model
+// of another seed), far more than the same run without one; the loss is reported and recorded.
+TEST(AttentionDistill, TrainingWithATeacherRanksKeysLikeIt) {
+  at::set_num_threads(1);
+  test::TempDir tmp;
+  const auto init = tiny_trainable(tmp, "init");
+  const auto teacher = tiny_trainable(tmp, "teacher", 11);
+  const Tokenizer tok = Tokenizer::from_json_string(testing::tiny_tokenizer_json(), "tiny");
+  const std::vector<int> text = tok.encode(testing::corpus());
+  ASSERT_GT(text.size(), 700u);
+  const std::vector<int> probe(text.begin() + 300, text.begin() + 700);
+  TrainOptions plain = few_steps(init, tmp / "plain");
+  plain.curriculum = {{560, 30}};
+  TrainOptions distilled = plain;
+  distilled.out = tmp / "distilled";
+  distilled.teacher = teacher;
+  distilled.distill_weight = 20;
+  std::vector<double> losses;
+  TrainCallbacks cb;
+  cb.on_step = [&](const StepReport& r) { losses.push_back(r.distill_loss); };
+  train(distilled, cb);
+  const std::vector<double> plain_losses = run(plain);
+  ASSERT_EQ(losses.size(), 30u);
+  EXPECT_LT(losses[27] + losses[28] + losses[29], 0.7 * (losses[0] + losses[1] + losses[2]));
+  const double before = key_rank_correlation(teacher, init, probe);
+  const double with = key_rank_correlation(teacher, tmp / "distilled", probe);
+  const double without = key_rank_correlation(teacher, tmp / "plain", probe);
+  EXPECT_GT(with, without + 0.2) << "before " << before;
+  EXPECT_GT(with, 0.5) << "before " << before << ", without a teacher " << without;
+  const nlohmann::json part = load_train_state(tmp / "distilled")["parts"][0];
+  EXPECT_EQ(part["distill_weight"], 20.0);
+  EXPECT_GT(part["log"][0]["distill_loss"].get<double>(), 0.0);
+  EXPECT_EQ(load_train_state(tmp / "plain")["parts"][0]["distill_weight"], 0.0);
+}
+
 TEST(Train, BadOptionsAreClearErrors) {
   test::expect_error([] { parse_curriculum("512"); }, {"'512'", "TOKENS:STEPS"});
   test::expect_error([] { parse_curriculum("8:10"); }, {"'8:10'", "tokens must be >= 16"});
@@ -202,6 +303,12 @@ TEST(Train, BadOptionsAreClearErrors) {
   TrainOptions o = few_steps(tiny_trainable(tmp, "init"), tmp / "out");
   o.curriculum = {{4096, 1}};  // longer than the model's 1024-token context
   test::expect_error([&] { train(o, {}); }, {"exceeds the model's context"});
+  // A teacher must read the same tokens.
+  o.curriculum = {{560, 1}};
+  o.teacher =
+      tiny_trainable(tmp, "other-vocab", 3, train_byte_level_bpe_json(testing::corpus(), 40));
+  test::expect_error([&] { train(o, {}); },
+                     {"other-vocab", "has another tokenizer", "299 tokens against 320"});
 }
 
 }  // namespace
