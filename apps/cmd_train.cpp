@@ -3,6 +3,7 @@
 // byte-level BPE vocabulary such a model uses, learnt from the training split's text.
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <cstdio>
 #include <iostream>
@@ -45,8 +46,10 @@ void write_initial_model(const Flags& f) {
 
 class ProgressLine {
  public:
+  explicit ProgressLine(double time_limit_s) : time_limit_s_(time_limit_s) {}
   void step(const StepReport& r) {
-    const double eta = r.elapsed_s / r.step * (r.total_steps - r.step);
+    double eta = r.elapsed_s / r.step * (r.total_steps - r.step);
+    if (time_limit_s_ > 0) eta = std::min(eta, std::max(0.0, time_limit_s_ - r.elapsed_s));
     char distill[32] = "";
     if (r.distill_loss > 0)
       std::snprintf(distill, sizeof distill, ", distill %.3f", r.distill_loss);
@@ -71,6 +74,7 @@ class ProgressLine {
     std::snprintf(buf, sizeof buf, "%dh%02dm%02ds", int(s / 3600), int(s / 60) % 60, int(s) % 60);
     return buf;
   }
+  double time_limit_s_;  // --minutes: the run ends by then, whatever its step count
   bool tty_ = isatty(STDERR_FILENO) != 0;
 };
 
@@ -94,7 +98,7 @@ void run_train(Flags& f, const std::string& command) {
     o.init = f.init;
     o.reinit = f.reinit;
   }
-  ProgressLine progress;
+  ProgressLine progress(o.time_limit_s);
   TrainCallbacks cb;
   cb.on_stage = [&](const CurriculumStage& s, const std::vector<std::string>& tasks) {
     std::string names;
