@@ -9,7 +9,8 @@ namespace dapx {
 // One layer: the causal softmax attention of the last `window` queries (q [heads, n, d],
 // post-RoPE; k [kv_heads, n, d], GQA groups of heads / kv_heads) over keys [0, n - window),
 // averaged over heads and queries and renormalised to sum to 1 over those keys: [n - window].
-// Differentiable. Throws when n <= window or the head counts do not group.
+// Differentiable, unlike scoring's observation_attention (which softmaxes in place to spare a
+// second score matrix at inference). Throws when n <= window or the head counts do not group.
 at::Tensor observed_key_attention(const at::Tensor& q, const at::Tensor& k, int64_t window);
 
 // The distillation loss between the student's and the teacher's key distributions (each
