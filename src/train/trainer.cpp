@@ -118,6 +118,15 @@ EvalReport evaluate(const LoadedModel& model, const eval::TaskSuite& suite,
   return r;
 }
 
+// Every stage fits `whose` context.
+void require_context(const std::vector<CurriculumStage>& curriculum, const ModelConfig& cfg,
+                     const std::string& whose) {
+  for (const CurriculumStage& s : curriculum)
+    if (s.max_tokens > cfg.max_position_embeddings)
+      throw Error("curriculum stage of " + std::to_string(s.max_tokens) + " tokens exceeds the " +
+                  whose + " context (" + std::to_string(cfg.max_position_embeddings) + ")");
+}
+
 // The teacher of attention distillation: the same tokenizer and a context for every stage.
 std::unique_ptr<LoadedModel> load_teacher(const TrainOptions& o, const LoadedModel& student) {
   if (o.teacher.empty()) return nullptr;
@@ -133,11 +142,7 @@ std::unique_ptr<LoadedModel> load_teacher(const TrainOptions& o, const LoadedMod
                 o.init.string() + " (" + std::to_string(teacher->tokenizer.vocab_size()) +
                 " tokens against " + std::to_string(student.tokenizer.vocab_size()) +
                 "); distillation compares the two on the same tokens");
-  for (const CurriculumStage& s : o.curriculum)
-    if (s.max_tokens > teacher->config.max_position_embeddings)
-      throw Error("curriculum stage of " + std::to_string(s.max_tokens) +
-                  " tokens exceeds the teacher's context (" +
-                  std::to_string(teacher->config.max_position_embeddings) + ")");
+  require_context(o.curriculum, teacher->config, "teacher's");
   return teacher;
 }
 
@@ -195,11 +200,7 @@ void train(const TrainOptions& o, const TrainCallbacks& cb) {
   if (o.device.is_cuda()) at::globalContext().setAllowTF32CuBLAS(true);
   const std::unique_ptr<LoadedModel> model = LoadedModel::load(o.init, copts);
   const ModelConfig& cfg = model->config;
-  for (const CurriculumStage& s : o.curriculum)
-    if (s.max_tokens > cfg.max_position_embeddings)
-      throw Error("curriculum stage of " + std::to_string(s.max_tokens) +
-                  " tokens exceeds the model's context (" +
-                  std::to_string(cfg.max_position_embeddings) + ")");
+  require_context(o.curriculum, cfg, "model's");
   if (cfg.eos_token_ids.empty()) throw Error("train: the model has no eos_token_id");
   if (o.reinit) reinitialise(*model, o.seed);
   const std::unique_ptr<LoadedModel> teacher = load_teacher(o, *model);
@@ -364,8 +365,7 @@ void train(const TrainOptions& o, const TrainCallbacks& cb) {
       r.lm_loss = lm_loss.item<double>();
       r.answer_accuracy = task_examples ? double(exact.item<int64_t>()) / task_examples : 0.0;
       r.distill_loss = distill_loss.item<double>();
-      r.loss = r.answer_loss + o.lm_weight * r.lm_loss +
-               (teacher ? o.distill_weight : 0.0) * r.distill_loss;
+      r.loss = r.answer_loss + o.lm_weight * r.lm_loss + o.distill_weight * r.distill_loss;
       r.grad_norm = clip_gradients(all, o.clip);
       for (auto& g : optimizer.param_groups())
         static_cast<torch::optim::AdamWOptions&>(g.options()).lr(r.lr);
