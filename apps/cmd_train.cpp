@@ -50,10 +50,11 @@ class ProgressLine {
   void step(const StepReport& r) {
     double eta = r.elapsed_s / r.step * (r.total_steps - r.step);
     if (time_limit_s_ > 0) eta = std::min(eta, std::max(0.0, time_limit_s_ - r.elapsed_s));
-    char distill[32] = "";
+    char distill[64] = "";
     if (r.distill_loss > 0)
-      std::snprintf(distill, sizeof distill, ", distill %.3f", r.distill_loss);
-    char line[288];
+      std::snprintf(distill, sizeof distill, ", distill %.3f / tokens %.3f", r.distill_loss,
+                    r.token_distill_loss);
+    char line[320];
     std::snprintf(line, sizeof line,
                   "step %d/%d len<=%d | loss %.3f (answer %.3f, lm %.3f%s) | answer acc %3.0f%% | "
                   "%.0f tok/s (data wait %.0f ms) | lr %.2e | %s left",
@@ -187,10 +188,16 @@ void register_train(CLI::App& app) {
       ->check(real_range(0.0, 10.0));
   CLI::Option* teacher = cmd->add_option(
       "--teacher", f->opts.teacher,
-      "Attention distillation: a model with the same tokenizer (e.g. the target) whose key "
-      "attention, read as SpecKV reads it, this model learns to rank alike");
+      "Distillation: a model with the same tokenizer (e.g. the target) whose key attention, "
+      "read as SpecKV reads it, this model learns to rank alike (--distill-weight), and whose "
+      "next-token distributions it learns to follow (--distill-tokens)");
   cmd->add_option("--distill-weight", f->opts.distill_weight,
                   "Weight of the attention distillation loss")
+      ->check(real_range(0.0, 1000.0))
+      ->needs(teacher);
+  cmd->add_option("--distill-tokens", f->opts.token_distill_weight,
+                  "Weight of the next-token distillation loss (KL from the teacher's "
+                  "next-token distributions)")
       ->check(real_range(0.0, 1000.0))
       ->needs(teacher);
   cmd->add_option("--distill-window", f->opts.distill_window,

@@ -11,8 +11,8 @@
 #include "engine/generator.h"
 #include "engine/model.h"
 #include "eval/text_sources.h"
-#include "train/attention_distill.h"
 #include "train/checkpoint.h"
+#include "train/distill.h"
 #include "util/error.h"
 
 namespace dapx {
@@ -127,7 +127,7 @@ void require_context(const std::vector<CurriculumStage>& curriculum, const Model
                   whose + " context (" + std::to_string(cfg.max_position_embeddings) + ")");
 }
 
-// The teacher of attention distillation: the same tokenizer and a context for every stage.
+// The teacher of distillation: the same tokenizer and a context for every stage.
 std::unique_ptr<LoadedModel> load_teacher(const TrainOptions& o, const LoadedModel& student) {
   if (o.teacher.empty()) return nullptr;
   if (o.distill_window < 1) throw Error("train: the distillation window must be >= 1");
@@ -146,7 +146,7 @@ std::unique_ptr<LoadedModel> load_teacher(const TrainOptions& o, const LoadedMod
   return teacher;
 }
 
-// Key attention of `tokens` read as attention_distill.h reads it, averaged over layers.
+// Key attention of `tokens` read as distill.h reads it, averaged over layers.
 at::Tensor key_attention(const Transformer& model, const std::vector<int>& tokens, int window,
                          at::Tensor* logits) {
   std::vector<at::Tensor> layers;
@@ -240,6 +240,7 @@ void train(const TrainOptions& o, const TrainCallbacks& cb) {
                          {"teacher", o.teacher.string()},
                          {"distill_weight", teacher ? o.distill_weight : 0.0},
                          {"distill_window", o.distill_window},
+                         {"token_distill_weight", teacher ? o.token_distill_weight : 0.0},
                          {"text_share", o.mix.text_share},
                          {"time_limit_s", o.time_limit_s},
                          {"templates", o.templates},
@@ -311,7 +312,8 @@ void train(const TrainOptions& o, const TrainCallbacks& cb) {
       // would make the host wait for every forward pass before queueing its backward.
       const at::TensorOptions on_device = at::TensorOptions(at::kDouble).device(o.device);
       at::Tensor answer_loss = at::zeros({}, on_device), lm_loss = at::zeros({}, on_device),
-                 distill_loss = at::zeros({}, on_device);
+                 distill_loss = at::zeros({}, on_device),
+                 token_distill_sum = at::zeros({}, on_device);
       at::Tensor exact = at::zeros({}, on_device.dtype(at::kLong));
       int task_examples = 0;
       for (const Example& ex : batch) {
@@ -329,16 +331,17 @@ void train(const TrainOptions& o, const TrainCallbacks& cb) {
         const at::Tensor answer = at::tensor(is_answer).to(o.device);
         // Distillation needs keys before its window; shorter examples train without it.
         const bool distill = teacher && static_cast<int64_t>(inputs.size()) > o.distill_window;
-        at::Tensor logits, distill_term;
+        at::Tensor logits, distill_term, token_term;
         if (distill) {
-          at::Tensor want;
+          at::Tensor want, teacher_logits;
           {
             at::NoGradGuard no_grad;
-            want = key_attention(teacher->transformer, inputs, o.distill_window, nullptr);
+            want = key_attention(teacher->transformer, inputs, o.distill_window, &teacher_logits);
           }
           const at::Tensor got =
               key_attention(model->transformer, inputs, o.distill_window, &logits);
           distill_term = attention_distill_loss(got, want) / double(batch.size());
+          token_term = token_distill_loss(logits, teacher_logits) / double(batch.size());
         } else {
           logits = model->transformer.sequence_logits(inputs);
         }
@@ -349,8 +352,9 @@ void train(const TrainOptions& o, const TrainCallbacks& cb) {
         at::Tensor loss = answer_mean / double(std::max<int64_t>(1, counts.task_examples)) +
                           other_sum * (o.lm_weight / std::max<int64_t>(1, counts.other));
         if (distill) {
-          loss = loss + distill_term * o.distill_weight;
+          loss = loss + distill_term * o.distill_weight + token_term * o.token_distill_weight;
           distill_loss += distill_term.detach();
+          token_distill_sum += token_term.detach();
         }
         loss.backward();
         answer_loss += answer_mean.detach() / std::max<int64_t>(1, counts.task_examples);
@@ -365,7 +369,9 @@ void train(const TrainOptions& o, const TrainCallbacks& cb) {
       r.lm_loss = lm_loss.item<double>();
       r.answer_accuracy = task_examples ? double(exact.item<int64_t>()) / task_examples : 0.0;
       r.distill_loss = distill_loss.item<double>();
-      r.loss = r.answer_loss + o.lm_weight * r.lm_loss + o.distill_weight * r.distill_loss;
+      r.token_distill_loss = token_distill_sum.item<double>();
+      r.loss = r.answer_loss + o.lm_weight * r.lm_loss + o.distill_weight * r.distill_loss +
+               o.token_distill_weight * r.token_distill_loss;
       r.grad_norm = clip_gradients(all, o.clip);
       for (auto& g : optimizer.param_groups())
         static_cast<torch::optim::AdamWOptions&>(g.options()).lr(r.lr);
@@ -381,6 +387,7 @@ void train(const TrainOptions& o, const TrainCallbacks& cb) {
                                {"answer_loss", r.answer_loss},
                                {"lm_loss", r.lm_loss},
                                {"distill_loss", r.distill_loss},
+                               {"token_distill_loss", r.token_distill_loss},
                                {"answer_accuracy", r.answer_accuracy},
                                {"tokens_per_s", r.tokens_per_s},
                                {"data_wait_s", r.data_wait_s},

@@ -40,10 +40,12 @@ struct TrainOptions {
   // Attention distillation (optional): a teacher model (same tokenizer, e.g. the target a draft
   // serves) whose key attention, read as SpecKV reads it, the model learns to rank alike; adds
   // distill_weight x the mean over the step's examples of attention_distill_loss (the last
-  // distill_window queries of each example, attention_distill.h).
+  // distill_window queries of each example, distill.h), and token_distill_weight x the mean
+  // over the step's examples of token_distill_loss (the teacher's next-token distributions).
   std::filesystem::path teacher;
   double distill_weight = 1.0;
   int distill_window = 32;
+  double token_distill_weight = 0.0;
   DataMix mix;
   uint64_t seed = 0;
   int eval_every = 100;  // steps; 0: only at the end
@@ -63,8 +65,9 @@ struct TrainOptions {
 struct StepReport {
   int step = 0, total_steps = 0, max_tokens = 0, examples = 0, tokens = 0;
   double loss = 0, answer_loss = 0, lm_loss = 0;
-  double distill_loss = 0;     // 0 without a teacher
-  double answer_accuracy = 0;  // task examples whose every answer token is the argmax
+  double distill_loss = 0;        // 0 without a teacher
+  double token_distill_loss = 0;  // 0 without a teacher
+  double answer_accuracy = 0;     // task examples whose every answer token is the argmax
   double lr = 0, grad_norm = 0, tokens_per_s = 0, elapsed_s = 0;
   double data_wait_s = 0;  // how long the step waited for its batch (made on another thread)
 };

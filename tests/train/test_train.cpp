@@ -10,8 +10,8 @@
 #include "naive_transformer.h"
 #include "temp_dir.h"
 #include "tiny_models.h"
-#include "train/attention_distill.h"
 #include "train/checkpoint.h"
+#include "train/distill.h"
 #include "train/trainer.h"
 #include "util/error.h"
 
@@ -235,6 +235,31 @@ TEST(AttentionDistill, KeyAttentionEqualsANaiveLoop) {
   test::expect_error([&] { attention_distill_loss(t, t.narrow(0, 0, 5)); }, {"equal-length"});
 }
 
+// token_distill_loss against the mean over positions of KL(teacher || student), in double.
+TEST(AttentionDistill, TokenLossEqualsANaiveKl) {
+  at::manual_seed(5);
+  const int64_t n = 4, vocab = 7;
+  const at::Tensor teacher = at::randn({n, vocab}) * 2, student = at::randn({n, vocab});
+  double want = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    double zt = 0, zs = 0;
+    for (int64_t v = 0; v < vocab; ++v) {
+      zt += std::exp(teacher[i][v].item<double>());
+      zs += std::exp(student[i][v].item<double>());
+    }
+    for (int64_t v = 0; v < vocab; ++v) {
+      const double pt = std::exp(teacher[i][v].item<double>()) / zt;
+      const double ps = std::exp(student[i][v].item<double>()) / zs;
+      want += pt * std::log(pt / ps) / n;
+    }
+  }
+  EXPECT_NEAR(token_distill_loss(student, teacher).item<double>(), want, 1e-5);
+  // Shifting a row's logits changes no distribution.
+  EXPECT_NEAR(token_distill_loss(teacher + 3.0, teacher).item<double>(), 0.0, 1e-6);
+  test::expect_error([&] { token_distill_loss(student, teacher.narrow(1, 0, 5)); },
+                     {"[positions, vocab]"});
+}
+
 // Spearman's rho (no ties in float attention) between the two models' layer-mean key
 // attention over the last 32 queries of `tokens`, computed here from their layer taps.
 double key_rank_correlation(const std::filesystem::path& a, const std::filesystem::path& b,
@@ -288,6 +313,44 @@ TEST(AttentionDistill, TrainingWithATeacherRanksKeysLikeIt) {
   EXPECT_EQ(part["distill_weight"], 20.0);
   EXPECT_GT(part["log"][0]["distill_loss"].get<double>(), 0.0);
   EXPECT_EQ(load_train_state(tmp / "plain")["parts"][0]["distill_weight"], 0.0);
+}
+
+// Next-token distillation holds the student's predictions to the teacher's: both runs start
+// from the teacher's own weights; without it, training on the text moves them far away.
+TEST(AttentionDistill, TrainingWithTokenDistillationFollowsTheTeacher) {
+  at::set_num_threads(1);
+  test::TempDir tmp;
+  const auto teacher = tiny_trainable(tmp, "teacher", 11);
+  const Tokenizer tok = Tokenizer::from_json_string(testing::tiny_tokenizer_json(), "tiny");
+  const std::vector<int> text = tok.encode(testing::corpus());
+  const std::vector<int> probe(text.begin() + 300, text.begin() + 500);
+  TrainOptions plain = few_steps(teacher, tmp / "plain");
+  plain.reinit = false;
+  TrainOptions distilled = plain;
+  distilled.out = tmp / "distilled";
+  distilled.teacher = teacher;
+  distilled.distill_weight = 0;
+  distilled.token_distill_weight = 20;
+  std::vector<double> losses;
+  TrainCallbacks cb;
+  cb.on_step = [&](const StepReport& r) { losses.push_back(r.token_distill_loss); };
+  train(distilled, cb);
+  run(plain);
+  ASSERT_EQ(losses.size(), 20u);
+  EXPECT_NEAR(losses[0], 0.0, 1e-6);  // the first step's student is the teacher
+  EXPECT_GT(losses[19], 0.0);
+  const auto kl = [&](const std::filesystem::path& student) {
+    at::NoGradGuard no_grad;
+    ComputeOptions opts;
+    opts.weight_dtype = at::kFloat;
+    const auto s = LoadedModel::load(student, opts), t = LoadedModel::load(teacher, opts);
+    return token_distill_loss(s->transformer.sequence_logits(probe),
+                              t->transformer.sequence_logits(probe))
+        .item<double>();
+  };
+  const double with = kl(tmp / "distilled"), without = kl(tmp / "plain");
+  EXPECT_LT(with, 0.3 * without) << "with " << with << ", without " << without;
+  EXPECT_EQ(load_train_state(tmp / "distilled")["parts"][0]["token_distill_weight"], 20.0);
 }
 
 TEST(Train, BadOptionsAreClearErrors) {

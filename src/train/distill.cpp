@@ -1,4 +1,4 @@
-#include "train/attention_distill.h"
+#include "train/distill.h"
 
 #include <cmath>
 #include <limits>
@@ -39,6 +39,15 @@ at::Tensor attention_distill_loss(const at::Tensor& student, const at::Tensor& t
   const at::Tensor kl = (t * (at::log(t + 1e-30) - at::log(student + 1e-30))).sum();
   const at::Tensor log_gap = at::log(student + eps) - at::log(t + eps);
   return kl + (log_gap * log_gap).mean();
+}
+
+at::Tensor token_distill_loss(const at::Tensor& student_logits, const at::Tensor& teacher_logits) {
+  if (student_logits.dim() != 2 || !student_logits.sizes().equals(teacher_logits.sizes()) ||
+      student_logits.numel() == 0)
+    throw Error("token_distill_loss: student and teacher logits must both be [positions, vocab]");
+  const at::Tensor log_t = at::log_softmax(teacher_logits.detach().to(at::kFloat), -1);
+  const at::Tensor log_s = at::log_softmax(student_logits.to(at::kFloat), -1);
+  return (log_t.exp() * (log_t - log_s)).sum(-1).mean();
 }
 
 }  // namespace dapx

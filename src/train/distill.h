@@ -1,7 +1,9 @@
 #pragma once
-// Attention distillation: trains a draft so that the keys it attends to, read the way SpecKV
-// reads them (the last queries of a sequence, averaged over heads and layers), rank like the
-// target's. `dapx analyze` measures the same agreement (Spearman over the prompt's keys).
+// Distillation of a draft from its target, in the two ways a draft serves it:
+// - attention: the keys it attends to, read the way SpecKV reads them (the last queries of a
+//   sequence, averaged over heads and layers), rank like the target's (what SpecKV and SpecPC
+//   keep); `dapx analyze` measures the same agreement (Spearman over the prompt's keys);
+// - next tokens: its predictions follow the target's (the lookahead SpecKV scores with).
 #include <ATen/ATen.h>
 
 namespace dapx {
@@ -19,5 +21,10 @@ at::Tensor observed_key_attention(const at::Tensor& q, const at::Tensor& k, int6
 // e = 0.1 / keys. KL pulls the keys that carry the attention into place (top-k overlap); the
 // log term orders the thousands of small ones too, which a rank correlation counts as much.
 at::Tensor attention_distill_loss(const at::Tensor& student, const at::Tensor& teacher);
+
+// Next-token distillation: the mean over positions of KL(softmax(teacher) || softmax(student))
+// for logits [positions, vocab] (the teacher's carries no gradient). Soft targets carry the
+// target's whole ranking of continuations, which the one-hot training text does not.
+at::Tensor token_distill_loss(const at::Tensor& student_logits, const at::Tensor& teacher_logits);
 
 }  // namespace dapx
