@@ -331,7 +331,7 @@ void train(const TrainOptions& o, const TrainCallbacks& cb) {
         const at::Tensor answer = at::tensor(is_answer).to(o.device);
         // Distillation needs keys before its window; shorter examples train without it.
         const bool distill = teacher && static_cast<int64_t>(inputs.size()) > o.distill_window;
-        at::Tensor logits, distill_term, token_term;
+        at::Tensor logits, distill_term, token_term = at::zeros({}, on_device);
         if (distill) {
           at::Tensor want, teacher_logits;
           {
@@ -341,7 +341,8 @@ void train(const TrainOptions& o, const TrainCallbacks& cb) {
           const at::Tensor got =
               key_attention(model->transformer, inputs, o.distill_window, &logits);
           distill_term = attention_distill_loss(got, want) / double(batch.size());
-          token_term = token_distill_loss(logits, teacher_logits) / double(batch.size());
+          if (o.token_distill_weight > 0)  // else no [positions, vocab] softmaxes in the graph
+            token_term = token_distill_loss(logits, teacher_logits) / double(batch.size());
         } else {
           logits = model->transformer.sequence_logits(inputs);
         }
