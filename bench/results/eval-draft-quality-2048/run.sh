@@ -1,6 +1,7 @@
 #!/bin/bash
 # The paper's central relationship on the shipped target: accuracy of the draft-based methods
 # with the shipped draft and with a weaker one (models/draft-weak: the part-1 draft of commit 9f311f3), 2048 tokens.
+# (models/draft was then the draft now in models/draft-plain; the target was part 10.)
 cd "$(dirname "$0")/../../.."
 O=bench/results/eval-draft-quality-2048; mkdir -p $O
 P=$(pgrep -f "dapx-s[0-9] train" | tr "\n" " "); [ -n "$P" ] && kill -STOP $P
