@@ -145,7 +145,7 @@ void run_convert(const std::string& in, const std::string& out, const std::strin
   opts.weight_dtype = at::kFloat;  // exact for every stored dtype
   const auto model = LoadedModel::load(in, opts);
   const DType d = dtype == "f32" ? DType::F32 : dtype == "f16" ? DType::F16 : DType::BF16;
-  save_checkpoint(*model, out, d, load_train_state(in));
+  save_checkpoint(*model, read_tokenizer_json(*model), out, d, load_train_state(in));
   std::cerr << "wrote " << out << " (" << dtype << ")\n";
 }
 

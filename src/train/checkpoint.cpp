@@ -41,7 +41,12 @@ void tensor_bytes(const at::Tensor& t, DType dtype, std::vector<std::byte>& out)
 
 }  // namespace
 
-void save_checkpoint(const LoadedModel& model, const std::filesystem::path& dir, DType dtype,
+std::string read_tokenizer_json(const LoadedModel& model) {
+  return read_text(model.dir / "tokenizer.json");
+}
+
+void save_checkpoint(const LoadedModel& model, const std::string& tokenizer_json,
+                     const std::filesystem::path& dir, DType dtype,
                      const nlohmann::json& train_state) {
   std::map<std::string, at::Tensor> by_name;
   for (const auto& [name, t] : model.transformer.named_parameters()) by_name[name] = t;
@@ -50,8 +55,7 @@ void save_checkpoint(const LoadedModel& model, const std::filesystem::path& dir,
   std::filesystem::remove_all(scratch, ec);
   ModelConfig cfg = model.config;
   cfg.torch_dtype = dtype == DType::F32 ? "float32" : dtype == DType::F16 ? "float16" : "bfloat16";
-  write_model_dir(scratch, cfg, dtype, read_text(model.dir / "tokenizer.json"),
-                  chat_format_name(model.chat_format),
+  write_model_dir(scratch, cfg, dtype, tokenizer_json, chat_format_name(model.chat_format),
                   [&](const TensorSpec& spec, std::vector<std::byte>& out) {
                     const auto it = by_name.find(spec.name);
                     if (it == by_name.end())

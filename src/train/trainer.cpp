@@ -199,6 +199,7 @@ void train(const TrainOptions& o, const TrainCallbacks& cb) {
   copts.device = o.device;
   if (o.device.is_cuda()) at::globalContext().setAllowTF32CuBLAS(true);
   const std::unique_ptr<LoadedModel> model = LoadedModel::load(o.init, copts);
+  const std::string tokenizer_json = read_tokenizer_json(*model);
   const ModelConfig& cfg = model->config;
   require_context(o.curriculum, cfg, "model's");
   if (cfg.eos_token_ids.empty()) throw Error("train: the model has no eos_token_id");
@@ -256,7 +257,7 @@ void train(const TrainOptions& o, const TrainCallbacks& cb) {
     p["steps_done"] = steps_done;
     p["wall_s"] = wall_s;
     st["parts"].push_back(p);
-    save_checkpoint(*model, o.out, o.save_dtype, st);
+    save_checkpoint(*model, tokenizer_json, o.out, o.save_dtype, st);
     if (cb.on_save) cb.on_save(o.out);
   };
 

@@ -148,9 +148,10 @@ TEST(Train, CheckpointsReloadBitForBit) {
   opts.weight_dtype = at::kFloat;
   opts.trainable = true;
   const auto model = LoadedModel::load(init, opts);
+  const std::string tokenizer_json = read_tokenizer_json(*model);
   for (const DType dtype : {DType::F32, DType::BF16}) {
     const auto dir = tmp / (dtype == DType::F32 ? "f32" : "bf16");
-    save_checkpoint(*model, dir, dtype, {{"parts", nlohmann::json::array()}});
+    save_checkpoint(*model, tokenizer_json, dir, dtype, {{"parts", nlohmann::json::array()}});
     const auto back = LoadedModel::load(dir, opts);
     const auto& want = model->transformer.named_parameters();
     const auto& got = back->transformer.named_parameters();
@@ -162,10 +163,29 @@ TEST(Train, CheckpointsReloadBitForBit) {
       EXPECT_TRUE(at::equal(expected, got[i].second)) << want[i].first;
     }
     // A second save of the reloaded weights writes the same bytes.
-    save_checkpoint(*back, tmp / "again", dtype, {{"parts", nlohmann::json::array()}});
+    save_checkpoint(*back, tokenizer_json, tmp / "again", dtype,
+                    {{"parts", nlohmann::json::array()}});
     EXPECT_EQ(test::read_file(dir / "model.safetensors"),
               test::read_file(tmp / "again" / "model.safetensors"));
   }
+}
+
+// The directory a run started from may move while it trains (a later checkpoint once read
+// its tokenizer there and failed): every save writes the tokenizer read at the start.
+TEST(Train, TheStartingDirectoryMayMoveWhileItTrains) {
+  test::TempDir tmp;
+  const auto init = tiny_trainable(tmp, "init");
+  TrainOptions o = few_steps(init, tmp / "out");
+  o.curriculum = {{560, 3}};
+  o.save_every = 1;
+  TrainCallbacks cb;
+  cb.on_step = [&](const StepReport& r) {
+    if (r.step == 1) std::filesystem::rename(init, tmp / "moved");
+  };
+  train(o, cb);
+  EXPECT_EQ(test::read_file(tmp / "out" / "tokenizer.json"),
+            test::read_file(tmp / "moved" / "tokenizer.json"));
+  EXPECT_EQ(load_train_state(tmp / "out")["parts"][0]["steps_done"], 3);
 }
 
 TEST(Train, TrainingLogitsEqualInferenceAndTheNaiveReference) {
