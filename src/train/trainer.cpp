@@ -332,7 +332,7 @@ void train(const TrainOptions& o, const TrainCallbacks& cb) {
         const at::Tensor answer = at::tensor(is_answer).to(o.device);
         // Distillation needs keys before its window; shorter examples train without it.
         const bool distill = teacher && static_cast<int64_t>(inputs.size()) > o.distill_window;
-        at::Tensor logits, distill_term, token_term = at::zeros({}, on_device);
+        at::Tensor logits, distill_term, token_term;
         if (distill) {
           at::Tensor want, teacher_logits;
           {
@@ -354,8 +354,11 @@ void train(const TrainOptions& o, const TrainCallbacks& cb) {
         at::Tensor loss = answer_mean / double(std::max<int64_t>(1, counts.task_examples)) +
                           other_sum * (o.lm_weight / std::max<int64_t>(1, counts.other));
         if (distill) {
-          loss = loss + distill_term * o.distill_weight + token_term * o.token_distill_weight;
+          loss = loss + distill_term * o.distill_weight;
           distill_loss += distill_term.detach();
+        }
+        if (token_term.defined()) {
+          loss = loss + token_term * o.token_distill_weight;
           token_distill_sum += token_term.detach();
         }
         loss.backward();
