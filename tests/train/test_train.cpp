@@ -214,7 +214,7 @@ TEST(Train, TrainingLogitsEqualInferenceAndTheNaiveReference) {
 }
 
 // observed_key_attention against a loop over heads, window queries and keys in double.
-TEST(AttentionDistill, KeyAttentionEqualsANaiveLoop) {
+TEST(Distill, KeyAttentionEqualsANaiveLoop) {
   at::manual_seed(3);
   const int64_t heads = 4, kv_heads = 2, n = 12, d = 8, window = 3;
   const at::Tensor q = at::randn({heads, n, d}), k = at::randn({kv_heads, n, d});
@@ -256,7 +256,7 @@ TEST(AttentionDistill, KeyAttentionEqualsANaiveLoop) {
 }
 
 // token_distill_loss against the mean over positions of KL(teacher || student), in double.
-TEST(AttentionDistill, TokenLossEqualsANaiveKl) {
+TEST(Distill, TokenLossEqualsANaiveKl) {
   at::manual_seed(5);
   const int64_t n = 4, vocab = 7;
   const at::Tensor teacher = at::randn({n, vocab}) * 2, student = at::randn({n, vocab});
@@ -302,7 +302,7 @@ double key_rank_correlation(const std::filesystem::path& a, const std::filesyste
 
 // With a teacher, the student's key attention comes to rank like the teacher's (a random model
 // of another seed), far more than the same run without one; the loss is reported and recorded.
-TEST(AttentionDistill, TrainingWithATeacherRanksKeysLikeIt) {
+TEST(Distill, TrainingWithATeacherRanksKeysLikeIt) {
   at::set_num_threads(1);
   test::TempDir tmp;
   const auto init = tiny_trainable(tmp, "init");
@@ -337,7 +337,7 @@ TEST(AttentionDistill, TrainingWithATeacherRanksKeysLikeIt) {
 
 // Next-token distillation holds the student's predictions to the teacher's: both runs start
 // from the teacher's own weights; without it, training on the text moves them far away.
-TEST(AttentionDistill, TrainingWithTokenDistillationFollowsTheTeacher) {
+TEST(Distill, TrainingWithTokenDistillationFollowsTheTeacher) {
   at::set_num_threads(1);
   test::TempDir tmp;
   const auto teacher = tiny_trainable(tmp, "teacher", 11);
