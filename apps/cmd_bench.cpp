@@ -184,32 +184,6 @@ std::string trim(std::string s) {
   return s;
 }
 
-// The commit of the source tree this binary was built from: "unknown" without git or a checkout.
-nlohmann::json git_state() {
-  nlohmann::json j = {{"git_commit", "unknown"}, {"git_dirty", nullptr}};
-  try {
-    const auto head =
-        bench::run_process({"git", "-C", DAPX_SOURCE_DIR, "rev-parse", "--short", "HEAD"}, "");
-    if (head.exit_code != 0 || trim(head.out).empty()) return j;
-    j["git_commit"] = trim(head.out);
-    // Uncommitted changes to tracked files mean the commit alone does not describe the binary.
-    const auto status = bench::run_process(
-        {"git", "-C", DAPX_SOURCE_DIR, "status", "--porcelain", "--untracked-files=no"}, "");
-    if (status.exit_code == 0) j["git_dirty"] = !trim(status.out).empty();
-  } catch (const Error&) {  // no git on PATH
-  }
-  return j;
-}
-
-std::string local_time(const char* format) {
-  const std::time_t now = std::time(nullptr);
-  std::tm tm{};
-  localtime_r(&now, &tm);
-  char buf[64];
-  std::strftime(buf, sizeof buf, format, &tm);
-  return buf;
-}
-
 // The last line a failed child wrote to stderr ("dapx: error: ..."), or how it ended.
 std::string child_failure(const bench::ProcessResult& r, const fs::path& err_path) {
   std::ifstream in(err_path);

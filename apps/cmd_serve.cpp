@@ -14,7 +14,7 @@ namespace dapx::cli {
 namespace {
 
 struct ServeFlags {
-  std::string model, draft, api_key_file;
+  std::string model, draft, api_key_file, kv_memory;
   server::ServerOptions opts;
   MethodFlags method_flags;
   RuntimeFlags runtime;
@@ -40,6 +40,7 @@ void run(ServeFlags& f) {
   const auto [target, draft] = load_target_and_draft(f.model, f.draft, copts);
   f.opts.method_params = method_params_from_flags(f.opts.method, f.method_flags);
   if (!f.api_key_file.empty()) f.opts.api_key = read_key(f.api_key_file);
+  if (!f.kv_memory.empty()) f.opts.kv_memory = parse_bytes(f.kv_memory, "--kv-memory");
   server::Server srv(*target, draft.get(), f.opts);
   const int port = srv.bind();
   std::thread waiter([&] {
@@ -52,7 +53,10 @@ void run(ServeFlags& f) {
             << (draft ? " + draft " + draft->dir.string() : "") << " on http://" << f.opts.host
             << ":" << port << " (default method " << f.opts.method
             << (f.opts.api_key.empty() ? ", no API key" : ", API key required") << ", queue "
-            << f.opts.max_queue << ")\n"
+            << f.opts.max_queue << ", up to " << srv.scheduler_options().parallel
+            << " sequences per decode step, KV pool "
+            << srv.scheduler_options().kv_memory / (1 << 20) << " MiB"
+            << ", max_tokens default 16, at most " << f.opts.max_tokens << ")\n"
             << std::flush;
   srv.listen();
   pthread_kill(waiter.native_handle(), SIGTERM);  // wakes the waiter if it is still waiting
@@ -81,6 +85,14 @@ void register_serve(CLI::App& app) {
   cmd->add_option("--max-queue", f->opts.max_queue,
                   "Requests admitted at once (running + waiting); more get 503 (default 16)")
       ->check(CLI::Range(1, 4096).description("an integer in [1, 4096]"));
+  cmd->add_option("--parallel", f->opts.parallel,
+                  "Sequences decoding at once, one batched step for all (default 16; the KV "
+                  "pool usually binds first)")
+      ->check(CLI::Range(1, 256).description("an integer in [1, 256]"));
+  cmd->add_option("--kv-memory", f->kv_memory,
+                  "KV memory pool for all running requests, e.g. 2G or 512M (default: a quarter "
+                  "of physical memory). A request counts the bytes it will hold: its compressed "
+                  "cache plus its new tokens; one that can never fit gets 400");
   cmd->add_option("--max-body-bytes", f->opts.max_body_bytes,
                   "Largest request body (default 8 MiB)")
       ->check(CLI::Range(size_t{1024}, size_t{1} << 30).description("an integer in [1024, 2^30]"));

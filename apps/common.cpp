@@ -1,16 +1,19 @@
 #include "common.h"
 
 #include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <ctime>
 #include <filesystem>
 #include <fstream>
 #include <limits>
 #include <sstream>
 #include <thread>
 
+#include "bench/child_process.h"
 #include "util/error.h"
 
 namespace dapx::cli {
@@ -183,6 +186,61 @@ std::pair<std::unique_ptr<LoadedModel>, std::unique_ptr<LoadedModel>> load_targe
     check_same_tokenizer(*target, *draft);
   }
   return {std::move(target), std::move(draft)};
+}
+
+int64_t parse_bytes(const std::string& text, const std::string& flag) {
+  size_t digits = 0;
+  while (digits < text.size() && std::isdigit(static_cast<unsigned char>(text[digits]))) ++digits;
+  std::string unit = text.substr(digits);
+  for (char& c : unit) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  if (unit.size() > 1 && unit.back() == 'B') unit.pop_back();
+  if (unit.size() > 1 && unit.back() == 'I') unit.pop_back();
+  const std::string units = "KMGT";
+  const size_t at = unit.size() == 1 ? units.find(unit[0]) : std::string::npos;
+  const bool known = unit.empty() || at != std::string::npos;
+  const size_t power = unit.empty() ? 0 : at + 1;
+  if (digits == 0 || digits > 15 || !known)
+    throw Error(flag + " '" + text + "' is not a byte count (e.g. 2G, 512M or 1073741824)");
+  int64_t bytes = std::stoll(text.substr(0, digits));
+  for (size_t i = 0; i < power; ++i) {
+    if (bytes > (int64_t{1} << 52)) throw Error(flag + " '" + text + "' is too large");
+    bytes *= 1024;
+  }
+  if (bytes <= 0) throw Error(flag + " must be positive, got '" + text + "'");
+  return bytes;
+}
+
+namespace {
+std::string trim(std::string s) {
+  while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
+  return s;
+}
+}  // namespace
+
+// The commit of the source tree this binary was built from: "unknown" without git or a checkout.
+nlohmann::json git_state() {
+  nlohmann::json j = {{"git_commit", "unknown"}, {"git_dirty", nullptr}};
+  try {
+    const auto head =
+        bench::run_process({"git", "-C", DAPX_SOURCE_DIR, "rev-parse", "--short", "HEAD"}, "");
+    if (head.exit_code != 0 || trim(head.out).empty()) return j;
+    j["git_commit"] = trim(head.out);
+    // Uncommitted changes to tracked files mean the commit alone does not describe the binary.
+    const auto status = bench::run_process(
+        {"git", "-C", DAPX_SOURCE_DIR, "status", "--porcelain", "--untracked-files=no"}, "");
+    if (status.exit_code == 0) j["git_dirty"] = !trim(status.out).empty();
+  } catch (const Error&) {  // no git on PATH
+  }
+  return j;
+}
+
+std::string local_time(const char* format) {
+  const std::time_t now = std::time(nullptr);
+  std::tm tm{};
+  localtime_r(&now, &tm);
+  char buf[64];
+  std::strftime(buf, sizeof buf, format, &tm);
+  return buf;
 }
 
 }  // namespace dapx::cli

@@ -4,6 +4,7 @@
 
 #include <CLI/CLI.hpp>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <utility>
 #include <vector>
@@ -35,6 +36,10 @@ int max_threads();
 void add_runtime_flags(CLI::App& cmd, RuntimeFlags& f);
 // Sets LibTorch's thread count (it starts with one) and returns the compute options.
 ComputeOptions apply_runtime_flags(const RuntimeFlags& f);
+// A byte count: digits with an optional binary suffix K, M, G or T (KiB.. also accepted), e.g.
+// 2G = 2^31. Errors name `flag`.
+int64_t parse_bytes(const std::string& text, const std::string& flag);
+
 // The whole file; errors name the path: absent, a directory, or over max_bytes (read stops
 // there, so /dev/zero ends too). `limit_reason` explains max_bytes in that error.
 constexpr size_t kMaxFileBytes = size_t{64} << 20;
@@ -46,6 +51,11 @@ std::string read_prompt_file(const std::string& path, const ModelConfig& cfg);
 std::string default_data_dir();  // the unpacked real vocabularies
 // "a, b,,c" -> {"a", "b", "c"}: comma-separated flag values, spaces and empty items dropped.
 std::vector<std::string> split_list(const std::string& s);
+// The commit of the source tree this binary was built from: {"git_commit", "git_dirty"}
+// ("unknown" without git or a checkout; dirty: tracked files changed since the commit).
+nlohmann::json git_state();
+// The local time in strftime's `format` (results folder names, records).
+std::string local_time(const char* format);
 // The target, and the draft when `draft_dir` is not empty (checked to share its tokenizer).
 std::pair<std::unique_ptr<LoadedModel>, std::unique_ptr<LoadedModel>> load_target_and_draft(
     const std::string& target_dir, const std::string& draft_dir, const ComputeOptions& opts);

@@ -16,6 +16,7 @@ void register_analyze(CLI::App& app);
 void register_methods(CLI::App& app);
 #ifdef DAPX_SERVER
 void register_serve(CLI::App& app);
+void register_bench_serve(CLI::App& app);
 #endif
 void register_bench(CLI::App& app);
 }  // namespace dapx::cli
@@ -38,6 +39,7 @@ int main(int argc, char** argv) {
   dapx::cli::register_methods(app);
 #ifdef DAPX_SERVER
   dapx::cli::register_serve(app);
+  dapx::cli::register_bench_serve(app);
 #endif
   dapx::cli::register_bench(app);
   try {

@@ -9,7 +9,9 @@
 
 namespace dapx {
 
-// W: [n, k] row-major. x: [rows, k], y: [rows, n], both f32. rows <= kMaxGemvRows.
+// W: [n, k] row-major. x: [rows, k], y: [rows, n], both f32. Any number of rows works (each
+// weight row is read once and reused for every x row from L1; row r's sum never depends on
+// the other rows); Linear takes the GEMV up to kMaxGemvRows rows, a GEMM beyond.
 constexpr int kMaxGemvRows = 8;
 void gemv_bf16(const uint16_t* w, int64_t n, int64_t k, const float* x, int rows, float* y);
 void gemv_f32(const float* w, int64_t n, int64_t k, const float* x, int rows, float* y);

@@ -6,7 +6,8 @@
 // The layer stack runs four ways; a change to a layer is made in each:
 //  - forward(): token-major LibTorch ops in prefill chunks (layer_forward: layer_qkv, attention
 //    over the cache, layer_output); the CPU attention itself is the raw tiled kernel;
-//  - decode() (transformer_decode.cpp): one token through raw loops and GEMVs on the CPU;
+//  - decode_batch() (transformer_decode.cpp): one token of each of B sequences through raw
+//    loops and GEMVs on the CPU (decode() is a batch of one);
 //  - the layer-major prefill of compressing methods (methods/compressed_prefill.cpp), which
 //    calls layer_qkv / layer_output around its own (possibly sparse) attention;
 //  - sequence_logits(): the whole sequence with differentiable ops, no cache (training).
@@ -53,6 +54,14 @@ struct QueryCapture {
 // Post-RoPE queries [heads, t, d], keys and values [kv_heads, t, d] of t tokens in one layer.
 struct AttentionInputs {
   at::Tensor q, k, v;
+};
+
+// One sequence's row of a batched decode step: its next token, that token's position and the
+// sequence's own cache (not owned).
+struct DecodeRow {
+  int token = 0;
+  int64_t pos = 0;
+  KVCache* cache = nullptr;
 };
 
 // Appends the queries of capture.positions that lie in [pos0, pos0 + t) to layer l's capture.
@@ -115,6 +124,11 @@ class Transformer {
   // One token at position pos through all layers on CPU (see transformer_decode.cpp):
   // logits [vocab].
   at::Tensor decode(int token, int64_t pos, KVCache& cache, QueryCapture* capture = nullptr) const;
+  // One decode step of `count` sequences at once (CPU): every linear layer is one GEMV over the
+  // count rows (the weights are read once for all), attention runs per sequence over its own
+  // cache. Logits [count, vocab]; row r equals decode() of row r alone, bit for bit (no kernel
+  // mixes rows). decode() is this with one row. capture: only with one row.
+  at::Tensor decode_batch(const DecodeRow* rows, int count, QueryCapture* capture = nullptr) const;
 
   // Training: logits [t, vocab] of a whole sequence at positions 0..t-1, no cache, through
   // differentiable LibTorch ops only (fused_attention on a GPU with LibTorch >= 2, else

@@ -158,6 +158,10 @@ CompletionRequest parse_completion_request(const std::string& body, bool chat,
     if (!v->is_boolean()) invalid("stream", "stream must be true or false", "invalid_type");
     r.stream = v->get<bool>();
   }
+  if (const nlohmann::json* v = field(j, "ignore_eos")) {  // vLLM's extension (benchmarks)
+    if (!v->is_boolean()) invalid("ignore_eos", "ignore_eos must be true or false", "invalid_type");
+    r.ignore_eos = v->get<bool>();
+  }
   if (const nlohmann::json* v = field(j, "stop")) {
     if (v->is_string()) {
       r.stop.push_back(v->get<std::string>());

@@ -38,6 +38,7 @@ struct CompletionRequest {
   bool has_seed = false;
   std::vector<std::string> stop;
   bool stream = false;
+  bool ignore_eos = false;  // vLLM's extension: generate max_tokens even past EOS (benchmarks)
   // The "dapx" object: {"method": NAME, ...parameters}; method empty: the server's default.
   std::string method;
   nlohmann::json method_params = nlohmann::json::object();

@@ -86,4 +86,29 @@ std::string Metrics::text() const {
   return out.str();
 }
 
+std::string engine_text(const EngineGauges& g) {
+  std::ostringstream out;
+  out << "# HELP dapx_running_sequences Sequences decoding now (one batched step serves all).\n"
+      << "# TYPE dapx_running_sequences gauge\ndapx_running_sequences " << g.running << "\n"
+      << "# HELP dapx_waiting_requests Requests queued for the KV pool or their prefill.\n"
+      << "# TYPE dapx_waiting_requests gauge\ndapx_waiting_requests " << g.waiting << "\n"
+      << "# HELP dapx_kv_pool_bytes KV memory pool: held by running sequences, the limit "
+         "(--kv-memory), the highest held.\n"
+      << "# TYPE dapx_kv_pool_bytes gauge\n"
+      << "dapx_kv_pool_bytes{state=\"used\"} " << g.pool_used << "\n"
+      << "dapx_kv_pool_bytes{state=\"limit\"} " << g.pool_limit << "\n"
+      << "dapx_kv_pool_bytes{state=\"peak\"} " << g.pool_peak << "\n"
+      << "# HELP dapx_decode_steps_total Batched decode steps.\n"
+      << "# TYPE dapx_decode_steps_total counter\ndapx_decode_steps_total " << g.steps << "\n"
+      << "# HELP dapx_decode_step_seconds_total Time in batched decode steps.\n"
+      << "# TYPE dapx_decode_step_seconds_total counter\ndapx_decode_step_seconds_total "
+      << g.step_seconds << "\n"
+      << "# HELP dapx_decode_batch_size_steps Decode steps by the number of sequences they "
+         "served.\n"
+      << "# TYPE dapx_decode_batch_size_steps counter\n";
+  for (const auto& [size, n] : g.batch_sizes)
+    out << "dapx_decode_batch_size_steps{size=\"" << size << "\"} " << n << "\n";
+  return out.str();
+}
+
 }  // namespace dapx::server

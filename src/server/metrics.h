@@ -33,6 +33,17 @@ struct GenerationRecord {
   double ttft_s = 0, total_s = 0;
 };
 
+// The engine's state at the moment /metrics is read (the scheduler's counters).
+struct EngineGauges {
+  int running = 0, waiting = 0;
+  long long pool_used = 0, pool_limit = 0, pool_peak = 0, steps = 0;
+  double step_seconds = 0;
+  std::map<int, long long> batch_sizes;  // decode steps by batch size
+};
+// Prometheus lines: dapx_running_sequences, dapx_waiting_requests, dapx_kv_pool_bytes{state},
+// dapx_decode_steps_total, dapx_decode_step_seconds_total, dapx_decode_batch_size_steps.
+std::string engine_text(const EngineGauges& g);
+
 class Metrics {
  public:
   Metrics();

@@ -9,6 +9,7 @@
 
 #include "engine/generator.h"
 #include "methods/catalogue.h"
+#include "methods/kv_plan.h"
 #include "server/client_connection.h"
 #include "util/error.h"
 
@@ -64,34 +65,14 @@ struct Prepared {
   CompletionRequest req;
   std::vector<int> prompt;
   std::string method;
+  nlohmann::json params;  // the method's, as resolved
   std::unique_ptr<Method> impl;
   GenerationParams gen;
   std::string id;
+  std::shared_ptr<Ticket> ticket;  // the generation, once submitted
 };
 
 }  // namespace
-
-class Server::Turn {
- public:
-  explicit Turn(Server& s) : s_(s) {
-    std::unique_lock<std::mutex> lock(s.turn_mu_);
-    ticket_ = s.next_ticket_++;
-    s.turn_cv_.wait(lock, [&] { return s.serving_ == ticket_; });
-  }
-  ~Turn() {
-    {
-      std::lock_guard<std::mutex> lock(s_.turn_mu_);
-      ++s_.serving_;
-    }
-    s_.turn_cv_.notify_all();
-  }
-  Turn(const Turn&) = delete;
-  Turn& operator=(const Turn&) = delete;
-
- private:
-  Server& s_;
-  long long ticket_ = 0;
-};
 
 Server::Server(const LoadedModel& target, const LoadedModel* draft, ServerOptions options)
     : target_(target),
@@ -104,6 +85,11 @@ Server::Server(const LoadedModel& target, const LoadedModel* draft, ServerOption
   MethodOptions mo;
   mo.draft = draft_ ? &draft_->transformer : nullptr;
   make_method(options_.method, options_.method_params, mo);  // a bad default fails at start
+  SchedulerOptions so;
+  so.parallel = options_.parallel;
+  so.kv_memory = options_.kv_memory;
+  so.max_waiting = options_.max_queue;
+  scheduler_ = std::make_unique<Scheduler>(target_, so);
   const int threads = options_.threads > 0 ? options_.threads : options_.max_queue + 4;
   // httplib owns the queue it gets from this factory.
   http_->new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
@@ -142,7 +128,17 @@ Server::Server(const LoadedModel& target, const LoadedModel* draft, ServerOption
                     "application/json");
   });
   http_->Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
-    res.set_content(metrics_.text(), "text/plain; version=0.0.4");
+    const SchedulerStats st = scheduler_->stats();
+    EngineGauges g;
+    g.running = st.running;
+    g.waiting = st.waiting;
+    g.pool_used = st.pool_used;
+    g.pool_limit = st.pool_limit;
+    g.pool_peak = st.pool_peak;
+    g.steps = st.steps;
+    g.step_seconds = st.step_seconds;
+    for (const auto& [size, n] : st.batch_sizes) g.batch_sizes[size] = n;
+    res.set_content(metrics_.text() + engine_text(g), "text/plain; version=0.0.4");
   });
   http_->Get("/v1/models", [this](const httplib::Request& req, httplib::Response& res) {
     if (!authorised(req))
@@ -196,6 +192,7 @@ void Server::listen() { http_->listen_after_bind(); }
 
 void Server::stop() {
   stopping_ = true;
+  scheduler_->stop();  // every sequence ends at its next token, reported as cancelled
   http_->stop();
 }
 
@@ -266,6 +263,7 @@ void Server::handle_completion(const httplib::Request& req, httplib::Response& r
                                 ? options_.method_params
                                 : nlohmann::json::object();
     for (const auto& [k, v] : p.req.method_params.items()) params[k] = v;
+    p.params = params;
     try {
       const MethodSpec& spec = method_spec(p.method);
       if (spec.needs_draft && !draft_)
@@ -284,6 +282,7 @@ void Server::handle_completion(const httplib::Request& req, httplib::Response& r
     p.gen.sampling.top_p = static_cast<float>(p.req.top_p);
     p.gen.sampling.seed = p.req.has_seed ? p.req.seed : std::random_device{}();
     p.gen.stop = p.req.stop;
+    p.gen.ignore_eos = p.req.ignore_eos;
     p.id = (chat ? "chatcmpl-" : "cmpl-") + std::to_string(++request_counter_);
     // Admission: running + waiting at most max_queue.
     if (admitted_.fetch_add(1) >= options_.max_queue) {
@@ -301,6 +300,26 @@ void Server::handle_completion(const httplib::Request& req, httplib::Response& r
     return;
   }
   auto slot = std::make_shared<Slot>(admitted_, metrics_);
+  try {  // into the engine's waiting line, with the KV bytes the request will hold
+    const auto& kv_dtype = target_.transformer.options().kv_dtype;
+    const KVShape target_kv = kv_shape(target_.config, c10::elementSize(kv_dtype));
+    const KVShape draft_kv =
+        draft_ ? kv_shape(draft_->config, c10::elementSize(draft_->transformer.options().kv_dtype))
+               : KVShape{};
+    const KVPlan plan = plan_kv(p.method, p.params, static_cast<int64_t>(p.prompt.size()),
+                                p.gen.max_new_tokens, target_kv, draft_ ? &draft_kv : nullptr);
+    p.ticket = scheduler_->submit(std::move(p.impl), p.prompt, p.gen,
+                                  KVReservation{plan.bytes, plan.peak_bytes});
+  } catch (const QueueFull& e) {
+    res.set_header("Retry-After", "1");
+    send_error(res, ApiError(503, e.what(), "", "queue_full", "server_error"));
+    log(503, p.method, nullptr);
+    return;
+  } catch (const Error& e) {
+    send_error(res, ApiError(400, e.what(), "", "kv_memory_exceeded"));
+    log(400, p.method, nullptr);
+    return;
+  }
 
   const auto usage = [prepared](const GenerationResult& g) {
     const long long kept = prompt_tokens_kept(g);
@@ -323,18 +342,15 @@ void Server::handle_completion(const httplib::Request& req, httplib::Response& r
     // looking at its connection between tokens (a streamed one fails a write instead).
     const auto conn = ClientConnection::find(req.remote_addr, req.remote_port, req.local_port);
     const auto client_gone = [&conn] { return conn && conn->gone(); };
-    std::atomic<bool> cancel{false};
-    p.gen.cancel = &cancel;
+    bool gone = false;
+    while (!p.ticket->wait_end_for(0.05))
+      if (stopping_ || client_gone()) {
+        gone = gone || client_gone();
+        p.ticket->cancel();
+      }
     GenerationResult g;
     try {
-      const Turn turn(*this);
-      if (client_gone()) {  // it left while waiting for its turn
-        log(499, p.method, nullptr);
-        return;
-      }
-      g = generate(target_, *p.impl, p.prompt, p.gen, [&](const std::string&) {
-        if (stopping_ || client_gone()) cancel = true;
-      });
+      g = p.ticket->result();
     } catch (const Error& e) {
       send_error(res, ApiError(400, e.what(), "", "generation_failed"));
       log(400, p.method, nullptr);
@@ -343,6 +359,10 @@ void Server::handle_completion(const httplib::Request& req, httplib::Response& r
       send_error(res, ApiError(500, std::string("internal error: ") + e.what(), "",
                                "internal_error", "server_error"));
       log(500, p.method, nullptr);
+      return;
+    }
+    if (gone && g.stats.prefill_s == 0) {
+      log(499, p.method, nullptr);  // it left while waiting for its turn
       return;
     }
     nlohmann::json choice = {{"index", 0},
@@ -359,18 +379,17 @@ void Server::handle_completion(const httplib::Request& req, httplib::Response& r
                                  {"usage", usage(g)}};
     res.set_content(body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace),
                     "application/json");
-    log(cancel && !stopping_ ? 499 : 200, p.method, &g);  // 499: the client went away
+    log(gone ? 499 : 200, p.method, &g);  // 499: the client went away
     return;
   }
 
-  // Streaming: server-sent events in OpenAI's chunk format, then data: [DONE]. The generation
-  // runs in the content provider (after this handler returns), on the same worker thread.
+  // Streaming: server-sent events in OpenAI's chunk format, then data: [DONE]. The content
+  // provider (after this handler returns) relays the scheduler's text as it comes.
   res.set_header("Cache-Control", "no-cache");
   res.set_chunked_content_provider("text/event-stream", [this, prepared, slot, chat, model, usage,
                                                          log](size_t, httplib::DataSink& sink) {
     Prepared& p = *prepared;
-    std::atomic<bool> cancel{false};
-    p.gen.cancel = &cancel;
+    std::atomic<bool> cancel{false};  // the client went away: its sequence ends
     const long long created = unix_now();
     const auto chunk = [&](const nlohmann::json& delta_or_text, const nlohmann::json& finish) {
       nlohmann::json c = {{"index", 0}, {"finish_reason", finish}};
@@ -393,14 +412,17 @@ void Server::handle_completion(const httplib::Request& req, httplib::Response& r
     };
     GenerationResult g;
     try {
-      const Turn turn(*this);
       if (chat) send(dump(chunk({{"role", "assistant"}, {"content", ""}}, nullptr)));
-      g = generate(target_, *p.impl, p.prompt, p.gen, [&](const std::string& piece) {
-        if (stopping_) cancel = true;
-        if (piece.empty()) return;
-        send(dump(
-            chunk(chat ? nlohmann::json{{"content", piece}} : nlohmann::json(piece), nullptr)));
-      });
+      for (;;) {
+        std::string piece;
+        const Ticket::Wait w = p.ticket->next_text_for(piece, 0.05);
+        if (w == Ticket::Wait::kEnded) break;
+        if (w == Ticket::Wait::kText && !cancel)
+          send(dump(
+              chunk(chat ? nlohmann::json{{"content", piece}} : nlohmann::json(piece), nullptr)));
+        if (stopping_ || cancel) p.ticket->cancel();
+      }
+      g = p.ticket->result();
     } catch (const std::exception& e) {  // dapx::Error, or a LibTorch failure (500)
       const bool ours = dynamic_cast<const Error*>(&e) != nullptr;
       send(ApiError(ours ? 400 : 500, e.what(), "", ours ? "generation_failed" : "internal_error")

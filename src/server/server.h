@@ -1,17 +1,17 @@
 #pragma once
 // `dapx serve`: an OpenAI-compatible HTTP server (cpp-httplib) over one target (and draft),
-// with the approximation chosen per request. One generation runs at a time (batch 1) behind a
-// bounded queue; a full queue answers 503 with Retry-After. A streaming client that goes away
-// cancels its generation between tokens; stop() cancels the generation in flight and ends
-// listen().
+// with the approximation chosen per request. Generations run together on the engine's
+// scheduler (engine/scheduler.h: one batched decode step for every running sequence, a KV
+// memory pool that admits requests by the bytes they will hold); a full queue answers 503 with
+// Retry-After, a request that can never fit the pool 400. A client that goes away cancels its
+// own sequence between tokens; stop() cancels every generation and ends listen().
 #include <atomic>
-#include <condition_variable>
 #include <memory>
-#include <mutex>
 #include <nlohmann/json.hpp>
 #include <string>
 
 #include "engine/model.h"
+#include "engine/scheduler.h"
 #include "server/api_request.h"
 #include "server/metrics.h"
 
@@ -34,6 +34,8 @@ struct ServerOptions {
   int max_tokens = 4096;  // upper bound of a request's max_tokens
   bool log_prompts = false;
   int threads = 0;  // HTTP worker threads; 0: max_queue + 4
+  int parallel = 16;      // sequences decoding at once (--parallel)
+  int64_t kv_memory = 0;  // KV pool bytes (--kv-memory); 0: a quarter of physical memory
 };
 
 class Server {
@@ -47,14 +49,16 @@ class Server {
 
   // Binds the socket; returns the port (the chosen one when options.port is 0).
   int bind();
-  // Serves until stop(); returns after the in-flight generation is finished or cancelled.
+  // Serves until stop(); returns after the generations in flight are finished or cancelled.
   void listen();
-  // Stops accepting, cancels the generation in flight. Safe from any thread.
+  // Stops accepting, cancels the generations in flight. Safe from any thread.
   void stop();
   const Metrics& metrics() const { return metrics_; }
+  SchedulerStats engine_stats() const { return scheduler_->stats(); }
+  // The scheduler's options as resolved (the default pool size filled in).
+  const SchedulerOptions& scheduler_options() const { return scheduler_->options(); }
 
  private:
-  class Turn;  // one generation at a time, in arrival order
   void handle_completion(const httplib::Request& req, httplib::Response& res, bool chat);
   bool authorised(const httplib::Request& req) const;
 
@@ -67,9 +71,7 @@ class Server {
   std::atomic<int> admitted_{0};
   std::atomic<bool> stopping_{false};
   std::atomic<long long> request_counter_{0};
-  std::mutex turn_mu_;
-  std::condition_variable turn_cv_;
-  long long next_ticket_ = 0, serving_ = 0;
+  std::unique_ptr<Scheduler> scheduler_;
 };
 
 }  // namespace dapx::server

@@ -1,0 +1,347 @@
+// dapx bench-serve: the server under load. Starts `dapx serve`'s server in this process on a
+// loopback port and, for each method and each number of concurrent clients, has every client
+// send its requests one after another (streaming, greedy, ignore_eos so each generates exactly
+// --max-tokens). Reports aggregate generated tokens/s and requests/s, time to first token and
+// time per output token (p50/p90/p99), the KV pool's peak and the process's peak RSS, and the
+// decode step's rate against the machine's read bandwidth, measured in the same run. Writes
+// DIR/serve.json (machine, commit, command), serve.csv, serve.svg and prints a table.
+#include <httplib.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <iomanip>
+#include <iostream>
+#include <sstream>
+#include <thread>
+
+#include "bench/bench_output.h"
+#include "bench/bench_prompt.h"
+#include "bench/cpu_info.h"
+#include "bench/machine_limits.h"
+#include "common.h"
+#include "engine/stats.h"
+#include "methods/catalogue.h"
+#include "server/server.h"
+#include "util/error.h"
+#include "util/stopwatch.h"
+
+namespace dapx::cli {
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+struct Flags {
+  std::string model, draft, out, kv_memory;
+  std::vector<int> clients = {1, 2, 4, 8};
+  std::vector<std::string> methods = {"full"};
+  int prompt_tokens = 32, max_tokens = 64, requests = 2, parallel = 16;
+  int64_t budget = 0;  // 0: each method's default
+  RuntimeFlags runtime;
+};
+
+// One request as a client saw it.
+struct Sample {
+  bool ok = false;
+  std::string error;
+  double ttft_s = 0, total_s = 0;
+  int tokens = 0;
+};
+
+double percentile(std::vector<double> v, double p) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  const double at = p / 100.0 * static_cast<double>(v.size() - 1);
+  const size_t lo = static_cast<size_t>(at), hi = std::min(lo + 1, v.size() - 1);
+  return v[lo] + (v[hi] - v[lo]) * (at - static_cast<double>(lo));
+}
+
+// A streamed completion: the first text event is the first token's arrival.
+Sample stream_one(int port, const json& body) {
+  httplib::Client c("127.0.0.1", port);
+  c.set_read_timeout(600, 0);
+  Sample s;
+  std::string buffer;
+  const Stopwatch clock;
+  httplib::Request req;
+  req.method = "POST";
+  req.path = "/v1/completions";
+  req.body = body.dump();
+  req.set_header("Content-Type", "application/json");
+  req.content_receiver = [&](const char* data, size_t n, uint64_t, uint64_t) {
+    buffer.append(data, n);
+    for (size_t at; (at = buffer.find("\n\n")) != std::string::npos; buffer.erase(0, at + 2)) {
+      const std::string event = buffer.substr(0, at);
+      if (event.rfind("data: ", 0) != 0 || event == "data: [DONE]") continue;
+      const json j = json::parse(event.substr(6), nullptr, false);
+      if (j.is_discarded()) continue;
+      if (j.contains("error")) s.error = j["error"].value("message", "error");
+      if (s.ttft_s == 0 && j.contains("choices") && !j["choices"][0].value("text", "").empty())
+        s.ttft_s = clock.seconds();
+      if (j.contains("usage")) s.tokens = j["usage"].value("completion_tokens", 0);
+    }
+    return true;
+  };
+  const auto r = c.send(req);
+  s.total_s = clock.seconds();
+  if (!r) {
+    s.error = "no answer (" + httplib::to_string(r.error()) + ")";
+  } else if (r->status != 200) {
+    s.error = "HTTP " + std::to_string(r->status) + ": " + r->body;
+  } else if (s.error.empty()) {
+    s.ok = s.tokens > 0;
+    if (s.ttft_s == 0) s.ttft_s = s.total_s;
+  }
+  return s;
+}
+
+// One (method, clients) case on a fresh server (its pool peak and step counters start at 0).
+json run_case(const LoadedModel& target, const LoadedModel* draft, const Flags& f,
+              const std::string& method, int clients, const std::string& prompt,
+              int64_t kv_memory) {
+  server::ServerOptions o;
+  o.host = "127.0.0.1";
+  o.port = 0;
+  o.method = method;
+  o.parallel = f.parallel;
+  o.kv_memory = kv_memory;
+  o.max_queue = std::max(16, 2 * clients);
+  o.max_tokens = f.max_tokens;
+  server::Server srv(target, draft, o);
+  const int port = srv.bind();
+  std::thread listener([&] { srv.listen(); });
+  json body = {{"prompt", prompt}, {"max_tokens", f.max_tokens}, {"temperature", 0},
+               {"stream", true},   {"ignore_eos", true},         {"dapx", {{"method", method}}}};
+  const std::string budget = method_spec(method).budget_param();
+  if (f.budget > 0 && !budget.empty()) body["dapx"][budget] = f.budget;
+
+  reset_peak_rss();
+  std::vector<std::vector<Sample>> per_client(clients);
+  const Stopwatch wall;
+  std::vector<std::thread> threads;
+  for (int c = 0; c < clients; ++c)
+    threads.emplace_back([&, c] {
+      for (int r = 0; r < f.requests; ++r) per_client[c].push_back(stream_one(port, body));
+    });
+  for (auto& t : threads) t.join();
+  const double seconds = wall.seconds();
+  const SchedulerStats st = srv.engine_stats();
+  srv.stop();
+  listener.join();
+
+  std::vector<double> ttft, tpot;
+  int64_t tokens = 0, ok = 0;
+  std::string first_error;
+  for (const auto& samples : per_client)
+    for (const Sample& s : samples) {
+      if (!s.ok) {
+        if (first_error.empty()) first_error = s.error.empty() ? "no tokens" : s.error;
+        continue;
+      }
+      ++ok;
+      tokens += s.tokens;
+      ttft.push_back(s.ttft_s);
+      if (s.tokens > 1) tpot.push_back((s.total_s - s.ttft_s) / (s.tokens - 1));
+    }
+  const double step_s = st.steps > 0 ? st.step_seconds / static_cast<double>(st.steps) : 0;
+  double mean_batch = 0;
+  for (const auto& [size, n] : st.batch_sizes) mean_batch += double(size) * double(n);
+  if (st.steps > 0) mean_batch /= static_cast<double>(st.steps);
+  return {
+      {"method", method},
+      {"clients", clients},
+      {"requests", clients * f.requests},
+      {"ok", ok},
+      {"error", first_error.empty() ? json(nullptr) : json(first_error)},
+      {"wall_s", seconds},
+      {"tokens_per_s", tokens / seconds},
+      {"requests_per_s", ok / seconds},
+      {"ttft_p50_s", percentile(ttft, 50)},
+      {"ttft_p90_s", percentile(ttft, 90)},
+      {"ttft_p99_s", percentile(ttft, 99)},
+      {"tpot_p50_s", percentile(tpot, 50)},
+      {"tpot_p90_s", percentile(tpot, 90)},
+      {"tpot_p99_s", percentile(tpot, 99)},
+      {"decode_steps", st.steps},
+      {"mean_batch", mean_batch},
+      {"step_s", step_s},
+      {"step_weight_gbs", step_s > 0 ? target.transformer.decode_weight_bytes() / step_s / 1e9 : 0},
+      {"pool_peak_bytes", st.pool_peak},
+      {"pool_limit_bytes", st.pool_limit},
+      {"peak_rss_bytes", peak_rss_bytes()}};
+}
+
+std::string table(const json& rows, double read_gbs) {
+  std::ostringstream out;
+  out << std::fixed << std::setprecision(3);
+  out << "method       clients  tok/s    req/s  TTFT p50/p90/p99 (s)     TPOT p50/p90 (ms)  "
+         "batch  step(ms)  weights/bw  pool peak (MiB)\n";
+  for (const json& r : rows) {
+    out << std::left << std::setw(13) << r["method"].get<std::string>() << std::right
+        << std::setw(7) << r["clients"].get<int>() << std::setw(8) << std::setprecision(1)
+        << r["tokens_per_s"].get<double>() << std::setw(8) << std::setprecision(2)
+        << r["requests_per_s"].get<double>() << "  " << std::setprecision(3)
+        << r["ttft_p50_s"].get<double>() << " / " << r["ttft_p90_s"].get<double>() << " / "
+        << r["ttft_p99_s"].get<double>() << "   " << std::setprecision(1)
+        << 1e3 * r["tpot_p50_s"].get<double>() << " / " << 1e3 * r["tpot_p90_s"].get<double>()
+        << "   " << std::setprecision(2) << r["mean_batch"].get<double>() << std::setw(9)
+        << std::setprecision(1) << 1e3 * r["step_s"].get<double>() << std::setw(11)
+        << std::setprecision(2) << r["step_weight_gbs"].get<double>() / read_gbs << std::setw(12)
+        << std::setprecision(1) << r["pool_peak_bytes"].get<double>() / (1 << 20);
+    if (!r["error"].is_null()) out << "  ERRORS: " << r["error"].get<std::string>();
+    out << "\n";
+  }
+  return out.str();
+}
+
+std::string csv(const json& rows) {
+  const std::vector<std::string> cols = {
+      "method",          "clients",         "requests",         "ok",
+      "wall_s",          "tokens_per_s",    "requests_per_s",   "ttft_p50_s",
+      "ttft_p90_s",      "ttft_p99_s",      "tpot_p50_s",       "tpot_p90_s",
+      "tpot_p99_s",      "decode_steps",    "mean_batch",       "step_s",
+      "step_weight_gbs", "pool_peak_bytes", "pool_limit_bytes", "peak_rss_bytes"};
+  std::ostringstream out;
+  for (size_t i = 0; i < cols.size(); ++i) out << (i ? "," : "") << cols[i];
+  out << "\n";
+  for (const json& r : rows) {
+    for (size_t i = 0; i < cols.size(); ++i) {
+      const json& v = r[cols[i]];
+      out << (i ? "," : "") << (v.is_string() ? v.get<std::string>() : v.dump());
+    }
+    out << "\n";
+  }
+  return out.str();
+}
+
+// serve.gp -> serve.svg: aggregate tokens/s and median TTFT against clients, a line per method.
+std::string plot(const fs::path& dir, const json& rows, const std::vector<std::string>& methods,
+                 const std::string& title) {
+  std::ostringstream gp;
+  gp << "set terminal svg size 960,420 dynamic font 'sans,11'\nset output '"
+     << (dir / "serve.svg").string() << "'\nset multiplot layout 1,2 title '" << title
+     << "'\nset key top left\nset grid\nset xlabel 'concurrent clients'\n";
+  for (int panel = 0; panel < 2; ++panel) {
+    gp << (panel == 0 ? "set ylabel 'generated tokens/s (all clients)'\nset title 'throughput'\n"
+                      : "set ylabel 'seconds'\nset title 'time to first token (median)'\n")
+       << "plot ";
+    for (size_t m = 0; m < methods.size(); ++m)
+      gp << (m ? ", " : "") << "'-' using 1:2 with linespoints title '" << methods[m] << "'";
+    gp << "\n";
+    for (const std::string& method : methods) {
+      for (const json& r : rows)
+        if (r["method"] == method)
+          gp << r["clients"].get<int>() << " "
+             << r[panel == 0 ? "tokens_per_s" : "ttft_p50_s"].get<double>() << "\n";
+      gp << "e\n";
+    }
+  }
+  gp << "unset multiplot\n";
+  bench::write_text(dir / "serve.gp", gp.str());
+  const std::string cmd = "gnuplot '" + (dir / "serve.gp").string() + "' 2>&1";
+  if (std::system(cmd.c_str()) != 0) return "gnuplot failed or is missing: no serve.svg";
+  return "";
+}
+
+// The flags as a command that repeats the run (recorded with the results).
+std::string command_line(const Flags& f) {
+  const auto join = [](const auto& items) {
+    std::string out;
+    for (const auto& i : items) {
+      std::ostringstream one;
+      one << i;
+      out += (out.empty() ? "" : ",") + one.str();
+    }
+    return out;
+  };
+  std::string c = "dapx bench-serve -m " + f.model + (f.draft.empty() ? "" : " -d " + f.draft) +
+                  " --methods " + join(f.methods) + " --clients " + join(f.clients) +
+                  " --prompt-tokens " + std::to_string(f.prompt_tokens) + " --max-tokens " +
+                  std::to_string(f.max_tokens) + " --requests " + std::to_string(f.requests) +
+                  " --parallel " + std::to_string(f.parallel);
+  if (f.budget > 0) c += " --budget " + std::to_string(f.budget);
+  if (!f.kv_memory.empty()) c += " --kv-memory " + f.kv_memory;
+  return c + " --threads " + std::to_string(f.runtime.threads) + " --dtype " + f.runtime.dtype +
+         " --kv-dtype " + f.runtime.kv_dtype + " --weights " + f.runtime.weights;
+}
+
+void run(const Flags& f, const std::string& command) {
+  const ComputeOptions copts = apply_runtime_flags(f.runtime);
+  const auto [target, draft] = load_target_and_draft(f.model, f.draft, copts);
+  for (const std::string& m : f.methods)
+    if (method_spec(m).needs_draft && !draft)
+      throw Error("method '" + m + "' needs a draft: pass --draft");
+  const int64_t kv_memory = f.kv_memory.empty() ? 0 : parse_bytes(f.kv_memory, "--kv-memory");
+  const fs::path dir = f.out.empty()
+                           ? fs::path("bench/results") / ("serve-" + local_time("%Y-%m-%d-%H%M%S"))
+                           : fs::path(f.out);
+  fs::create_directories(dir);
+  const fs::path prompt_file = bench::write_prompt_file(
+      target->tokenizer, read_file(default_data_dir() + "/corpus_en.txt"), f.prompt_tokens, dir);
+  const std::string prompt = read_file(prompt_file.string());
+  std::cerr << "[bench-serve] measuring the machine's limits...\n";
+  const bench::MachineLimits limits = bench::measure_machine_limits();
+  json rows = json::array();
+  for (const std::string& m : f.methods)
+    for (int c : f.clients) {
+      std::cerr << "[bench-serve] " << m << " with " << c << " client(s)\n";
+      rows.push_back(run_case(*target, draft.get(), f, m, c, prompt, kv_memory));
+    }
+  const std::string text = table(rows, limits.read_gbs);
+  std::cout << text;
+  json record = {{"command", command},
+                 {"machine", bench::cpu_info()},
+                 {"read_gbs", limits.read_gbs},
+                 {"gemm_f32_gflops", limits.gemm_f32_gflops},
+                 {"gemm_bf16_gflops", limits.gemm_bf16_gflops},
+                 {"model", f.model},
+                 {"draft", f.draft},
+                 {"decode_weight_bytes", target->transformer.decode_weight_bytes()},
+                 {"prompt_tokens", f.prompt_tokens},
+                 {"max_tokens", f.max_tokens},
+                 {"requests_per_client", f.requests},
+                 {"rows", rows}};
+  record.update(git_state());
+  bench::write_text(dir / "serve.json", record.dump(2) + "\n");
+  bench::write_text(dir / "serve.csv", csv(rows));
+  bench::write_text(dir / "serve.txt", command + "\n\n" + text);
+  std::ostringstream title;
+  title << "dapx serve: " << f.prompt_tokens << "-token prompts, " << f.max_tokens
+        << " new tokens, " << fs::path(f.model).filename().string();
+  const std::string warning = plot(dir, rows, f.methods, title.str());
+  if (!warning.empty()) std::cerr << "[bench-serve] " << warning << "\n";
+  std::cerr << "[bench-serve] wrote " << dir.string() << "/serve.{json,csv,txt,svg}\n";
+}
+
+}  // namespace
+
+void register_bench_serve(CLI::App& app) {
+  auto f = std::make_shared<Flags>();
+  CLI::App* cmd = app.add_subcommand(
+      "bench-serve",
+      "The server under load: N concurrent streaming clients per method, aggregate tokens/s, "
+      "TTFT and time per output token percentiles, KV pool peak, decode step vs bandwidth");
+  cmd->add_option("--model,-m", f->model, "Target model directory")->required();
+  cmd->add_option("--draft,-d", f->draft, "Draft model directory (draft-based methods)");
+  cmd->add_option("--methods", f->methods, "Methods to load, one after another (default full)")
+      ->delimiter(',');
+  cmd->add_option("--clients", f->clients, "Concurrent client counts (default 1,2,4,8)")
+      ->delimiter(',')
+      ->check(CLI::Range(1, 256));
+  cmd->add_option("--prompt-tokens", f->prompt_tokens, "Prompt length in tokens (default 32)")
+      ->check(CLI::Range(1, 1 << 20));
+  cmd->add_option("--max-tokens", f->max_tokens, "Tokens each request generates (default 64)")
+      ->check(CLI::Range(1, 1 << 20));
+  cmd->add_option("--requests", f->requests, "Requests per client, one after another (default 2)")
+      ->check(CLI::Range(1, 10000));
+  cmd->add_option("--budget", f->budget, "Budget for every compressing method (default: theirs)")
+      ->check(CLI::Range(int64_t{1}, int64_t{1} << 30));
+  cmd->add_option("--parallel", f->parallel, "The server's --parallel (default 16)")
+      ->check(CLI::Range(1, 256));
+  cmd->add_option("--kv-memory", f->kv_memory, "The server's --kv-memory (default: its default)");
+  cmd->add_option("--out", f->out, "Results folder (default bench/results/serve-DATE-TIME)");
+  add_runtime_flags(*cmd, f->runtime);
+  cmd->callback([f] { run(*f, command_line(*f)); });
+}
+
+}  // namespace dapx::cli

@@ -1,0 +1,286 @@
+// Continuous batching: a batched decode step equals single steps bit for bit, a request's
+// tokens under the scheduler equal the same request alone (every method family, greedy and
+// seeded), a cancelled sequence leaves its batch-mates unchanged, and the KV pool admits by
+// the bytes a request will hold.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <atomic>
+#include <memory>
+#include <vector>
+
+#include "engine/scheduler.h"
+#include "method_test_util.h"
+#include "methods/catalogue.h"
+#include "methods/kv_plan.h"
+
+namespace dapx {
+namespace {
+
+using testing::greedy;
+using testing::load_f32;
+using testing::prompt_of;
+
+class SchedulerTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    target_ = load_f32(Arch::Qwen2, 7).release();
+    draft_ = load_f32(Arch::Qwen2, 8).release();
+  }
+  static void TearDownTestSuite() {
+    delete target_;
+    delete draft_;
+  }
+  static std::unique_ptr<Method> method(const std::string& name, const nlohmann::json& p = {}) {
+    MethodOptions o;
+    o.draft = &draft_->transformer;
+    return make_method(name, p.is_null() ? nlohmann::json::object() : p, o);
+  }
+  static KVReservation plan(const std::string& name, const nlohmann::json& p, size_t n,
+                            int max_new) {
+    const KVShape t = kv_shape(target_->config, 4), d = kv_shape(draft_->config, 4);
+    const KVPlan k = plan_kv(name, p.is_null() ? nlohmann::json::object() : p,
+                             static_cast<int64_t>(n), max_new, t, &d);
+    return {k.bytes, k.peak_bytes};
+  }
+  static LoadedModel* target_;
+  static LoadedModel* draft_;
+};
+LoadedModel* SchedulerTest::target_ = nullptr;
+LoadedModel* SchedulerTest::draft_ = nullptr;
+
+struct Case {
+  std::string method;
+  nlohmann::json params;
+  int prompt_len, max_new;
+  float temperature;
+};
+
+// Six requests of every family, different lengths and limits; two are sampled with a seed.
+std::vector<Case> mixed_cases() {
+  return {{"full", {}, 40, 9, 0.f},
+          {"snapkv", {{"budget", 48}}, 150, 12, 0.f},
+          {"h2o", {{"budget", 40}}, 120, 7, 0.9f},
+          {"speckv", {{"budget", 48}, {"lookahead", 4}}, 160, 10, 0.f},
+          {"specpc", {{"budget", 64}, {"window", 16}, {"kernel", 5}}, 140, 11, 0.7f},
+          {"speckv-pc",
+           {{"budget", 96}, {"window", 16}, {"kernel", 5}, {"kv_budget", 40}},
+           170,
+           8,
+           0.f}};
+}
+
+GenerationParams params_of(const Case& c, int i) {
+  GenerationParams g = greedy(c.max_new);
+  g.sampling.temperature = c.temperature;
+  g.sampling.seed = 1000 + i;
+  return g;
+}
+
+TEST_F(SchedulerTest, BatchedStepLogitsEqualSingleStepsBitForBit) {
+  for (const bool bf16_kv : {false, true}) {
+    ComputeOptions o = target_->transformer.options();
+    o.kv_dtype = bf16_kv ? at::kBFloat16 : at::kFloat;
+    const Transformer t(target_->config, target_->weights, o);
+    // Four sequences with caches of different lengths, one compacted (ragged against the others).
+    std::vector<KVCache> batch, alone;
+    std::vector<int64_t> next_pos;
+    for (int s = 0; s < 4; ++s) {
+      const std::vector<int> p = prompt_of(20 + 37 * s, target_->config.vocab_size, 7 + s);
+      for (auto* caches : {&batch, &alone}) {
+        caches->push_back(t.make_cache());
+        t.forward(p, 0, caches->back());
+      }
+      next_pos.push_back(static_cast<int64_t>(p.size()));
+    }
+    const at::Tensor keep = at::tensor({0L, 3L, 5L, 9L, 11L, 15L}).repeat({2, 1});
+    for (auto* caches : {&batch, &alone})
+      for (int l = 0; l < (*caches)[1].num_layers(); ++l) (*caches)[1].layer(l).compact(keep);
+    for (int step = 0; step < 3; ++step) {
+      std::vector<DecodeRow> rows;
+      for (int s = 0; s < 4; ++s)
+        rows.push_back(
+            {(5 + 11 * s + step) % target_->config.vocab_size, next_pos[s] + step, &batch[s]});
+      const at::Tensor together = t.decode_batch(rows.data(), 4);
+      for (int s = 0; s < 4; ++s) {
+        const at::Tensor one = t.decode(rows[s].token, rows[s].pos, alone[s]);
+        EXPECT_TRUE(at::equal(together[s], one))
+            << "sequence " << s << " step " << step << (bf16_kv ? " bf16 KV" : " f32 KV");
+      }
+    }
+  }
+}
+
+TEST_F(SchedulerTest, EveryRequestEqualsItselfAloneWhateverItsBatchMates) {
+  const std::vector<Case> cases = mixed_cases();
+  std::vector<GenerationResult> alone;
+  for (size_t i = 0; i < cases.size(); ++i) {
+    const Case& c = cases[i];
+    auto m = method(c.method, c.params);
+    alone.push_back(generate(*target_, *m,
+                             prompt_of(c.prompt_len, target_->config.vocab_size, 13 + i),
+                             params_of(c, static_cast<int>(i))));
+  }
+  SchedulerOptions so;
+  so.parallel = 8;
+  so.kv_memory = int64_t{1} << 30;
+  Scheduler sched(*target_, so);
+  std::vector<std::shared_ptr<Ticket>> tickets;
+  for (size_t i = 0; i < cases.size(); ++i) {
+    const Case& c = cases[i];
+    const std::vector<int> p = prompt_of(c.prompt_len, target_->config.vocab_size, 13 + i);
+    tickets.push_back(sched.submit(method(c.method, c.params), p, params_of(c, static_cast<int>(i)),
+                                   plan(c.method, c.params, p.size(), c.max_new)));
+  }
+  for (size_t i = 0; i < cases.size(); ++i) {
+    std::string streamed;
+    for (std::string piece; tickets[i]->next_text(piece);) streamed += piece;
+    const GenerationResult r = tickets[i]->result();
+    EXPECT_EQ(r.tokens, alone[i].tokens) << cases[i].method;
+    EXPECT_EQ(r.text, alone[i].text) << cases[i].method;
+    EXPECT_EQ(r.stats.finish_reason, alone[i].stats.finish_reason) << cases[i].method;
+    EXPECT_EQ(r.stats.kv_entries_per_layer, alone[i].stats.kv_entries_per_layer) << cases[i].method;
+    EXPECT_EQ(r.method_info.value("kept_prompt_positions", nlohmann::json()),
+              alone[i].method_info.value("kept_prompt_positions", nlohmann::json()))
+        << cases[i].method;
+  }
+  const SchedulerStats st = sched.stats();
+  EXPECT_EQ(st.pool_used, 0);  // every reservation returned
+  int widest = 0;
+  for (const auto& [size, n] : st.batch_sizes) widest = std::max(widest, size);
+  EXPECT_GE(widest, 2) << "the requests never shared a decode step";
+}
+
+TEST_F(SchedulerTest, ACancelledSequenceLeavesItsBatchMatesUnchanged) {
+  const std::vector<Case> cases = {{"full", {}, 30, 24, 0.f},
+                                   {"snapkv", {{"budget", 40}}, 90, 24, 0.f},
+                                   {"full", {}, 60, 24, 0.8f}};
+  std::vector<GenerationResult> alone;
+  for (size_t i = 0; i < cases.size(); ++i) {
+    auto m = method(cases[i].method, cases[i].params);
+    alone.push_back(generate(*target_, *m,
+                             prompt_of(cases[i].prompt_len, target_->config.vocab_size, 5 + i),
+                             params_of(cases[i], static_cast<int>(i))));
+  }
+  Scheduler sched(*target_, SchedulerOptions{});
+  std::vector<std::shared_ptr<Ticket>> tickets(cases.size());
+  std::atomic<Ticket*> second{nullptr};  // set once submit returns
+  for (size_t i = 0; i < cases.size(); ++i) {
+    const Case& c = cases[i];
+    const std::vector<int> p = prompt_of(c.prompt_len, target_->config.vocab_size, 5 + i);
+    // The second is cancelled by a piece of its own text, on the engine thread: mid-batch.
+    TextCallback cancel_second = nullptr;
+    if (i == 1)
+      cancel_second = [&second](const std::string&) {
+        if (Ticket* t = second.load()) t->cancel();
+      };
+    tickets[i] = sched.submit(method(c.method, c.params), p, params_of(c, static_cast<int>(i)),
+                              plan(c.method, c.params, p.size(), c.max_new), cancel_second);
+    if (i == 1) second = tickets[1].get();
+  }
+  const GenerationResult cancelled = tickets[1]->result();
+  EXPECT_EQ(cancelled.stats.finish_reason, "cancelled");
+  EXPECT_LT(cancelled.tokens.size(), alone[1].tokens.size());
+  EXPECT_TRUE(
+      std::equal(cancelled.tokens.begin(), cancelled.tokens.end(), alone[1].tokens.begin()));
+  for (size_t i : {0u, 2u}) {
+    const GenerationResult r = tickets[i]->result();
+    EXPECT_EQ(r.tokens, alone[i].tokens) << i;
+    EXPECT_EQ(r.stats.finish_reason, "length") << i;
+  }
+}
+
+TEST_F(SchedulerTest, ThePoolAdmitsByTheBytesARequestWillHold) {
+  const int n = 300, max_new = 10;
+  const nlohmann::json snap = {{"budget", 40}};
+  const KVReservation full = plan("full", {}, n, max_new), small = plan("snapkv", snap, n, max_new);
+  // The pool holds one full request, or three compressed ones, never a mix.
+  const int64_t limit = full.peak_bytes;
+  ASSERT_GT(small.peak_bytes + full.bytes, limit);
+  ASSERT_GT(2 * small.bytes + full.peak_bytes, limit);
+  ASSERT_LE(2 * small.bytes + small.peak_bytes, limit);
+  ASSERT_GT(3 * small.bytes + small.peak_bytes, limit);
+
+  SchedulerOptions so;
+  so.kv_memory = limit;
+  Scheduler sched(*target_, so);
+  const std::string too_big = testing::error_of([&] {
+    sched.submit(method("full"), prompt_of(n, target_->config.vocab_size), greedy(max_new),
+                 {full.bytes, limit + 1});
+  });
+  EXPECT_NE(too_big.find("--kv-memory"), std::string::npos) << too_big;
+
+  std::vector<std::shared_ptr<Ticket>> tickets;
+  std::vector<std::string> names = {"snapkv", "snapkv", "snapkv", "full", "snapkv"};
+  for (size_t i = 0; i < names.size(); ++i) {
+    const nlohmann::json p = names[i] == "full" ? nlohmann::json::object() : snap;
+    tickets.push_back(sched.submit(method(names[i], p),
+                                   prompt_of(n, target_->config.vocab_size, 3 + i), greedy(max_new),
+                                   plan(names[i], p, n, max_new)));
+  }
+  for (size_t i = 0; i < names.size(); ++i) {
+    const GenerationResult r = tickets[i]->result();
+    EXPECT_EQ(r.stats.generated_tokens, max_new) << i;
+    EXPECT_EQ(r.stats.finish_reason, "length") << i;
+  }
+  const SchedulerStats st = sched.stats();
+  EXPECT_LE(st.pool_peak, limit);
+  EXPECT_EQ(st.pool_used, 0);
+  for (const auto& [size, steps] : st.batch_sizes)
+    EXPECT_LE(size, 3) << "more sequences ran than the pool holds";
+}
+
+TEST_F(SchedulerTest, AFullWaitingLineIsRefusedAndStopEndsEverySequence) {
+  SchedulerOptions so;
+  so.max_waiting = 1;
+  so.parallel = 1;
+  auto sched = std::make_unique<Scheduler>(*target_, so);
+  const std::vector<int> p = prompt_of(50, target_->config.vocab_size);
+  GenerationParams g = greedy(4000);
+  const KVReservation r = plan("full", {}, p.size(), 4000);
+  auto first = sched->submit(method("full"), p, g, r);
+  std::string piece;
+  ASSERT_TRUE(first->next_text(piece));  // running: the line is empty again
+  auto second = sched->submit(method("full"), p, g, r);
+  const std::string full_line = testing::error_of([&] { sched->submit(method("full"), p, g, r); });
+  EXPECT_NE(full_line.find("waiting line is full"), std::string::npos) << full_line;
+  sched->stop();
+  EXPECT_EQ(first->result().stats.finish_reason, "cancelled");
+  EXPECT_EQ(second->result().stats.finish_reason, "cancelled");
+  EXPECT_NE(
+      testing::error_of([&] { sched->submit(method("full"), p, g, r); }).find("shutting down"),
+      std::string::npos);
+}
+
+TEST_F(SchedulerTest, AnIdleSchedulerWakesForTheNextRequest) {
+  Scheduler sched(*target_, SchedulerOptions{});
+  const std::vector<int> p = prompt_of(30, target_->config.vocab_size);
+  for (int i = 0; i < 3; ++i) {  // each request finds the engine idle, waiting for work
+    auto t = sched.submit(method("full"), p, greedy(3), plan("full", {}, p.size(), 3));
+    EXPECT_EQ(t->result().stats.generated_tokens, 3) << i;
+  }
+}
+
+TEST(KVPlan, CountsTheCompressedCacheAndThePrefillPeak) {
+  const KVShape t{4, 2, 16, 2}, d{2, 1, 16, 2};  // entry: 2 * 2 * 16 * 2 = 128 bytes
+  const KVPlan full = plan_kv("full", nlohmann::json::object(), 1000, 50, t, nullptr);
+  EXPECT_EQ(full.bytes, 128 * 4 * 1050);
+  EXPECT_EQ(full.peak_bytes, full.bytes);
+  const KVPlan snap = plan_kv("snapkv", {{"budget", 100}}, 1000, 50, t, nullptr);
+  EXPECT_EQ(snap.bytes, 128 * 4 * 150);
+  EXPECT_EQ(snap.peak_bytes, 128 * (3 * 100 + 1000));  // one full layer beside three compacted
+  const KVPlan spec = plan_kv("speckv", {{"budget", 100}}, 1000, 50, t, &d);
+  EXPECT_EQ(spec.bytes, 128 * 4 * 150);
+  EXPECT_EQ(spec.peak_bytes, 128 * (3 * 100 + 1000 + 50) + 64 * 2 * (1000 + 50));
+  const KVPlan pc = plan_kv("specpc", {{"budget", 300}}, 1000, 50, t, &d);
+  EXPECT_EQ(pc.bytes, 128 * 4 * 350);
+  EXPECT_EQ(pc.entries_per_layer, 300);
+  const KVPlan laq = plan_kv("laq", {{"budget", 100}, {"lookahead", 8}}, 1000, 50, t, nullptr);
+  EXPECT_EQ(laq.peak_bytes, 128 * 4 * 1008);
+  const KVPlan short_prompt = plan_kv("snapkv", {{"budget", 100}}, 60, 50, t, nullptr);
+  EXPECT_EQ(short_prompt.bytes, 128 * 4 * 110);  // nothing to drop
+  EXPECT_EQ(short_prompt.peak_bytes, short_prompt.bytes);
+}
+
+}  // namespace
+}  // namespace dapx
