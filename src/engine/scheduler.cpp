@@ -90,6 +90,7 @@ Scheduler::Scheduler(const LoadedModel& model, SchedulerOptions options)
   if (options_.parallel < 1) throw Error("--parallel must be >= 1");
   if (options_.max_waiting < 1) throw Error("the waiting line must hold at least 1 request");
   if (options_.kv_memory < 0) throw Error("--kv-memory must be positive");
+  if (options_.prefill_tokens < 1) throw Error("--prefill-chunk must be >= 1");
   if (options_.kv_memory == 0) options_.kv_memory = default_kv_memory();
   thread_ = std::thread([this] { run(); });
 }
@@ -170,7 +171,6 @@ void Scheduler::admit_locked() {
 
 void Scheduler::run() {
   for (;;) {
-    std::unique_ptr<Entry> next;
     {
       std::unique_lock<std::mutex> lock(mu_);
       cv_.wait(lock, [&] {  // a submit or a finished sequence may let the next one in
@@ -187,12 +187,22 @@ void Scheduler::run() {
         waiting_.clear();
         if (running_.empty() && admitted_.empty()) return;
       }
-      if (!admitted_.empty()) {
+    }
+    // Prefills, up to prefill_tokens prompt tokens per step (at least one request), then one
+    // decode step for everyone running: short prompts all start within a step or two.
+    int64_t prefilled = 0;
+    while (prefilled < options_.prefill_tokens) {
+      std::unique_ptr<Entry> next;
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        admit_locked();
+        if (admitted_.empty()) break;
         next = std::move(admitted_.front());
         admitted_.pop_front();
       }
+      prefilled += static_cast<int64_t>(next->seq->prompt().size());
+      prefill_one(std::move(next));
     }
-    if (next) prefill_one(std::move(next));
     if (!running_.empty()) decode_step();
   }
 }

@@ -1,11 +1,11 @@
 #pragma once
 // Continuous batching: many generations share the model, one engine step at a time. Each step
 // is one batched decode over every running sequence (the weights are read once for all of
-// them) and, while requests wait, the prefill of one of them (its method's whole prefill:
-// draft stage, prompt stage, target prefill, KV stage). Admission is bounded by a KV memory
-// pool that counts the bytes each request will really hold (its compressed cache plus its
-// generated tokens; the prefill's transient peak while it prefills), so compressed requests
-// let more sequences in. A sequence's tokens never depend on its batch-mates.
+// them) and, while requests wait, the prefills of the next ones up to a token budget (each a
+// method's whole prefill: draft stage, prompt stage, target prefill, KV stage). Admission is
+// bounded by a KV memory pool that counts the bytes each request will really hold (its compressed
+// cache plus its generated tokens; the prefill's transient peak while it prefills), so compressed
+// requests let more sequences in. A sequence's tokens never depend on its batch-mates.
 //
 // Requests are admitted in arrival order (a large request at the head waits for room and
 // the ones behind it wait too: no request starves). The scheduler's thread runs every
@@ -33,6 +33,9 @@ struct SchedulerOptions {
   int parallel = 16;      // running sequences at most (the pool usually binds first)
   int64_t kv_memory = 0;  // KV bytes of all running sequences; 0: default_kv_memory()
   int max_waiting = 64;   // admitted but not yet running; beyond it submit() throws
+  // Prompt tokens prefilled between two decode steps (at least one whole request): many short
+  // prompts start together, a long one runs alone.
+  int64_t prefill_tokens = 512;
 };
 
 // A quarter of the machine's physical memory (at least 256 MiB).

@@ -89,6 +89,7 @@ Server::Server(const LoadedModel& target, const LoadedModel* draft, ServerOption
   so.parallel = options_.parallel;
   so.kv_memory = options_.kv_memory;
   so.max_waiting = options_.max_queue;
+  so.prefill_tokens = target_.transformer.options().prefill_chunk;  // --prefill-chunk
   scheduler_ = std::make_unique<Scheduler>(target_, so);
   const int threads = options_.threads > 0 ? options_.threads : options_.max_queue + 4;
   // httplib owns the queue it gets from this factory.

@@ -129,6 +129,41 @@ TEST(Gemv, Int8MatchesDequantizedLoops) {
       }
 }
 
+// Batched decode's promise at the kernel: row r of a many-row product is the one-row product of
+// x[r] bit for bit (rows share widened weights, never sums), for every weight kind and kernel
+// level, up to 16 rows (groups of 4 and 2 plus their remainders).
+TEST(Gemv, EachRowOfABatchEqualsItsRowAloneBitForBit) {
+  std::mt19937 rng(17);
+  std::uniform_int_distribution<int> qd(-127, 127);
+  for (int64_t k : {7, 61, 200, 896}) {
+    const int64_t n = 37, blocks = int8_blocks(k);
+    const Matrix m = random_matrix(n, k, rng);
+    std::vector<int8_t> q(n * k);
+    std::vector<float> scales(n * blocks, 0.01f);
+    for (auto& v : q) v = static_cast<int8_t>(qd(rng));
+    for (int rows : {2, 3, 5, 8, 13, 16}) {
+      const std::vector<float> x = random_vector(rows * k, rng);
+      for (CpuKernels kernels : {CpuKernels::kAvx512, CpuKernels::kAvx2, CpuKernels::kPortable})
+        for (GemvWeights kind : {GemvWeights::kBf16, GemvWeights::kF32, GemvWeights::kInt8}) {
+          const void* w = kind == GemvWeights::kBf16  ? static_cast<const void*>(m.bf16.data())
+                          : kind == GemvWeights::kF32 ? static_cast<const void*>(m.f32.data())
+                                                      : static_cast<const void*>(q.data());
+          std::vector<float> all(rows * n), one(n);
+          const GemvTarget batch{w, kind, n, x.data(), all.data(), scales.data()};
+          gemv_batch(&batch, 1, k, rows, kernels);
+          for (int r = 0; r < rows; ++r) {
+            const GemvTarget alone{w, kind, n, x.data() + r * k, one.data(), scales.data()};
+            gemv_batch(&alone, 1, k, 1, kernels);
+            for (int64_t i = 0; i < n; ++i)
+              ASSERT_EQ(all[r * n + i], one[i]) << "k " << k << " rows " << rows << " row " << r
+                                                << " kind " << static_cast<int>(kind) << " kernels "
+                                                << static_cast<int>(cpu_kernels(kernels));
+          }
+        }
+    }
+  }
+}
+
 TEST(Gemv, BatchOfMatricesWithTheirOwnInputsMatchesEachAlone) {
   std::mt19937 rng(5);
   const int64_t k = 200;  // large enough work to run in parallel; odd row counts split unevenly
