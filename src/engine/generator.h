@@ -27,8 +27,9 @@ struct GenerationParams {
 struct GenerationStats {
   int prompt_tokens = 0;
   int generated_tokens = 0;
+  double queue_s = 0;    // arrival -> prefill start (waiting for the KV pool or a turn)
   double prefill_s = 0;  // method prefill (incl. any draft work)
-  double ttft_s = 0;     // prompt in -> first token chosen
+  double ttft_s = 0;     // arrival -> first token chosen (queue_s + prefill_s + sampling)
   double decode_s = 0;   // after the first token
   double tpot_s = 0;     // decode_s / (generated - 1)
   double total_s = 0;

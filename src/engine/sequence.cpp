@@ -82,11 +82,12 @@ Sequence::Sequence(const LoadedModel& model, Method& method, std::vector<int> pr
 Sequence::~Sequence() = default;
 
 void Sequence::prefill() {
-  total_ = Stopwatch();
+  const Stopwatch prefill_clock;
+  result_.stats.queue_s = total_.seconds();
   pre_ = std::make_unique<PrefillResult>(
       method_.prefill(model_.transformer, PrefillRequest{prompt_, params_.max_new_tokens}));
   GenerationStats& st = result_.stats;
-  st.prefill_s = total_.seconds();
+  st.prefill_s = prefill_clock.seconds();
   const ModelConfig& cfg = model_.config;
   const int64_t entry_bytes =
       2 * int64_t{cfg.num_kv_heads} * cfg.head_dim *

@@ -59,7 +59,8 @@ class Sequence {
   int last_token_ = -1;
   int decode_steps_ = 0;
   bool prefilled_ = false;
-  Stopwatch total_, decode_clock_;
+  Stopwatch total_;  // from construction (a request's arrival): TTFT includes its wait
+  Stopwatch decode_clock_;
 };
 
 }  // namespace dapx

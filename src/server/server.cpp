@@ -222,7 +222,8 @@ void Server::handle_completion(const httplib::Request& req, httplib::Response& r
       line += " prompt=" + std::to_string(rec.prompt_tokens) +
               " kept=" + std::to_string(rec.prompt_tokens_kept) +
               " generated=" + std::to_string(rec.generated_tokens) +
-              " finish=" + g->stats.finish_reason + " ttft=" + std::to_string(rec.ttft_s) + "s";
+              " finish=" + g->stats.finish_reason + " queue=" + std::to_string(g->stats.queue_s) +
+              "s ttft=" + std::to_string(rec.ttft_s) + "s";
     }
     const double wall =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
