@@ -7,6 +7,10 @@
 // cache plus its generated tokens; the prefill's transient peak while it prefills), so compressed
 // requests let more sequences in. A sequence's tokens never depend on its batch-mates.
 //
+// A long prefill does not stall the streams: it runs on a worker thread that hands the engine
+// back at its pace points (between layers and chunks) once it has run prefill_slice_s, for a
+// decode step of everyone running. Only one of the two threads computes at any time.
+//
 // Requests are admitted in arrival order (a large request at the head waits for room and
 // the ones behind it wait too: no request starves). The scheduler's thread runs every
 // engine step; callers wait on their Ticket, which never blocks the step.
@@ -36,6 +40,10 @@ struct SchedulerOptions {
   // Prompt tokens prefilled between two decode steps (at least one whole request): many short
   // prompts start together, a long one runs alone.
   int64_t prefill_tokens = 512;
+  // A long prefill runs at most this long before the running sequences get a decode step
+  // (it pauses at its next pace point, model/pace.h): streams keep flowing while a long
+  // prompt is admitted.
+  double prefill_slice_s = 0.25;
 };
 
 // A quarter of the machine's physical memory (at least 256 MiB).
@@ -119,6 +127,7 @@ class Scheduler {
   // Moves waiting entries to the prefill line while the pool and `parallel` allow.
   void admit_locked();
   void prefill_one(std::unique_ptr<Entry> e);
+  void prefill_worker();  // runs each prefill, handing the engine back at pace points
   void decode_step();
   void end(std::unique_ptr<Entry> e, std::exception_ptr error = nullptr);
 
@@ -135,7 +144,20 @@ class Scheduler {
   double step_seconds_ = 0;
   std::map<int, int64_t> batch_sizes_;
   bool stopping_ = false;
-  std::thread thread_;
+  int threads_ = 1;  // LibTorch/OpenMP threads of the engine and worker threads
+
+  // The hand-off between the engine thread and the prefill worker: exactly one of them
+  // computes at any time, so batch-mates never change what the other computes.
+  enum class Turn { kEngine, kWorker };
+  std::mutex baton_mu_;
+  std::condition_variable baton_cv_;
+  Turn turn_ = Turn::kEngine;
+  Entry* job_ = nullptr;  // the prefill in progress (owned by the engine thread)
+  bool job_done_ = false, worker_exit_ = false;
+  std::exception_ptr job_error_;
+  std::atomic<bool> decoders_waiting_{false};
+
+  std::thread worker_, thread_;
 };
 
 }  // namespace dapx

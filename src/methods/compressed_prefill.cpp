@@ -1,6 +1,7 @@
 #include <algorithm>
 
 #include "methods/kv_press.h"
+#include "model/pace.h"
 #include "model/sparse_attention.h"
 #include "scoring/scoring.h"
 #include "util/error.h"
@@ -22,6 +23,7 @@ at::Tensor dense_layer(const Transformer& t, int l, at::Tensor& x, const Compres
   for (int64_t c0 = 0; c0 < n_all; c0 += chunk) {
     const int64_t len = std::min(chunk, n_all - c0);
     const RotaryTables r = rows_of(rope, c0, len);
+    pace_point();
     x.narrow(0, c0, len).copy_(t.layer_forward(l, x.narrow(0, c0, len), c0, full, &capture, &r));
   }
   const at::Tensor keys = full.keys();
@@ -39,6 +41,7 @@ at::Tensor sparse_layer(const Transformer& t, int l, at::Tensor& x, const Compre
   const int64_t n_all = x.size(0), chunk = t.options().prefill_chunk;
   for (int64_t c0 = 0; c0 < n_all; c0 += chunk) {
     const int64_t len = std::min(chunk, n_all - c0);
+    pace_point();
     const AttentionInputs in = t.layer_kv(l, x.narrow(0, c0, len), rows_of(rope, c0, len));
     full.append(in.k, in.v, c0);
   }
@@ -56,6 +59,7 @@ at::Tensor sparse_layer(const Transformer& t, int l, at::Tensor& x, const Compre
   for (int64_t c0 = 0; c0 < n_all; c0 += chunk) {
     const int64_t len = std::min(chunk, n_all - c0);
     const RotaryTables r = rows_of(rope, c0, len);
+    pace_point();
     const at::Tensor q = t.layer_q(l, x.narrow(0, c0, len), r);
     const at::Tensor attn =
         sparse_attention(q, keys, values, c0, vertical, sparse.band, t.bf16_attention());

@@ -6,6 +6,7 @@
 
 #include "model/activation_rows.h"
 #include "model/attention.h"
+#include "model/pace.h"
 #include "util/error.h"
 
 namespace dapx {
@@ -278,6 +279,7 @@ at::Tensor Transformer::forward(const std::vector<int>& tokens, int64_t pos0, KV
                                 QueryCapture* capture, bool all_logits) const {
   if (tokens.empty()) throw Error("forward: no tokens");
   const int64_t n = static_cast<int64_t>(tokens.size());
+  pace_point();
   if (n == 1 && opts_.device.is_cpu()) {
     const at::Tensor logits = decode(tokens[0], pos0, cache, capture);
     return all_logits ? logits.unsqueeze(0) : logits;
@@ -287,8 +289,10 @@ at::Tensor Transformer::forward(const std::vector<int>& tokens, int64_t pos0, KV
     const int64_t c1 = std::min(n, c0 + opts_.prefill_chunk);
     at::Tensor x = embed(std::vector<int>(tokens.begin() + c0, tokens.begin() + c1));
     const RotaryTables rope = rope_.tables(pos0 + c0, c1 - c0, x.device());
-    for (int l = 0; l < cfg_.num_layers; ++l)
+    for (int l = 0; l < cfg_.num_layers; ++l) {
+      if (l > 0 || c0 > 0) pace_point();
       x = layer_forward(l, x, pos0 + c0, cache.layer(l), capture, &rope);
+    }
     if (all_logits)
       outs.push_back(logits(x));
     else if (c1 == n)

@@ -261,6 +261,39 @@ TEST_F(SchedulerTest, AnIdleSchedulerWakesForTheNextRequest) {
   }
 }
 
+TEST_F(SchedulerTest, ALongPrefillDoesNotStallTheRunningStreams) {
+  for (const std::string name : {"full", "snapkv"}) {  // token-major and layer-major prefill
+    const nlohmann::json p =
+        name == "full" ? nlohmann::json::object() : nlohmann::json{{"budget", 64}};
+    const std::vector<int> short_prompt = prompt_of(12, target_->config.vocab_size, 3);
+    const std::vector<int> long_prompt = prompt_of(600, target_->config.vocab_size, 11);
+    auto m = method(name, p);
+    const GenerationResult long_alone = generate(*target_, *m, long_prompt, greedy(5));
+    SchedulerOptions so;
+    so.prefill_slice_s = 0;  // yield at every pace point while others decode
+    Scheduler sched(*target_, so);
+    std::atomic<int> stream_pieces{0}, at_first_long_piece{-1};
+    auto stream = sched.submit(method("full"), short_prompt, greedy(3000),
+                               plan("full", {}, short_prompt.size(), 3000),
+                               [&](const std::string&) { ++stream_pieces; });
+    std::string piece;
+    ASSERT_TRUE(stream->next_text(piece));  // the stream runs
+    const int at_submit = stream_pieces;
+    auto long_request =
+        sched.submit(method(name, p), long_prompt, greedy(5), plan(name, p, long_prompt.size(), 5),
+                     [&](const std::string&) {
+                       int none = -1;
+                       at_first_long_piece.compare_exchange_strong(none, stream_pieces.load());
+                     });
+    const GenerationResult r = long_request->result();
+    stream->cancel();
+    EXPECT_EQ(r.tokens, long_alone.tokens) << name;
+    // The long prompt's prefill (38 chunks of 16 rows, 2 layers) paused for the stream's steps;
+    // without pace points the stream would get one or two pieces in that time.
+    EXPECT_GE(at_first_long_piece - at_submit, 10) << name;
+  }
+}
+
 TEST(KVPlan, CountsTheCompressedCacheAndThePrefillPeak) {
   const KVShape t{4, 2, 16, 2}, d{2, 1, 16, 2};  // entry: 2 * 2 * 16 * 2 = 128 bytes
   const KVPlan full = plan_kv("full", nlohmann::json::object(), 1000, 50, t, nullptr);
