@@ -14,7 +14,7 @@ namespace dapx::cli {
 namespace {
 
 struct ServeFlags {
-  std::string model, draft, api_key_file, kv_memory;
+  std::string model, draft, api_key_file, kv_memory, prefix_cache;
   server::ServerOptions opts;
   MethodFlags method_flags;
   RuntimeFlags runtime;
@@ -41,6 +41,10 @@ void run(ServeFlags& f) {
   f.opts.method_params = method_params_from_flags(f.opts.method, f.method_flags);
   if (!f.api_key_file.empty()) f.opts.api_key = read_key(f.api_key_file);
   if (!f.kv_memory.empty()) f.opts.kv_memory = parse_bytes(f.kv_memory, "--kv-memory");
+  if (f.prefix_cache == "0")
+    f.opts.prefix_cache = 0;
+  else if (!f.prefix_cache.empty())
+    f.opts.prefix_cache = parse_bytes(f.prefix_cache, "--prefix-cache");
   server::Server srv(*target, draft.get(), f.opts);
   const int port = srv.bind();
   std::thread waiter([&] {
@@ -55,7 +59,8 @@ void run(ServeFlags& f) {
             << (f.opts.api_key.empty() ? ", no API key" : ", API key required") << ", queue "
             << f.opts.max_queue << ", up to " << srv.scheduler_options().parallel
             << " sequences per decode step, KV pool "
-            << srv.scheduler_options().kv_memory / (1 << 20) << " MiB"
+            << srv.scheduler_options().kv_memory / (1 << 20) << " MiB, prefix cache "
+            << srv.prefix_cache_stats().max_bytes / (1 << 20) << " MiB"
             << ", max_tokens default 16, at most " << f.opts.max_tokens << ")\n"
             << std::flush;
   srv.listen();
@@ -93,6 +98,10 @@ void register_serve(CLI::App& app) {
                   "KV memory pool for all running requests, e.g. 2G or 512M (default: a quarter "
                   "of physical memory). A request counts the bytes it will hold: its compressed "
                   "cache plus its new tokens; one that can never fit gets 400");
+  cmd->add_option("--prefix-cache", f->prefix_cache,
+                  "RAM for the prefix cache, e.g. 1G (default: an eighth of physical memory; 0: "
+                  "off): the full K/V of prompt blocks, reused by later requests that start with "
+                  "them (a second question on a document, the next chat turn)");
   cmd->add_option("--max-body-bytes", f->opts.max_body_bytes,
                   "Largest request body (default 8 MiB)")
       ->check(CLI::Range(size_t{1024}, size_t{1} << 30).description("an integer in [1024, 2^30]"));

@@ -14,6 +14,7 @@ namespace dapx {
 nlohmann::json GenerationStats::to_json() const {
   return {{"prompt_tokens", prompt_tokens},
           {"queue_s", queue_s},
+          {"cached_tokens", cached_tokens},
           {"generated_tokens", generated_tokens},
           {"prefill_s", prefill_s},
           {"ttft_s", ttft_s},

@@ -22,10 +22,14 @@ struct GenerationParams {
   // Checked between tokens: when it becomes true the generation ends (finish_reason
   // "cancelled"), e.g. when a streaming client went away. Not owned; may be null.
   const std::atomic<bool>* cancel = nullptr;
+  // The target's prefix cache (kv/prefix_cache.h), or null. Not owned.
+  PrefixCache* prefix_cache = nullptr;
+  PrefixCache* draft_prefix_cache = nullptr;  // the draft's, likewise
 };
 
 struct GenerationStats {
   int prompt_tokens = 0;
+  int cached_tokens = 0;  // prompt tokens whose K/V came from the prefix cache
   int generated_tokens = 0;
   double queue_s = 0;    // arrival -> prefill start (waiting for the KV pool or a turn)
   double prefill_s = 0;  // method prefill (incl. any draft work)

@@ -84,8 +84,9 @@ Sequence::~Sequence() = default;
 void Sequence::prefill() {
   const Stopwatch prefill_clock;
   result_.stats.queue_s = total_.seconds();
-  pre_ = std::make_unique<PrefillResult>(
-      method_.prefill(model_.transformer, PrefillRequest{prompt_, params_.max_new_tokens}));
+  pre_ = std::make_unique<PrefillResult>(method_.prefill(
+      model_.transformer, PrefillRequest{prompt_, params_.max_new_tokens, nullptr,
+                                         params_.prefix_cache, params_.draft_prefix_cache}));
   GenerationStats& st = result_.stats;
   st.prefill_s = prefill_clock.seconds();
   const ModelConfig& cfg = model_.config;
@@ -96,6 +97,7 @@ void Sequence::prefill() {
                      (static_cast<int64_t>(prompt_.size()) + params_.max_new_tokens);
   st.kv_entries_per_layer = pre_->cache.lengths();
   result_.method_info = pre_->info;
+  st.cached_tokens = pre_->info.value("prefix_cached_tokens", 0);
   pre_->cache.reserve(params_.max_new_tokens);
   logits_ = pre_->next_logits;
   pos_ = pre_->next_position;

@@ -1,6 +1,7 @@
 #include <algorithm>
 
 #include "methods/kv_press.h"
+#include "methods/method.h"
 #include "model/pace.h"
 #include "model/sparse_attention.h"
 #include "scoring/scoring.h"
@@ -15,12 +16,13 @@ RotaryTables rows_of(const RotaryTables& all, int64_t c0, int64_t len) {
 }
 
 // One layer, dense: every row through the layer in chunks, then the press picks.
+// Rows before `from` are already in `full` (from the prefix cache).
 at::Tensor dense_layer(const Transformer& t, int l, at::Tensor& x, const CompressionPlan& plan,
-                       KVPress& press, const RotaryTables& rope, LayerKV& full) {
+                       KVPress& press, const RotaryTables& rope, LayerKV& full, int64_t from) {
   const int64_t n_all = x.size(0), chunk = t.options().prefill_chunk;
   QueryCapture capture;
   capture.positions = plan.obs_positions;
-  for (int64_t c0 = 0; c0 < n_all; c0 += chunk) {
+  for (int64_t c0 = from; c0 < n_all; c0 += chunk) {
     const int64_t len = std::min(chunk, n_all - c0);
     const RotaryTables r = rows_of(rope, c0, len);
     pace_point();
@@ -85,12 +87,29 @@ PrefillResult compressed_prefill(const Transformer& t, const CompressionPlan& pl
   at::Tensor x = t.embed(plan.tokens);  // [n_all, hidden]: the residual stream of every token
   const RotaryTables rope = t.rotary(0, n_all);
   PrefillResult out{t.make_cache(), {}, plan.prompt_len, nlohmann::json::object()};
+  // The prefix cache (dense only: a sparse prefill's K/V past layer 0 are not the dense ones):
+  // cached blocks before the first observation row stand in for their rows in every layer.
+  PrefixCache::Hit hit;
+  std::unique_ptr<PrefixCache::Pending> pending;
+  if (!sparse && prefix_cache_applies(t, plan.prefix_cache)) {
+    const int64_t first_obs =
+        plan.obs_positions.empty() ? plan.prompt_len : plan.obs_positions.front();
+    hit = plan.prefix_cache->lookup(plan.tokens, std::min(first_obs, plan.prompt_len - 1));
+    pending = plan.prefix_cache->begin(plan.tokens, plan.prompt_len, hit.tokens());
+  }
+  const int64_t reused = hit.tokens();
   nlohmann::json layers = nlohmann::json::array();
   for (int l = 0; l < cfg.num_layers; ++l) {
     LayerKV full = t.make_layer_cache();
     full.reserve(n_all);
+    int64_t pos = 0;
+    for (const auto& block : hit.blocks) {
+      full.append(block->k[l], block->v[l], pos);
+      pos += static_cast<int64_t>(block->tokens.size());
+    }
     const at::Tensor keep = sparse ? sparse_layer(t, l, x, plan, press, *sparse, rope, full)
-                                   : dense_layer(t, l, x, plan, press, rope, full);
+                                   : dense_layer(t, l, x, plan, press, rope, full, reused);
+    if (pending) pending->add_layer(full);  // the new blocks' full K/V, before compaction
     full.compact(keep, max_new_tokens + 1);
     if (record_selection) layers.push_back(kept_positions(l, full));
     out.cache.layer(l) = std::move(full);
@@ -102,8 +121,10 @@ PrefillResult compressed_prefill(const Transformer& t, const CompressionPlan& pl
       throw Error("compression plan: lookahead needs refeed_last_prompt_token");
     out.next_logits = t.logits(x.narrow(0, n_all - 1, 1)).squeeze(0);
   }
+  if (pending) plan.prefix_cache->commit(std::move(pending));
   if (record_selection) out.info["layers"] = layers;
   out.info["prefill"] = sparse ? "sparse" : "dense";
+  out.info["prefix_cached_tokens"] = reused;
   return out;
 }
 

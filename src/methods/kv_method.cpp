@@ -29,6 +29,7 @@ class PressMethod : public Method {
     plan.window_begin = n - recipe_.window;
     plan.window_end = n;
     plan.scored_end = plan.window_begin;
+    plan.prefix_cache = req.prefix_cache;
     const int64_t first_row = recipe_.observe == Observe::All      ? 0
                               : recipe_.observe == Observe::Window ? n - recipe_.window
                               : recipe_.observe == Observe::Last   ? n - 1

@@ -23,6 +23,9 @@ struct CompressionPlan {
   // SpecKV-style: the last prompt token and the lookahead are not cached; the last prompt
   // token is fed again at position prompt_len - 1 to produce the first logits.
   bool refeed_last_prompt_token = false;
+  // Dense prefills reuse the cached blocks of the prompt that lie before the first observation
+  // row (their queries are not cached) and store the prompt's new blocks; null: no cache.
+  PrefixCache* prefix_cache = nullptr;
 };
 
 struct LayerContext {

@@ -1,5 +1,8 @@
 #include "methods/lookahead.h"
 
+#include <algorithm>
+
+#include "methods/method.h"
 #include "util/error.h"
 #include "util/stopwatch.h"
 
@@ -7,7 +10,8 @@ namespace dapx {
 
 Lookahead greedy_lookahead(const Transformer& model, const std::vector<int>& prompt, int64_t length,
                            const LookaheadObserver& observer,
-                           const std::vector<int64_t>& observed_prompt_rows) {
+                           const std::vector<int64_t>& observed_prompt_rows,
+                           PrefixCache* prefix_cache) {
   const Stopwatch clock;
   Lookahead out;
   if (length <= 0 && !observer) return out;
@@ -20,7 +24,14 @@ Lookahead greedy_lookahead(const Transformer& model, const std::vector<int>& pro
   cache.reserve(n + length);
   QueryCapture capture;
   capture.positions = observed_prompt_rows;
-  at::Tensor logits = model.forward(prompt, 0, cache, observer ? &capture : nullptr);
+  int64_t first_observed = n - 1;  // the last prompt row is always computed (its logits)
+  if (observer)
+    for (int64_t r : observed_prompt_rows) first_observed = std::min(first_observed, r);
+  const int64_t reused = append_prefix_hit(model, prefix_cache, prompt, first_observed, cache);
+  at::Tensor logits = model.forward(std::vector<int>(prompt.begin() + reused, prompt.end()), reused,
+                                    cache, observer ? &capture : nullptr);
+  if (prefix_cache_applies(model, prefix_cache)) prefix_cache->store(prompt, n, cache);
+  out.prefix_cached_tokens = reused;
   if (observer) observer(cache, capture);
   for (int64_t i = 0; i < length; ++i) {
     const int token = static_cast<int>(logits.argmax().item<int64_t>());

@@ -43,9 +43,13 @@ class PromptCompression : public Method {
     std::vector<int64_t> kept;
     std::vector<int> lookahead;
     double draft_s = 0;
+    int64_t draft_cached = 0;
     if (source_ == PromptSource::Draft || source_ == PromptSource::Target) {
-      const PromptImportance imp = draft_prompt_importance(
-          source_ == PromptSource::Draft ? *draft_ : target, req.prompt, sp_);
+      const bool draft = source_ == PromptSource::Draft;
+      const PromptImportance imp =
+          draft_prompt_importance(draft ? *draft_ : target, req.prompt, sp_,
+                                  draft ? req.draft_prefix_cache : req.prefix_cache);
+      draft_cached = imp.prefix_cached_tokens;
       kept = select_prompt_positions(imp.importance, effective(n));
       lookahead = imp.lookahead;
       draft_s = imp.seconds;
@@ -64,7 +68,10 @@ class PromptCompression : public Method {
     }
     std::vector<int> compressed;
     for (int64_t i : kept) compressed.push_back(req.prompt[i]);
-    PrefillRequest inner{compressed, req.max_new_tokens, then_speckv_ ? &lookahead : nullptr};
+    // The compressed prompt is a prompt of its own: its K/V at fresh positions depend only on
+    // its tokens, so the prefix cache serves it where its first blocks match a cached prompt.
+    PrefillRequest inner{compressed, req.max_new_tokens, then_speckv_ ? &lookahead : nullptr,
+                         req.prefix_cache, req.draft_prefix_cache};
     const Stopwatch clock;
     PrefillResult r = kv_method_->prefill(target, inner);
     r.info["target_prefill_s"] = clock.seconds();
@@ -72,6 +79,7 @@ class PromptCompression : public Method {
     r.info["compressed_prompt_tokens"] = compressed;
     r.info["kept_ratio"] = static_cast<double>(kept.size()) / static_cast<double>(n);
     r.info["draft_s"] = draft_s;
+    r.info["draft_prefix_cached_tokens"] = draft_cached;
     return r;
   }
 

@@ -45,7 +45,7 @@ at::Tensor observe_step(const KVCache& cache, const QueryCapture& cap, int64_t f
 }  // namespace
 
 PromptImportance draft_prompt_importance(const Transformer& draft, const std::vector<int>& prompt,
-                                         const SpecPCParams& p) {
+                                         const SpecPCParams& p, PrefixCache* prefix_cache) {
   const int64_t n = static_cast<int64_t>(prompt.size());
   const int64_t w = std::min(p.window, n);
   const int64_t first = std::min<int64_t>(p.first_layer, draft.config().num_layers - 1);
@@ -57,9 +57,10 @@ PromptImportance draft_prompt_importance(const Transformer& draft, const std::ve
       [&](const KVCache& cache, const QueryCapture& cap) {
         steps.push_back(observe_step(cache, cap, first, n, p));
       },
-      rows);
+      rows, prefix_cache);
   PromptImportance out;
   out.lookahead = la.tokens;
+  out.prefix_cached_tokens = la.prefix_cached_tokens;
   out.importance = reduce_stack(steps, p.reduce).to(at::kCPU);
   out.seconds = la.seconds;
   return out;

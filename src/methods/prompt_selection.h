@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "kv/prefix_cache.h"
 #include "model/transformer.h"
 #include "scoring/scoring.h"
 
@@ -29,9 +30,12 @@ struct PromptImportance {
   at::Tensor importance;       // f32 [n]
   std::vector<int> lookahead;  // the draft's L greedy tokens
   double seconds = 0;
+  int64_t prefix_cached_tokens = 0;
 };
+// `prefix_cache`: the observing model's own (kv/prefix_cache.h), or null.
 PromptImportance draft_prompt_importance(const Transformer& draft, const std::vector<int>& prompt,
-                                         const SpecPCParams& p);
+                                         const SpecPCParams& p,
+                                         PrefixCache* prefix_cache = nullptr);
 
 // SpecPC's selection from an importance vector: centred pool, top C by score (descending),
 // each expanded with the offsets [-(N-1)/2, N-1-(N-1)/2] in order of distance (negative first

@@ -57,8 +57,10 @@ class LookaheadMethod : public Method {
     if (req.lookahead)
       la.tokens = *req.lookahead;  // computed by an earlier stage (SpecKV-PC)
     else
-      la = greedy_lookahead(use_draft_ ? *draft_ : target, req.prompt, length);
-    const CompressionPlan plan = speckv_plan(req.prompt, la.tokens, sp_.window);
+      la = greedy_lookahead(use_draft_ ? *draft_ : target, req.prompt, length, {}, {},
+                            use_draft_ ? req.draft_prefix_cache : req.prefix_cache);
+    CompressionPlan plan = speckv_plan(req.prompt, la.tokens, sp_.window);
+    plan.prefix_cache = req.prefix_cache;
     ObservationPress press(sp_, std::vector<int64_t>(target.config().num_layers, budget_));
     const int64_t n_all = static_cast<int64_t>(plan.tokens.size());
     const bool sparse = prefill_ == "sparse" || (prefill_ == "auto" && n_all > vertical_ + band_);
@@ -71,6 +73,7 @@ class LookaheadMethod : public Method {
     r.info["lookahead_s"] = la.seconds;
     r.info["lookahead_source"] = req.lookahead ? "given" : use_draft_ ? "draft" : "target";
     r.info["lookahead_kv_bytes"] = la.kv_bytes;
+    r.info["lookahead_prefix_cached_tokens"] = la.prefix_cached_tokens;
     return r;
   }
 

@@ -108,6 +108,22 @@ std::string engine_text(const EngineGauges& g) {
       << "# TYPE dapx_decode_batch_size_steps counter\n";
   for (const auto& [size, n] : g.batch_sizes)
     out << "dapx_decode_batch_size_steps{size=\"" << size << "\"} " << n << "\n";
+  out << "# HELP dapx_prefix_cache_lookups_total Prefix cache lookups, by result.\n"
+      << "# TYPE dapx_prefix_cache_lookups_total counter\n"
+      << "dapx_prefix_cache_lookups_total{result=\"hit\"} " << g.prefix_hits << "\n"
+      << "dapx_prefix_cache_lookups_total{result=\"miss\"} " << g.prefix_misses << "\n"
+      << "# HELP dapx_prefix_cache_hit_tokens_total Prompt tokens served from the prefix cache.\n"
+      << "# TYPE dapx_prefix_cache_hit_tokens_total counter\ndapx_prefix_cache_hit_tokens_total "
+      << g.prefix_hit_tokens << "\n"
+      << "# HELP dapx_prefix_cache_bytes Prefix cache bytes in RAM, and its limit.\n"
+      << "# TYPE dapx_prefix_cache_bytes gauge\n"
+      << "dapx_prefix_cache_bytes{state=\"used\"} " << g.prefix_bytes << "\n"
+      << "dapx_prefix_cache_bytes{state=\"limit\"} " << g.prefix_limit << "\n"
+      << "# HELP dapx_prefix_cache_blocks Blocks in the prefix cache.\n"
+      << "# TYPE dapx_prefix_cache_blocks gauge\ndapx_prefix_cache_blocks " << g.prefix_blocks
+      << "\n# HELP dapx_prefix_cache_evictions_total Blocks evicted (least recently used).\n"
+      << "# TYPE dapx_prefix_cache_evictions_total counter\ndapx_prefix_cache_evictions_total "
+      << g.prefix_evictions << "\n";
   return out.str();
 }
 

@@ -91,6 +91,22 @@ Server::Server(const LoadedModel& target, const LoadedModel* draft, ServerOption
   so.max_waiting = options_.max_queue;
   so.prefill_tokens = target_.transformer.options().prefill_chunk;  // --prefill-chunk
   scheduler_ = std::make_unique<Scheduler>(target_, so);
+  const int64_t prefix_bytes =
+      options_.prefix_cache < 0 ? default_kv_memory() / 2 : options_.prefix_cache;
+  if (prefix_bytes > 0) {  // blocks of one prefill chunk: a hit's suffix is computed as cold
+    prefix_cache_ =
+        std::make_unique<PrefixCache>(prefix_bytes, target_.transformer.options().prefill_chunk);
+    if (draft_) {  // the draft's blocks, sized to hold as many tokens as the target's
+      const auto per_token = [](const LoadedModel& m) {
+        return kv_shape(m.config, c10::elementSize(m.transformer.options().kv_dtype))
+                   .entry_bytes() *
+               m.config.num_layers;
+      };
+      draft_prefix_cache_ =
+          std::make_unique<PrefixCache>(prefix_bytes / per_token(target_) * per_token(*draft_),
+                                        draft_->transformer.options().prefill_chunk);
+    }
+  }
   const int threads = options_.threads > 0 ? options_.threads : options_.max_queue + 4;
   // httplib owns the queue it gets from this factory.
   http_->new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
@@ -139,6 +155,14 @@ Server::Server(const LoadedModel& target, const LoadedModel* draft, ServerOption
     g.steps = st.steps;
     g.step_seconds = st.step_seconds;
     for (const auto& [size, n] : st.batch_sizes) g.batch_sizes[size] = n;
+    const PrefixCache::Stats pc = prefix_cache_stats();
+    g.prefix_hits = pc.hits;
+    g.prefix_misses = pc.misses;
+    g.prefix_hit_tokens = pc.hit_tokens;
+    g.prefix_bytes = pc.bytes;
+    g.prefix_limit = pc.max_bytes;
+    g.prefix_blocks = pc.blocks;
+    g.prefix_evictions = pc.evictions;
     res.set_content(metrics_.text() + engine_text(g), "text/plain; version=0.0.4");
   });
   http_->Get("/v1/models", [this](const httplib::Request& req, httplib::Response& res) {
@@ -174,6 +198,10 @@ bool Server::authorised(const httplib::Request& req) const {
   const std::string prefix = "Bearer ";
   if (header.compare(0, prefix.size(), prefix) != 0) return false;
   return constant_time_equal(header.substr(prefix.size()), options_.api_key);
+}
+
+PrefixCache::Stats Server::prefix_cache_stats() const {
+  return prefix_cache_ ? prefix_cache_->stats() : PrefixCache::Stats{};
 }
 
 int Server::bind() {
@@ -285,6 +313,8 @@ void Server::handle_completion(const httplib::Request& req, httplib::Response& r
     p.gen.sampling.seed = p.req.has_seed ? p.req.seed : std::random_device{}();
     p.gen.stop = p.req.stop;
     p.gen.ignore_eos = p.req.ignore_eos;
+    p.gen.prefix_cache = prefix_cache_.get();
+    p.gen.draft_prefix_cache = draft_prefix_cache_.get();
     p.id = (chat ? "chatcmpl-" : "cmpl-") + std::to_string(++request_counter_);
     // Admission: running + waiting at most max_queue.
     if (admitted_.fetch_add(1) >= options_.max_queue) {
@@ -326,6 +356,7 @@ void Server::handle_completion(const httplib::Request& req, httplib::Response& r
   const auto usage = [prepared](const GenerationResult& g) {
     const long long kept = prompt_tokens_kept(g);
     nlohmann::json u{{"prompt_tokens", g.stats.prompt_tokens},
+                     {"prompt_tokens_details", {{"cached_tokens", g.stats.cached_tokens}}},
                      {"completion_tokens", g.stats.generated_tokens},
                      {"total_tokens", g.stats.prompt_tokens + g.stats.generated_tokens},
                      {"prompt_tokens_kept", kept},

@@ -33,9 +33,12 @@ struct ServerOptions {
   size_t max_body_bytes = 8 << 20;
   int max_tokens = 4096;  // upper bound of a request's max_tokens
   bool log_prompts = false;
-  int threads = 0;  // HTTP worker threads; 0: max_queue + 4
+  int threads = 0;        // HTTP worker threads; 0: max_queue + 4
   int parallel = 16;      // sequences decoding at once (--parallel)
   int64_t kv_memory = 0;  // KV pool bytes (--kv-memory); 0: a quarter of physical memory
+  // Prefix cache bytes (--prefix-cache): full K/V of prompt blocks reused by later requests
+  // that start with them; -1: an eighth of physical memory; 0: off.
+  int64_t prefix_cache = -1;
 };
 
 class Server {
@@ -55,6 +58,8 @@ class Server {
   void stop();
   const Metrics& metrics() const { return metrics_; }
   SchedulerStats engine_stats() const { return scheduler_->stats(); }
+  // The prefix cache's counters (all zero when it is off).
+  PrefixCache::Stats prefix_cache_stats() const;
   // The scheduler's options as resolved (the default pool size filled in).
   const SchedulerOptions& scheduler_options() const { return scheduler_->options(); }
 
@@ -71,6 +76,7 @@ class Server {
   std::atomic<int> admitted_{0};
   std::atomic<bool> stopping_{false};
   std::atomic<long long> request_counter_{0};
+  std::unique_ptr<PrefixCache> prefix_cache_, draft_prefix_cache_;  // null when off
   std::unique_ptr<Scheduler> scheduler_;
 };
 

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "engine/scheduler.h"
+#include "kv/prefix_cache.h"
 #include "method_test_util.h"
 #include "methods/catalogue.h"
 #include "methods/kv_plan.h"
@@ -292,6 +293,36 @@ TEST_F(SchedulerTest, ALongPrefillDoesNotStallTheRunningStreams) {
     // without pace points the stream would get one or two pieces in that time.
     EXPECT_GE(at_first_long_piece - at_submit, 10) << name;
   }
+}
+
+TEST_F(SchedulerTest, QuestionsInFlightTogetherShareTheDocumentsBlocks) {
+  const int vocab = target_->config.vocab_size;
+  std::vector<int> doc = prompt_of(160, vocab, 7, 1);
+  PrefixCache cache(int64_t{1} << 30, 16);
+  SchedulerOptions so;
+  Scheduler sched(*target_, so);
+  std::vector<std::shared_ptr<Ticket>> tickets;
+  std::vector<GenerationResult> alone;
+  const std::vector<std::string> names = {"full", "snapkv", "full", "tova"};
+  for (size_t i = 0; i < names.size(); ++i) {
+    std::vector<int> q = doc;
+    const std::vector<int> question = prompt_of(30 + 3 * static_cast<int>(i), vocab, 11 + i, 2);
+    q.insert(q.end(), question.begin(), question.end());
+    const nlohmann::json p = names[i] == "full" ? nlohmann::json::object()
+                                                : nlohmann::json{{"budget", 48}, {"window", 16}};
+    auto m = method(names[i], p);
+    alone.push_back(generate(*target_, *m, q, greedy(8)));
+    GenerationParams g = greedy(8);
+    g.prefix_cache = &cache;
+    tickets.push_back(sched.submit(method(names[i], p), q, g, plan(names[i], p, q.size(), 8)));
+  }
+  int cached = 0;
+  for (size_t i = 0; i < names.size(); ++i) {
+    const GenerationResult r = tickets[i]->result();
+    EXPECT_EQ(r.tokens, alone[i].tokens) << i << " " << names[i];
+    cached += r.stats.cached_tokens;
+  }
+  EXPECT_GE(cached, 3 * 160);  // every question after the first found the document's blocks
 }
 
 TEST(KVPlan, CountsTheCompressedCacheAndThePrefillPeak) {
