@@ -32,10 +32,11 @@ namespace fs = std::filesystem;
 using nlohmann::json;
 
 struct Flags {
-  std::string model, draft, out, kv_memory;
+  std::string model, draft, out, kv_memory, params;  // params: JSON object for every method
   std::vector<int> clients = {1, 2, 4, 8};
   std::vector<std::string> methods = {"full"};
   int prompt_tokens = 32, max_tokens = 64, requests = 2, parallel = 16;
+  int questions = 0;   // > 0: the document mode (one document, this many questions in turn)
   int64_t budget = 0;  // 0: each method's default
   RuntimeFlags runtime;
 };
@@ -54,6 +55,18 @@ double percentile(std::vector<double> v, double p) {
   const double at = p / 100.0 * static_cast<double>(v.size() - 1);
   const size_t lo = static_cast<size_t>(at), hi = std::min(lo + 1, v.size() - 1);
   return v[lo] + (v[hi] - v[lo]) * (at - static_cast<double>(lo));
+}
+
+// The request's dapx object: --budget as the method's budget parameter, then those of --params
+// the method declares.
+void add_method_params(json& body, const Flags& f, const std::string& method) {
+  const MethodSpec& spec = method_spec(method);
+  if (f.budget > 0 && !spec.budget_param().empty()) body["dapx"][spec.budget_param()] = f.budget;
+  if (f.params.empty()) return;
+  const json extra = json::parse(f.params, nullptr, false);
+  if (!extra.is_object()) throw Error("--params must be a JSON object, got '" + f.params + "'");
+  for (const auto& [k, v] : extra.items())
+    if (spec.param(k)) body["dapx"][k] = v;
 }
 
 // A streamed completion: the first text event is the first token's arrival.
@@ -112,8 +125,7 @@ json run_case(const LoadedModel& target, const LoadedModel* draft, const Flags& 
   std::thread listener([&] { srv.listen(); });
   json body = {{"prompt", prompt}, {"max_tokens", f.max_tokens}, {"temperature", 0},
                {"stream", true},   {"ignore_eos", true},         {"dapx", {{"method", method}}}};
-  const std::string budget = method_spec(method).budget_param();
-  if (f.budget > 0 && !budget.empty()) body["dapx"][budget] = f.budget;
+  add_method_params(body, f, method);
 
   reset_peak_rss();
   std::vector<std::vector<Sample>> per_client(clients);
@@ -169,6 +181,76 @@ json run_case(const LoadedModel& target, const LoadedModel* draft, const Flags& 
       {"pool_peak_bytes", st.pool_peak},
       {"pool_limit_bytes", st.pool_limit},
       {"peak_rss_bytes", peak_rss_bytes()}};
+}
+
+// The document mode: one client asks `questions` different questions about one document of
+// --prompt-tokens tokens, one after another, on a fresh server per method (the prefix cache
+// starts empty): question 1 prefills the whole document, the next ones only what follows it.
+json run_document(const LoadedModel& target, const LoadedModel* draft, const Flags& f,
+                  const std::string& method, const std::string& document) {
+  server::ServerOptions o;
+  o.host = "127.0.0.1";
+  o.port = 0;
+  o.method = method;
+  o.max_tokens = f.max_tokens;
+  server::Server srv(target, draft, o);
+  const int port = srv.bind();
+  std::thread listener([&] { srv.listen(); });
+  json questions = json::array();
+  for (int q = 0; q < f.questions; ++q) {
+    json body = {{"prompt", document + "\n\nQuestion " + std::to_string(q + 1) +
+                                ": what does the text say about the river, part " +
+                                std::to_string(7 * q + 3) + "?\nAnswer:"},
+                 {"max_tokens", f.max_tokens},
+                 {"temperature", 0},
+                 {"ignore_eos", true},
+                 {"stream", true},
+                 {"dapx", {{"method", method}}}};
+    add_method_params(body, f, method);
+    const Sample s = stream_one(port, body);
+    if (!s.ok) throw Error("question " + std::to_string(q + 1) + " failed: " + s.error);
+    questions.push_back({{"question", q + 1},
+                         {"ttft_s", s.ttft_s},
+                         {"total_s", s.total_s},
+                         {"tpot_s", s.tokens > 1 ? (s.total_s - s.ttft_s) / (s.tokens - 1) : 0.0}});
+  }
+  const PrefixCache::Stats pc = srv.prefix_cache_stats();
+  srv.stop();
+  listener.join();
+  double later = 0;
+  for (size_t q = 1; q < questions.size(); ++q) later += questions[q]["ttft_s"].get<double>();
+  later /= std::max<double>(1.0, static_cast<double>(questions.size()) - 1);
+  const double first = questions[0]["ttft_s"].get<double>();
+  return {{"method", method},
+          {"document_tokens", f.prompt_tokens},
+          {"questions", questions},
+          {"ttft_first_s", first},
+          {"ttft_later_mean_s", later},
+          {"ttft_later_over_first", later / first},
+          {"prefix_cache_bytes", pc.bytes},
+          {"prefix_cache_blocks", pc.blocks},
+          {"prefix_cache_bytes_per_1k_tokens",
+           pc.blocks > 0 ? 1000.0 * pc.bytes / double(pc.blocks * pc.block_tokens) : 0.0}};
+}
+
+std::string document_table(const json& rows) {
+  std::ostringstream out;
+  out << std::fixed << std::setprecision(3);
+  out << "method       TTFT q1 (s)  TTFT q2.. mean (s)  later/first  TPOT q1/last (ms)  "
+         "prefix cache (MiB, per 1k tokens)\n";
+  for (const json& r : rows) {
+    const json& q = r["questions"];
+    out << std::left << std::setw(13) << r["method"].get<std::string>() << std::right
+        << std::setw(11) << r["ttft_first_s"].get<double>() << std::setw(20)
+        << r["ttft_later_mean_s"].get<double>() << std::setw(13)
+        << r["ttft_later_over_first"].get<double>() << std::setw(10) << std::setprecision(1)
+        << 1e3 * q.front()["tpot_s"].get<double>() << " / "
+        << 1e3 * q.back()["tpot_s"].get<double>() << std::setw(12)
+        << r["prefix_cache_bytes"].get<double>() / (1 << 20) << ", "
+        << r["prefix_cache_bytes_per_1k_tokens"].get<double>() / (1 << 20) << "\n"
+        << std::setprecision(3);
+  }
+  return out.str();
 }
 
 std::string table(const json& rows, double read_gbs) {
@@ -261,6 +343,8 @@ std::string command_line(const Flags& f) {
                   " --parallel " + std::to_string(f.parallel);
   if (f.budget > 0) c += " --budget " + std::to_string(f.budget);
   if (!f.kv_memory.empty()) c += " --kv-memory " + f.kv_memory;
+  if (f.questions > 0) c += " --questions " + std::to_string(f.questions);
+  if (!f.params.empty()) c += " --params '" + f.params + "'";
   return c + " --threads " + std::to_string(f.runtime.threads) + " --dtype " + f.runtime.dtype +
          " --kv-dtype " + f.runtime.kv_dtype + " --weights " + f.runtime.weights;
 }
@@ -279,6 +363,26 @@ void run(const Flags& f, const std::string& command) {
   const fs::path prompt_file = bench::write_prompt_file(
       target->tokenizer, read_file(default_data_dir() + "/corpus_en.txt"), f.prompt_tokens, dir);
   const std::string prompt = read_file(prompt_file.string());
+  if (f.questions > 0) {  // the document mode
+    json rows = json::array();
+    for (const std::string& m : f.methods) {
+      std::cerr << "[bench-serve] " << m << ": " << f.questions << " questions about one "
+                << f.prompt_tokens << "-token document\n";
+      rows.push_back(run_document(*target, draft.get(), f, m, prompt));
+    }
+    const std::string text = document_table(rows);
+    std::cout << text;
+    json record = {{"command", command},
+                   {"machine", bench::cpu_info()},
+                   {"model", f.model},
+                   {"draft", f.draft},
+                   {"rows", rows}};
+    record.update(git_state());
+    bench::write_text(dir / "document.json", record.dump(2) + "\n");
+    bench::write_text(dir / "document.txt", command + "\n\n" + text);
+    std::cerr << "[bench-serve] wrote " << dir.string() << "/document.{json,txt}\n";
+    return;
+  }
   std::cerr << "[bench-serve] measuring the machine's limits...\n";
   const bench::MachineLimits limits = bench::measure_machine_limits();
   json rows = json::array();
@@ -339,6 +443,13 @@ void register_bench_serve(CLI::App& app) {
   cmd->add_option("--parallel", f->parallel, "The server's --parallel (default 16)")
       ->check(CLI::Range(1, 256));
   cmd->add_option("--kv-memory", f->kv_memory, "The server's --kv-memory (default: its default)");
+  cmd->add_option("--params", f->params,
+                  "Method parameters as a JSON object, given to every method that declares them, "
+                  "e.g. '{\"prefill\": \"dense\"}'");
+  cmd->add_option("--questions", f->questions,
+                  "Document mode: one client asks this many questions in turn about one document "
+                  "of --prompt-tokens tokens (the prefix cache at work); 0: the load mode")
+      ->check(CLI::Range(0, 1000));
   cmd->add_option("--out", f->out, "Results folder (default bench/results/serve-DATE-TIME)");
   add_runtime_flags(*cmd, f->runtime);
   cmd->callback([f] { run(*f, command_line(*f)); });

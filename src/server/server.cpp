@@ -30,8 +30,17 @@ void send_error(httplib::Response& res, const ApiError& e) {
   res.set_content(e.body().dump(), "application/json");
 }
 
+// OpenAI's values: "length", else "stop" (EOS, a stop string). A generation cut short by
+// shutdown never gets one: it is answered as an error (cut_short below).
 std::string finish_reason_of(const std::string& reason) {
-  return reason == "length" ? "length" : "stop";  // eos, a stop string, a cancellation
+  return reason == "length" ? "length" : "stop";
+}
+
+// A generation the server's shutdown cut short: 503 with OpenAI's error object, the partial
+// text and its token count beside it, so a client can tell it from a finished answer.
+ApiError shutdown_error() {
+  return ApiError(503, "the server is shutting down: the generation was cut short", "",
+                  "shutting_down", "server_error");
 }
 
 long long unix_now() {
@@ -398,6 +407,15 @@ void Server::handle_completion(const httplib::Request& req, httplib::Response& r
       log(499, p.method, nullptr);  // it left while waiting for its turn
       return;
     }
+    if (!gone && g.stats.finish_reason == "cancelled") {  // cut short by the shutdown
+      nlohmann::json body = shutdown_error().body();
+      body["partial"] = {{"text", g.text}, {"completion_tokens", g.stats.generated_tokens}};
+      res.status = 503;
+      res.set_content(body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace),
+                      "application/json");
+      log(503, p.method, &g);
+      return;
+    }
     nlohmann::json choice = {{"index", 0},
                              {"finish_reason", finish_reason_of(g.stats.finish_reason)}};
     if (chat)
@@ -464,6 +482,13 @@ void Server::handle_completion(const httplib::Request& req, httplib::Response& r
       send("[DONE]");
       sink.done();
       log(ours ? 400 : 500, p.method, nullptr);
+      return true;
+    }
+    if (g.stats.finish_reason == "cancelled" && !cancel) {  // cut short by the shutdown
+      send(shutdown_error().body().dump());
+      send("[DONE]");
+      sink.done();
+      log(503, p.method, &g);
       return true;
     }
     nlohmann::json last = chunk(chat ? nlohmann::json::object() : nlohmann::json(""),

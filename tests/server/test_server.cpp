@@ -491,6 +491,48 @@ TEST_F(ServerTest, BoundedLoadAnswersEqualTheSameRequestAlone) {
   EXPECT_LT(rss_kib(), warm * 11 / 10) << "warm-up RSS " << warm << " KiB";
 }
 
+// SIGTERM (stop()) during a generation: the answer says it was cut short, never "stop".
+TEST_F(ServerTest, AGenerationCutShortByShutdownSaysSo) {
+  for (const bool stream : {false, true}) {
+    Running srv(*target_, draft_, ServerOptions{});
+    const json body = {{"prompt", "Once"},
+                       {"max_tokens", 4000},
+                       {"temperature", 0},
+                       {"ignore_eos", true},
+                       {"stream", stream}};
+    std::thread stopper([&] {
+      auto c = srv.client();
+      for (int i = 0; i < 500; ++i) {  // until it generates (bounded generously)
+        const auto m = c.Get("/metrics");
+        if (m && m->body.find("dapx_decode_steps_total 0") == std::string::npos) break;
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+      }
+      srv.server->stop();
+    });
+    auto c = srv.client();
+    const auto r = c.Post("/v1/completions", body.dump(), "application/json");
+    stopper.join();
+    ASSERT_TRUE(r) << "no answer";
+    if (!stream) {
+      EXPECT_EQ(r->status, 503) << r->body;
+      const json j = json::parse(r->body, nullptr, false);
+      ASSERT_TRUE(j.is_object()) << r->body;
+      EXPECT_EQ(j["error"]["code"], "shutting_down");
+      const int partial = j["partial"]["completion_tokens"].get<int>();
+      EXPECT_GT(partial, 0);
+      EXPECT_LT(partial, 4000);
+    } else {
+      const std::vector<std::string> events = sse_events(r->body);
+      ASSERT_GE(events.size(), 2u) << r->body;
+      EXPECT_EQ(events.back(), "[DONE]");
+      const json err = json::parse(events[events.size() - 2], nullptr, false);
+      EXPECT_EQ(err["error"]["code"], "shutting_down") << events[events.size() - 2];
+      EXPECT_EQ(r->body.find("\"finish_reason\":\"stop\""), std::string::npos);
+      EXPECT_EQ(r->body.find("\"finish_reason\":\"length\""), std::string::npos);
+    }
+  }
+}
+
 // A chat of three turns: each turn's prompt starts with the previous turn's, so turns 2 and 3
 // prefill only their new blocks, and answer exactly as a server without the cache does.
 TEST_F(ServerTest, AChatReusesItsEarlierTurnsAndAnswersAsCold) {
