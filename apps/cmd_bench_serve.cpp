@@ -133,7 +133,14 @@ json run_case(const LoadedModel& target, const LoadedModel* draft, const Flags& 
   std::vector<std::thread> threads;
   for (int c = 0; c < clients; ++c)
     threads.emplace_back([&, c] {
-      for (int r = 0; r < f.requests; ++r) per_client[c].push_back(stream_one(port, body));
+      for (int r = 0; r < f.requests; ++r) {
+        // Every request's prompt is its own (a first line naming it), so no request finds
+        // another's blocks in the prefix cache: this mode measures batching, not reuse.
+        json mine = body;
+        mine["prompt"] = "Request " + std::to_string(c) + "-" + std::to_string(r) + ".\n" +
+                         body["prompt"].get<std::string>();
+        per_client[c].push_back(stream_one(port, mine));
+      }
     });
   for (auto& t : threads) t.join();
   const double seconds = wall.seconds();
