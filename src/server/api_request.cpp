@@ -1,5 +1,7 @@
 #include "server/api_request.h"
 
+#include <algorithm>
+#include <climits>
 #include <cmath>
 
 namespace dapx::server {
@@ -87,6 +89,44 @@ std::string text_of(const nlohmann::json& v, const std::string& param) {
   return v.get<std::string>();
 }
 
+// A message's content: a string, or OpenAI's list of parts, of which dapx reads the "text"
+// ones (joined by newlines, as vLLM does); another part type is refused by name.
+std::string content_text(const nlohmann::json& v, const std::string& param) {
+  if (!v.is_array()) return text_of(v, param);
+  std::string text;
+  for (size_t k = 0; k < v.size(); ++k) {
+    const std::string at = param + "[" + std::to_string(k) + "]";
+    const nlohmann::json& part = v[k];
+    if (!part.is_object() || !part.contains("type"))
+      invalid(at, at + " must be an object with a type", "invalid_type");
+    const std::string type = text_of(part["type"], at + ".type");
+    if (type != "text")
+      invalid(at + ".type", at + ".type '" + type + "' is not supported: this server reads text",
+              "unsupported_value");
+    if (!part.contains("text"))
+      invalid(at + ".text", at + ".text is required", "missing_required_parameter");
+    text += (k ? "\n" : "") + text_of(part["text"], at + ".text");
+  }
+  return text;
+}
+
+// Fields of OpenAI's API this server does not implement: refused by name when a request asks
+// for them, never silently ignored.
+void refuse_unsupported(const nlohmann::json& j, bool chat) {
+  const auto asked = [&](const char* name) {
+    const nlohmann::json* v = field(j, name);
+    return v && !(v->is_boolean() && !v->get<bool>()) && !(v->is_number() && v->get<double>() == 0);
+  };
+  for (const char* name : {"logprobs", "top_logprobs", "echo", "suffix", "tools", "functions"})
+    if (asked(name))
+      invalid(name, std::string(name) + " is not supported by this server", "unsupported_value");
+  if (const nlohmann::json* v = field(j, "best_of"))
+    if (!v->is_number_integer() || v->get<int64_t>() != 1)
+      invalid("best_of", "best_of must be 1: this server generates one completion per request",
+              "unsupported_value");
+  (void)chat;
+}
+
 }  // namespace
 
 CompletionRequest parse_completion_request(const std::string& body, bool chat,
@@ -112,7 +152,7 @@ CompletionRequest parse_completion_request(const std::string& body, bool chat,
       if (!role) invalid(at + ".role", at + ".role is required", "missing_required_parameter");
       if (!content)
         invalid(at + ".content", at + ".content is required", "missing_required_parameter");
-      Message msg{text_of(*role, at + ".role"), text_of(*content, at + ".content")};
+      Message msg{text_of(*role, at + ".role"), content_text(*content, at + ".content")};
       if (msg.role != "system" && msg.role != "user" && msg.role != "assistant")
         invalid(at + ".role",
                 at + ".role must be system, user or assistant, got '" + msg.role + "'");
@@ -121,15 +161,31 @@ CompletionRequest parse_completion_request(const std::string& body, bool chat,
   } else {
     const nlohmann::json* p = field(j, "prompt");
     if (!p) invalid("prompt", "prompt is required", "missing_required_parameter");
-    if (p->is_array()) {  // OpenAI allows a list of prompts; a one-element list is one prompt
-      if (p->size() != 1 || !(*p)[0].is_string())
-        invalid("prompt", "prompt must be a string (or a list of exactly one string)",
-                "invalid_type");
-      r.prompt = (*p)[0].get<std::string>();
-    } else {
-      r.prompt = text_of(*p, "prompt");
+    // OpenAI's shapes: a string, token ids, or a list of either (one prompt per request here).
+    const nlohmann::json* one = p;
+    if (p->is_array() && !p->empty() && (p->front().is_string() || p->front().is_array())) {
+      if (p->size() != 1)
+        invalid("prompt",
+                "prompt holds " + std::to_string(p->size()) +
+                    " prompts: this server answers one prompt per request (send them separately)",
+                "unsupported_value");
+      one = &p->front();
     }
-    if (r.prompt.empty()) invalid("prompt", "prompt is empty");
+    if (one->is_array()) {
+      if (one->empty()) invalid("prompt", "prompt is empty");
+      for (size_t i = 0; i < one->size(); ++i) {
+        const nlohmann::json& t = (*one)[i];
+        if (!t.is_number_integer() || t.get<int64_t>() < 0 || t.get<int64_t>() > INT32_MAX)
+          invalid("prompt",
+                  "prompt[" + std::to_string(i) +
+                      "] must be a token id (a non-negative integer), got " + t.dump(),
+                  "invalid_type");
+        r.prompt_tokens.push_back(static_cast<int>(t.get<int64_t>()));
+      }
+    } else {
+      r.prompt = text_of(*one, "prompt");
+      if (r.prompt.empty()) invalid("prompt", "prompt is empty");
+    }
   }
   const char* max_name = field(j, "max_completion_tokens") ? "max_completion_tokens" : "max_tokens";
   if (const nlohmann::json* v = field(j, max_name)) {
@@ -140,6 +196,12 @@ CompletionRequest parse_completion_request(const std::string& body, bool chat,
       invalid(max_name, std::string(max_name) + " must be in [1, " +
                             std::to_string(limits.max_tokens) + "], got " + v->dump());
     r.max_tokens = static_cast<int>(n);
+  }
+  refuse_unsupported(j, chat);
+  if (const nlohmann::json* v = field(j, "top_k")) {  // vLLM's extension: -1 or 0 = every token
+    if (!v->is_number_integer() || v->get<int64_t>() < -1 || v->get<int64_t>() > INT32_MAX)
+      invalid("top_k", "top_k must be an integer >= -1 (-1 or 0: every token), got " + v->dump());
+    r.top_k = static_cast<int>(std::max<int64_t>(0, v->get<int64_t>()));
   }
   r.temperature = number_in(j, "temperature", 0, 2, false, 1.0);
   r.top_p = number_in(j, "top_p", 0, 1, true, 1.0);

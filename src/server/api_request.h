@@ -29,11 +29,13 @@ struct Message {
 
 struct CompletionRequest {
   bool chat = false;
-  std::string prompt;             // /v1/completions
-  std::vector<Message> messages;  // /v1/chat/completions
-  std::string model;              // echoed back; not used to pick a model (one per server)
-  int max_tokens = 16;            // OpenAI's default for completions
+  std::string prompt;              // /v1/completions (text)
+  std::vector<int> prompt_tokens;  // /v1/completions given as token ids (checked by the server)
+  std::vector<Message> messages;   // /v1/chat/completions
+  std::string model;    // not used to pick a model: answers name the served model (one per server)
+  int max_tokens = 16;  // OpenAI's default for completions
   double temperature = 1.0, top_p = 1.0;
+  int top_k = 0;  // 0: every token
   uint64_t seed = 0;
   bool has_seed = false;
   std::vector<std::string> stop;

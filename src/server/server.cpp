@@ -287,7 +287,19 @@ void Server::handle_completion(const httplib::Request& req, httplib::Response& r
       for (const Message& m : p.req.messages) msgs.push_back({m.role, m.content});
       text = apply_chat_format(target_.chat_format, msgs, true);
     }
-    p.prompt = target_.tokenizer.encode(text);
+    if (!p.req.prompt_tokens.empty()) {  // token ids: checked against the vocabulary
+      for (size_t i = 0; i < p.req.prompt_tokens.size(); ++i)
+        if (p.req.prompt_tokens[i] >= target_.config.vocab_size)
+          throw ApiError(400,
+                         "prompt[" + std::to_string(i) +
+                             "] = " + std::to_string(p.req.prompt_tokens[i]) +
+                             " is not a token of the model (vocabulary of " +
+                             std::to_string(target_.config.vocab_size) + ")",
+                         "prompt");
+      p.prompt = p.req.prompt_tokens;
+    } else {
+      p.prompt = target_.tokenizer.encode(text);
+    }
     const int64_t context = target_.config.max_position_embeddings;
     if (static_cast<int64_t>(p.prompt.size()) + p.req.max_tokens > context)
       throw ApiError(400,
@@ -319,6 +331,7 @@ void Server::handle_completion(const httplib::Request& req, httplib::Response& r
     p.gen.max_new_tokens = p.req.max_tokens;
     p.gen.sampling.temperature = static_cast<float>(p.req.temperature);
     p.gen.sampling.top_p = static_cast<float>(p.req.top_p);
+    p.gen.sampling.top_k = p.req.top_k;
     p.gen.sampling.seed = p.req.has_seed ? p.req.seed : std::random_device{}();
     p.gen.stop = p.req.stop;
     p.gen.ignore_eos = p.req.ignore_eos;
@@ -377,7 +390,7 @@ void Server::handle_completion(const httplib::Request& req, httplib::Response& r
     if (g.stats.gpu_peak_bytes >= 0) u["gpu_peak_bytes"] = g.stats.gpu_peak_bytes;
     return u;
   };
-  const std::string model = p.req.model.empty() ? model_id_ : p.req.model;
+  const std::string model = model_id_;  // the served model, whatever name the request used
 
   if (!p.req.stream) {
     // Nothing is written until the answer is complete, so a client that leaves is noticed by

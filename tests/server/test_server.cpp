@@ -288,6 +288,18 @@ TEST_F(ServerTest, BadInputsAreClearErrorsAndTheServerKeepsAnswering) {
       {K, "{\"messages\": []}", 400, "messages"},
       {K, "{\"messages\": [{\"role\": \"robot\", \"content\": \"x\"}]}", 400, "messages[0].role"},
       {K, "{\"messages\": [{\"role\": \"user\"}]}", 400, "messages[0].content"},
+      // OpenAI fields this server does not implement are refused by name, never ignored
+      {C, "{\"prompt\": \"hi\", \"logprobs\": 3}", 400, "logprobs"},
+      {C, "{\"prompt\": \"hi\", \"echo\": true}", 400, "echo"},
+      {C, "{\"prompt\": \"hi\", \"best_of\": 2}", 400, "best_of"},
+      {K, "{\"messages\": [{\"role\": \"user\", \"content\": \"x\"}], \"logprobs\": true}", 400,
+       "logprobs"},
+      {C, "{\"prompt\": \"hi\", \"top_k\": -5}", 400, "top_k"},
+      {C, "{\"prompt\": [\"a\", \"b\"]}", 400, "prompt"},  // two prompts in one request
+      {C, "{\"prompt\": [1, -2]}", 400, "prompt"},         // not a token id
+      {C, "{\"prompt\": [1, 99999999]}", 400, "prompt"},   // outside the vocabulary
+      {K, "{\"messages\": [{\"role\": \"user\", \"content\": [{\"type\": \"image_url\"}]}]}", 400,
+       "messages[0].content[0].type"},
   };
   for (const Case& t : cases) {
     auto r = c.Post(t.path.c_str(), t.body, "application/json");
@@ -303,6 +315,60 @@ TEST_F(ServerTest, BadInputsAreClearErrorsAndTheServerKeepsAnswering) {
     EXPECT_EQ(status, 200) << "after " << t.body.substr(0, 80);
   }
   EXPECT_EQ(c.Get("/v1/nothing")->status, 404);
+}
+
+// The request shapes OpenAI's clients send: token-id prompts (alone or in a one-element list),
+// chat content as a list of text parts, top_k; answers name the served model.
+TEST_F(ServerTest, OpenAIShapesAreAcceptedAsTheirTextEquivalents) {
+  Running srv(*target_, draft_, {});
+  auto c = srv.client();
+  const std::vector<int> ids = target_->tokenizer.encode("The river town woke");
+  int s1 = 0, s2 = 0, s3 = 0;
+  const json by_text = post(c, "/v1/completions",
+                            {{"prompt", "The river town woke"},
+                             {"max_tokens", 5},
+                             {"temperature", 0},
+                             {"model", "some-other-name"}},
+                            &s1);
+  const json by_ids =
+      post(c, "/v1/completions", {{"prompt", ids}, {"max_tokens", 5}, {"temperature", 0}}, &s2);
+  const json by_list =
+      post(c, "/v1/completions",
+           {{"prompt", json::array({ids})}, {"max_tokens", 5}, {"temperature", 0}}, &s3);
+  ASSERT_EQ(s1, 200) << by_text.dump();
+  ASSERT_EQ(s2, 200) << by_ids.dump();
+  ASSERT_EQ(s3, 200) << by_list.dump();
+  EXPECT_EQ(by_ids["choices"][0]["text"], by_text["choices"][0]["text"]);
+  EXPECT_EQ(by_list["choices"][0]["text"], by_text["choices"][0]["text"]);
+  EXPECT_NE(by_text["model"], "some-other-name");  // the served model's name, documented
+
+  const json plain = post(c, "/v1/chat/completions",
+                          {{"messages", {{{"role", "user"}, {"content", "Hello\nthere"}}}},
+                           {"max_tokens", 4},
+                           {"temperature", 0}},
+                          &s1);
+  const json parts =
+      post(c, "/v1/chat/completions",
+           {{"messages",
+             {{{"role", "user"},
+               {"content",
+                {{{"type", "text"}, {"text", "Hello"}}, {{"type", "text"}, {"text", "there"}}}}}}},
+            {"max_tokens", 4},
+            {"temperature", 0}},
+           &s2);
+  ASSERT_EQ(s1, 200) << plain.dump();
+  ASSERT_EQ(s2, 200) << parts.dump();
+  EXPECT_EQ(parts["choices"][0]["message"]["content"], plain["choices"][0]["message"]["content"]);
+  // top_k = 1 samples the most likely token: the greedy answer, at any temperature
+  const json top1 = post(c, "/v1/completions",
+                         {{"prompt", "The river town woke"},
+                          {"max_tokens", 5},
+                          {"temperature", 1.5},
+                          {"top_k", 1},
+                          {"seed", 4}},
+                         &s1);
+  ASSERT_EQ(s1, 200) << top1.dump();
+  EXPECT_EQ(top1["choices"][0]["text"], by_text["choices"][0]["text"]);
 }
 
 // A raw client: sends a request and hangs up once `until` says so.
