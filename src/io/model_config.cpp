@@ -101,9 +101,11 @@ class Fields {
     // Accept 64.0 (some tools write integers as floats) but not 64.5.
     const bool integral = v.is_number_integer() ||
                           (v.is_number_float() && std::floor(v.get<double>()) == v.get<double>());
-    if (!integral || v.get<double>() <= 0 || v.get<double>() > INT32_MAX) {
+    if (!integral || v.get<double>() <= 0)
       fail("field '" + std::string(key) + "' must be a positive integer, got " + v.dump());
-    }
+    if (v.get<double>() > INT32_MAX)
+      fail("field '" + std::string(key) + "' is " + v.dump() + ", larger than dapx supports (" +
+           std::to_string(INT32_MAX) + ")");
     return static_cast<int>(v.get<double>());
   }
 

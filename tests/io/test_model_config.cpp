@@ -179,6 +179,10 @@ TEST(ModelConfig, MissingAndInvalidFields) {
     k[field] = "14";
     expect_error([&] { ModelConfig::from_json(k); }, {std::string("'") + field + "'"});
   }
+  json big = json::parse(kQwen25_05B);
+  big["hidden_size"] = int64_t{1} << 31;  // a size too large, not a negative one
+  expect_error([&] { ModelConfig::from_json(big); },
+               {"'hidden_size'", "2147483648", "larger than dapx supports"});
   json k = json::parse(kQwen25_05B);
   k["rms_norm_eps"] = -1;
   expect_error([&] { ModelConfig::from_json(k); }, {"'rms_norm_eps'"});
