@@ -11,6 +11,7 @@
 #include <filesystem>
 #include <iomanip>
 #include <iostream>
+#include <set>
 #include <sstream>
 #include <thread>
 
@@ -32,7 +33,7 @@ namespace fs = std::filesystem;
 using nlohmann::json;
 
 struct Flags {
-  std::string model, draft, out, kv_memory, params;  // params: JSON object for every method
+  std::string model, draft, out, kv_memory, params, replot;  // params: JSON object for every method
   std::vector<int> clients = {1, 2, 4, 8};
   std::vector<std::string> methods = {"full"};
   int prompt_tokens = 32, max_tokens = 64, requests = 2, parallel = 16;
@@ -306,22 +307,39 @@ std::string csv(const json& rows) {
 // serve.gp -> serve.svg: aggregate tokens/s and median TTFT against clients, a line per method.
 std::string plot(const fs::path& dir, const json& rows, const std::vector<std::string>& methods,
                  const std::string& title) {
+  std::set<int> clients;
+  for (const json& r : rows) clients.insert(r["clients"].get<int>());
+  const bool bars = clients.size() == 1;  // one client count: a bar per method, not a line
   std::ostringstream gp;
   gp << "set terminal svg size 960,420 dynamic font 'sans,11'\nset output '"
      << (dir / "serve.svg").string() << "'\nset multiplot layout 1,2 title '" << title
-     << "'\nset key top left\nset grid\nset xlabel 'concurrent clients'\n";
+     << (bars ? ", " + std::to_string(*clients.begin()) + " clients" : std::string()) << "'\n"
+     << "set grid\n";
+  if (bars)
+    gp << "set style data histograms\nset style fill solid 0.6 border -1\nset boxwidth 0.8\n"
+       << "set xtics rotate by -45 scale 0\nunset key\nset yrange [0:*]\n";
+  else
+    gp << "set key top left\nset xlabel 'concurrent clients'\n";
   for (int panel = 0; panel < 2; ++panel) {
+    const char* field = panel == 0 ? "tokens_per_s" : "ttft_p50_s";
     gp << (panel == 0 ? "set ylabel 'generated tokens/s (all clients)'\nset title 'throughput'\n"
-                      : "set ylabel 'seconds'\nset title 'time to first token (median)'\n")
-       << "plot ";
+                      : "set ylabel 'seconds'\nset title 'time to first token (median)'\n");
+    if (bars) {
+      gp << "plot '-' using 2:xtic(1)\n";
+      for (const std::string& method : methods)
+        for (const json& r : rows)
+          if (r["method"] == method) gp << method << " " << r[field].get<double>() << "\n";
+      gp << "e\n";
+      continue;
+    }
+    gp << "plot ";
     for (size_t m = 0; m < methods.size(); ++m)
       gp << (m ? ", " : "") << "'-' using 1:2 with linespoints title '" << methods[m] << "'";
     gp << "\n";
     for (const std::string& method : methods) {
       for (const json& r : rows)
         if (r["method"] == method)
-          gp << r["clients"].get<int>() << " "
-             << r[panel == 0 ? "tokens_per_s" : "ttft_p50_s"].get<double>() << "\n";
+          gp << r["clients"].get<int>() << " " << r[field].get<double>() << "\n";
       gp << "e\n";
     }
   }
@@ -356,7 +374,27 @@ std::string command_line(const Flags& f) {
          " --kv-dtype " + f.runtime.kv_dtype + " --weights " + f.runtime.weights;
 }
 
+// --replot DIR: the plot of a stored result, drawn again (by this version's plot()).
+void replot(const fs::path& dir) {
+  const json record = json::parse(read_file((dir / "serve.json").string()), nullptr, false);
+  if (!record.is_object() || !record.contains("rows"))
+    throw Error((dir / "serve.json").string() + " is not a dapx bench-serve load-mode result");
+  std::vector<std::string> methods;
+  for (const json& r : record["rows"])
+    if (std::find(methods.begin(), methods.end(), r["method"].get<std::string>()) == methods.end())
+      methods.push_back(r["method"].get<std::string>());
+  std::ostringstream title;
+  title << "dapx serve: " << record.value("prompt_tokens", 0) << "-token prompts, "
+        << record.value("max_tokens", 0) << " new tokens, "
+        << fs::path(record.value("model", std::string())).filename().string();
+  const std::string warning = plot(dir, record["rows"], methods, title.str());
+  if (!warning.empty()) throw Error(warning);
+  std::cerr << "[bench-serve] redrew " << (dir / "serve.svg").string() << "\n";
+}
+
 void run(const Flags& f, const std::string& command) {
+  if (!f.replot.empty()) return replot(f.replot);
+  if (f.model.empty()) throw Error("--model is required (unless --replot)");
   const ComputeOptions copts = apply_runtime_flags(f.runtime);
   const auto [target, draft] = load_target_and_draft(f.model, f.draft, copts);
   for (const std::string& m : f.methods)
@@ -432,7 +470,9 @@ void register_bench_serve(CLI::App& app) {
       "bench-serve",
       "The server under load: N concurrent streaming clients per method, aggregate tokens/s, "
       "TTFT and time per output token percentiles, KV pool peak, decode step vs bandwidth");
-  cmd->add_option("--model,-m", f->model, "Target model directory")->required();
+  cmd->add_option("--model,-m", f->model, "Target model directory (required unless --replot)");
+  cmd->add_option("--replot", f->replot,
+                  "Redraw DIR/serve.svg from DIR/serve.json (a stored load-mode result) and exit");
   cmd->add_option("--draft,-d", f->draft, "Draft model directory (draft-based methods)");
   cmd->add_option("--methods", f->methods, "Methods to load, one after another (default full)")
       ->delimiter(',');

@@ -1,8 +1,8 @@
 set terminal svg size 960,420 dynamic font 'sans,11'
 set output 'bench/results/serve-short-xeon-2026-12-07/serve.svg'
 set multiplot layout 1,2 title 'dapx serve: 32-token prompts, 64 new tokens, q05'
-set key top left
 set grid
+set key top left
 set xlabel 'concurrent clients'
 set ylabel 'generated tokens/s (all clients)'
 set title 'throughput'
