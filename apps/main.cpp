@@ -19,6 +19,7 @@ void register_serve(CLI::App& app);
 void register_bench_serve(CLI::App& app);
 #endif
 void register_bench(CLI::App& app);
+std::string version_text();
 }  // namespace dapx::cli
 
 int main(int argc, char** argv) {
@@ -29,6 +30,9 @@ int main(int argc, char** argv) {
       "and prompt tokens that matter. Models are Hugging Face directories (config.json,\n"
       "*.safetensors, tokenizer.json)."};
   app.require_subcommand(1);
+  app.set_version_flag(
+      "--version", [] { return dapx::cli::version_text(); },
+      "Version, source commit, build type, LibTorch, CPU kernels, CUDA");
   dapx::cli::register_generate(app);
   dapx::cli::register_make_model(app);
   dapx::cli::register_tokenize(app);
