@@ -389,16 +389,15 @@ void send_then_hang_up(int port, const std::string& body, Until until) {
   ::close(fd);
 }
 
-// Seconds until the server answers a short request (503s while a cancelled one winds down).
-double seconds_until_served(httplib::Client& c) {
-  const auto t0 = std::chrono::steady_clock::now();
+// Retries a short request until the server answers it (503s while a cancelled one winds
+// down; bounded generously, fails loudly). No time is asserted.
+void wait_until_served(httplib::Client& c) {
   int status = 0;
-  for (int i = 0; i < 200 && status != 200; ++i) {
+  for (int i = 0; i < 500 && status != 200; ++i) {
     post(c, "/v1/completions", {{"prompt", "next"}, {"max_tokens", 2}}, &status);
     if (status != 200) std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
-  EXPECT_EQ(status, 200);
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  EXPECT_EQ(status, 200) << "not served after 500 tries";
 }
 
 // A full generation of 4000 tokens takes seconds on the tiny model; a cancelled one frees the
@@ -452,7 +451,7 @@ TEST_F(ServerTest, AClientThatLeavesANonStreamedRequestCancelsIt) {
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   });
-  EXPECT_LT(seconds_until_served(c), 3.0);  // served beside it (batched) or after it
+  wait_until_served(c);  // served beside it (batched) or after it
   // The hung-up request ends as cancelled (499), not as 4000 generated tokens (200): the
   // handler sees the closed connection and cancels its sequence. Polled, bounded generously.
   std::string metrics;
@@ -479,7 +478,7 @@ TEST_F(ServerTest, AClientThatLeavesCancelsItsStreamAndTheQueueIsBounded) {
     ASSERT_GT(::recv(fd, buf, sizeof buf, 0), 0);  // the headers and first events arrived
   });
   auto c = srv.client();
-  EXPECT_LT(seconds_until_served(c), 3.0);
+  wait_until_served(c);  // the queue's one slot is free again: the stream was cancelled
   const std::string metrics = c.Get("/metrics")->body;
   EXPECT_NE(metrics.find("status=\"499\"} 1"), std::string::npos) << metrics;
 
