@@ -11,6 +11,7 @@
 #include <filesystem>
 #include <iomanip>
 #include <iostream>
+#include <memory>
 #include <set>
 #include <sstream>
 #include <thread>
@@ -109,21 +110,44 @@ Sample stream_one(int port, const json& body) {
   return s;
 }
 
+// `dapx serve`'s server in this process on a free loopback port, listening on its own thread
+// until destroyed (also when a case throws).
+class LocalServer {
+ public:
+  LocalServer(const LoadedModel& target, const LoadedModel* draft, server::ServerOptions o) {
+    o.host = "127.0.0.1";
+    o.port = 0;
+    server_ = std::make_unique<server::Server>(target, draft, o);
+    port_ = server_->bind();
+    listener_ = std::thread([this] { server_->listen(); });
+  }
+  ~LocalServer() {
+    server_->stop();
+    listener_.join();
+  }
+  LocalServer(const LocalServer&) = delete;
+  LocalServer& operator=(const LocalServer&) = delete;
+  int port() const { return port_; }
+  const server::Server& operator*() const { return *server_; }
+
+ private:
+  std::unique_ptr<server::Server> server_;
+  int port_ = 0;
+  std::thread listener_;
+};
+
 // One (method, clients) case on a fresh server (its pool peak and step counters start at 0).
 json run_case(const LoadedModel& target, const LoadedModel* draft, const Flags& f,
               const std::string& method, int clients, const std::string& prompt,
               int64_t kv_memory) {
   server::ServerOptions o;
-  o.host = "127.0.0.1";
-  o.port = 0;
   o.method = method;
   o.parallel = f.parallel;
   o.kv_memory = kv_memory;
   o.max_queue = std::max(16, 2 * clients);
   o.max_tokens = f.max_tokens;
-  server::Server srv(target, draft, o);
-  const int port = srv.bind();
-  std::thread listener([&] { srv.listen(); });
+  const LocalServer srv(target, draft, o);
+  const int port = srv.port();
   json body = {{"prompt", prompt}, {"max_tokens", f.max_tokens}, {"temperature", 0},
                {"stream", true},   {"ignore_eos", true},         {"dapx", {{"method", method}}}};
   add_method_params(body, f, method);
@@ -145,9 +169,7 @@ json run_case(const LoadedModel& target, const LoadedModel* draft, const Flags& 
     });
   for (auto& t : threads) t.join();
   const double seconds = wall.seconds();
-  const SchedulerStats st = srv.engine_stats();
-  srv.stop();
-  listener.join();
+  const SchedulerStats st = (*srv).engine_stats();
 
   std::vector<double> ttft, tpot;
   int64_t tokens = 0, ok = 0;
@@ -197,13 +219,10 @@ json run_case(const LoadedModel& target, const LoadedModel* draft, const Flags& 
 json run_document(const LoadedModel& target, const LoadedModel* draft, const Flags& f,
                   const std::string& method, const std::string& document) {
   server::ServerOptions o;
-  o.host = "127.0.0.1";
-  o.port = 0;
   o.method = method;
   o.max_tokens = f.max_tokens;
-  server::Server srv(target, draft, o);
-  const int port = srv.bind();
-  std::thread listener([&] { srv.listen(); });
+  const LocalServer srv(target, draft, o);
+  const int port = srv.port();
   json questions = json::array();
   for (int q = 0; q < f.questions; ++q) {
     json body = {{"prompt", document + "\n\nQuestion " + std::to_string(q + 1) +
@@ -222,9 +241,7 @@ json run_document(const LoadedModel& target, const LoadedModel* draft, const Fla
                          {"total_s", s.total_s},
                          {"tpot_s", s.tokens > 1 ? (s.total_s - s.ttft_s) / (s.tokens - 1) : 0.0}});
   }
-  const PrefixCache::Stats pc = srv.prefix_cache_stats();
-  srv.stop();
-  listener.join();
+  const PrefixCache::Stats pc = (*srv).prefix_cache_stats();
   double later = 0;
   for (size_t q = 1; q < questions.size(); ++q) later += questions[q]["ttft_s"].get<double>();
   later /= std::max<double>(1.0, static_cast<double>(questions.size()) - 1);
