@@ -12,7 +12,7 @@ DEMO_TASK ?= niah_single_1
 # Random-weight models of real shapes for benchmarks, generated on demand (make models).
 MODELS := models/generated
 
-.PHONY: all deps build run test sanitize fuzz format clean models bench
+.PHONY: all deps build run test sanitize fuzz format clean models bench install uninstall
 
 all: build
 
@@ -51,6 +51,25 @@ run: build
 
 test: build
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
+
+# make && sudo make install: PREFIX/bin/dapx, its man page (dapx(1)), the default pair and the data
+# in PREFIX/share/dapx (the binary finds them relative to itself), the licences in
+# PREFIX/share/doc/dapx. The list of installed files is kept as PREFIX/share/dapx/install_manifest.txt
+# for make uninstall (same PREFIX).
+PREFIX ?= /usr/local
+install:
+	@test -x $(DAPX) || { echo "dapx: nothing built in $(BUILD)/ yet: run make build, then make install"; exit 1; }
+	cmake --build $(BUILD) -j $(JOBS)
+	cmake --install $(BUILD) --prefix $(PREFIX)
+	cp $(BUILD)/install_manifest.txt $(PREFIX)/share/dapx/install_manifest.txt
+	@echo "dapx: installed in $(PREFIX) (make uninstall PREFIX=$(PREFIX) removes it)"
+
+uninstall:
+	@test -f $(PREFIX)/share/dapx/install_manifest.txt || { echo "dapx: no dapx installed in $(PREFIX) (no $(PREFIX)/share/dapx/install_manifest.txt); set PREFIX to the one used for make install"; exit 1; }
+	xargs -d '\n' rm -f -- < $(PREFIX)/share/dapx/install_manifest.txt
+	rm -f $(PREFIX)/share/dapx/install_manifest.txt
+	-find $(PREFIX)/share/dapx $(PREFIX)/share/doc/dapx -depth -type d -empty -delete
+	@echo "dapx: removed from $(PREFIX)"
 
 # ASan + UBSan over every torch-free library and its tests (io, tokenizer, reference, raw kernels,
 # eval tasks, the fuzz corpora replayed, the docs check).

@@ -68,7 +68,12 @@ void run_sample(const Flags& f, const eval::TaskSuite& suite, const LoadedModel&
   std::cout << "\n";
 }
 
-void run(const Flags& f) {
+void run(Flags f) {
+  if (f.model.empty()) {  // the shipped pair, from the source tree or the installed share dir
+    f.model = default_models_dir() + "/target";
+    if (f.draft.empty()) f.draft = default_models_dir() + "/draft";
+    std::cout << "models: the shipped default pair, " << f.model << " and " << f.draft << "\n";
+  }
   ComputeOptions opts = apply_runtime_flags(f.runtime);
   const auto [target, draft] = load_target_and_draft(f.model, f.draft, opts);
   const eval::TaskSuite suite(default_data_dir() + "/eval/ruler_templates.json",
@@ -96,7 +101,8 @@ void register_demo(CLI::App& app) {
   auto f = std::make_shared<Flags>();
   CLI::App* cmd = app.add_subcommand(
       "demo", "One held-out needle-in-a-haystack prompt through several methods, side by side");
-  cmd->add_option("--model,-m", f->model, "Target model directory")->required();
+  cmd->add_option("--model,-m", f->model,
+                  "Target model directory (default: the shipped pair, target and draft)");
   cmd->add_option("--draft,-d", f->draft, "Draft model directory");
   cmd->add_option("--task", f->task, "RULER task of the prompt (default niah_single_2)");
   cmd->add_option("--length", f->length, "Prompt tokens")->check(int_range(16, 1 << 20));

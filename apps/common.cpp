@@ -161,7 +161,28 @@ std::string read_prompt_file(const std::string& path, const ModelConfig& cfg) {
       "the prompt-file limit for a model with a context of " + std::to_string(ctx) + " tokens");
 }
 
-std::string default_data_dir() { return DAPX_DATA_DIR; }
+namespace {
+// PREFIX/share/dapx when this binary runs from an installed PREFIX/bin (`make install`), found
+// relative to the binary so that an installed tree can be moved; empty for a build-tree binary.
+std::filesystem::path installed_share_dir() {
+  std::error_code ec;
+  const std::filesystem::path exe = std::filesystem::read_symlink("/proc/self/exe", ec);
+  if (ec) return {};
+  const std::filesystem::path share = exe.parent_path().parent_path() / "share" / "dapx";
+  if (std::filesystem::exists(share / "data" / "corpus_en.txt", ec)) return share;
+  return {};
+}
+}  // namespace
+
+std::string default_data_dir() {
+  const std::filesystem::path share = installed_share_dir();
+  return share.empty() ? std::string(DAPX_DATA_DIR) : (share / "data").string();
+}
+
+std::string default_models_dir() {
+  const std::filesystem::path share = installed_share_dir();
+  return share.empty() ? std::string(DAPX_SOURCE_DIR) + "/models" : (share / "models").string();
+}
 
 std::vector<std::string> split_list(const std::string& s) {
   std::vector<std::string> out;

@@ -48,7 +48,12 @@ std::string read_file(const std::string& path, size_t max_bytes = kMaxFileBytes,
 // A prompt file for `cfg`'s model: at most 64 bytes per token of its context (at least 1 MiB,
 // at most kMaxFileBytes); a longer file could not fit in the context anyway.
 std::string read_prompt_file(const std::string& path, const ModelConfig& cfg);
-std::string default_data_dir();  // the unpacked real vocabularies
+// The unpacked real vocabularies, corpus and task templates: PREFIX/share/dapx/data for an
+// installed binary, else the build tree's data/.
+std::string default_data_dir();
+// The shipped default pair (target/, draft/): PREFIX/share/dapx/models when installed, else the
+// source tree's models/.
+std::string default_models_dir();
 // "a, b,,c" -> {"a", "b", "c"}: comma-separated flag values, spaces and empty items dropped.
 std::vector<std::string> split_list(const std::string& s);
 // The commit of the source tree this binary was built from: {"git_commit", "git_dirty"}

@@ -28,7 +28,8 @@ int main(int argc, char** argv) {
       "dapx: draft-based approximate inference of long-context LLMs.\n"
       "A small draft model guides a large target so that the target keeps only the KV pairs\n"
       "and prompt tokens that matter. Models are Hugging Face directories (config.json,\n"
-      "*.safetensors, tokenizer.json)."};
+      "*.safetensors, tokenizer.json).",
+      "dapx"};
   app.require_subcommand(1);
   app.set_version_flag(
       "--version", [] { return dapx::cli::version_text(); },

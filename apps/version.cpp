@@ -41,6 +41,8 @@ std::string version_text() {
   o << " (" << cpu["cpu_model"].get<std::string>() << ", " << cpu["hardware_threads"].get<int>()
     << " hardware threads)\n";
   o << "CUDA: " << (at::hasCUDA() ? "yes (LibTorch with CUDA, a device visible)" : "no") << "\n";
+  o << "data: " << default_data_dir() << "\n";
+  o << "default models: " << default_models_dir() << "\n";
   return o.str();
 }
 

@@ -7,7 +7,8 @@ packages=(build-essential cmake libtorch-dev nlohmann-json3-dev libpcre2-dev
           wamerican fortunes  # evaluation and training texts: dictionary words, English prose
           gnuplot-nox         # plots of the evaluation reports and of dapx bench
           libcpp-httplib-dev pkg-config  # dapx serve (HTTP)
-          haproxy)            # deploy/: replicas behind a load balancer (and its test)
+          haproxy             # deploy/: replicas behind a load balancer (and its test)
+          help2man)           # make install: the man page from dapx --help
 # `make fuzz` only (install-deps.sh --fuzz): clang with libFuzzer; libomp for the OpenMP kernels.
 if [ "${1:-}" = "--fuzz" ]; then
   packages+=(clang libclang-rt-dev libomp-dev)
