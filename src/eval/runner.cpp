@@ -7,6 +7,7 @@
 #include <tuple>
 
 #include "engine/generator.h"
+#include "eval/fingerprint.h"
 #include "methods/catalogue.h"
 #include "util/error.h"
 
@@ -46,6 +47,70 @@ void check_runs(const EvalPlan& plan, const LoadedModel* draft) {
       throw Error("run " + run.label() + ": " + e.what());
     }
   }
+}
+
+// "seed was 1, this run has 2; model_hash was ..., this run has ...": each field of either
+// setup whose value differs, in the order of this run's setup, then fields only the file has.
+std::string setup_difference(const nlohmann::json& was, const nlohmann::json& now) {
+  std::string out;
+  const auto shown = [](const nlohmann::json& obj, const std::string& key) {
+    return obj.is_object() && obj.contains(key) ? obj.at(key).dump() : std::string("(none)");
+  };
+  const auto add = [&](const std::string& key) {
+    out += (out.empty() ? "" : "; ") + key + " was " + shown(was, key) + ", this run has " +
+           shown(now, key);
+  };
+  if (!was.is_object() || !now.is_object())
+    return "the setup was " + was.dump() + ", this run has " + now.dump();
+  for (const auto& [key, value] : now.items())
+    if (!was.contains(key) || was.at(key) != value) add(key);
+  for (const auto& [key, value] : was.items())
+    if (!now.contains(key)) add(key);
+  return out;
+}
+
+// The prompt a sample's rows were made from is recorded with them ("prompt_hash"): a sample
+// made again on resume must be the same prompt (LongBench lengths change with it, so they are
+// not part of this key).
+std::string sample_key(const nlohmann::json& row) {
+  const bool ruler = row.at("suite") == "ruler";
+  return row.at("suite").get<std::string>() + "|" + row.at("task").get<std::string>() + "|" +
+         (ruler ? std::to_string(row.at("length").get<int64_t>()) : std::string("-")) + "|" +
+         std::to_string(row.at("sample").get<int>());
+}
+
+class PromptCheck {
+ public:
+  explicit PromptCheck(const ResultLog& log) : path_(log.path()) {
+    for (const nlohmann::json& r : log.rows())
+      if (r.contains("prompt_hash")) hashes_.emplace(sample_key(r), r.at("prompt_hash"));
+  }
+  void check(const nlohmann::json& key, const std::string& hash, const std::string& source) const {
+    const auto it = hashes_.find(sample_key(key));
+    if (it == hashes_.end() || it->second == hash) return;
+    throw Error(path_.string() + ": the rows of " + key.at("task").get<std::string>() + " sample " +
+                std::to_string(key.at("sample").get<int>()) +
+                " were made from another prompt (prompt_hash was \"" + it->second +
+                "\", this run has \"" + hash + "\"): " + source +
+                " changed since; choose another --out or remove the file");
+  }
+
+ private:
+  std::filesystem::path path_;
+  std::map<std::string, std::string> hashes_;
+};
+
+// What the runner records of every generation, whatever generated it.
+nlohmann::json run_fields(const MethodRun& run, const std::vector<int>& prompt) {
+  return {{"method", run.method},
+          {"budget", run.budget},
+          {"params", run.params},
+          {"prompt_tokens", prompt.size()}};
+}
+
+std::vector<int> joined(std::vector<int> a, const std::vector<int>& b) {
+  a.insert(a.end(), b.begin(), b.end());
+  return a;
 }
 
 double mean(const std::vector<double>& v) {
@@ -107,11 +172,12 @@ ResultLog::ResultLog(const std::filesystem::path& path, const nlohmann::json& se
     good_bytes += lines[i].size() + 1;
     if (!setup_.is_null() && row.value("setup", nlohmann::json()) != setup_)
       throw Error(
-          path.string() + ":" + std::to_string(i + 1) + ": a result of " +
-          (row.contains("setup") ? row["setup"].dump() : std::string("an unrecorded setup")) +
-          ", but this run is " + setup_.dump() +
-          ": rows of other models or settings would be reported as this run's; choose "
-          "another --out or remove the file");
+          path.string() + ":" + std::to_string(i + 1) + ": " +
+          (row.contains("setup")
+               ? "a result of another setup: " + setup_difference(row["setup"], setup_)
+               : "a result of an unrecorded setup (an older dapx), this run is " + setup_.dump()) +
+          "; rows of other models or settings would be reported as this run's: "
+          "choose another --out or remove the file");
     try {
       keys_.insert(key_of(row));
     } catch (const Error& e) {
@@ -143,16 +209,42 @@ void ResultLog::append(const nlohmann::json& given) {
   rows_.push_back(row);
 }
 
+std::pair<std::string, std::string> chat_wrapping(const LoadedModel& target) {
+  if (target.chat_format == ChatFormat::Raw) {
+    const std::string config = (target.dir / "tokenizer_config.json").string();
+    if (chat_template_text(target.dir).empty())
+      throw Error("--chat: the model " + target.dir.string() + " has no chat template (no " +
+                  "\"chat_template\" in " + config +
+                  "): evaluate it without --chat, or add its instruct model's template there");
+    throw Error("--chat: the chat template in " + config +
+                " is neither ChatML nor Llama 3, the formats dapx renders: evaluate the model " +
+                target.dir.string() + " without --chat");
+  }
+  const std::string marker = "\x1f";  // a byte no chat markup holds
+  const std::string text = apply_chat_format(target.chat_format, {{"user", marker}}, true);
+  const size_t at = text.find(marker);
+  return {text.substr(0, at), text.substr(at + marker.size())};
+}
+
 void run_ruler(const LoadedModel& target, const LoadedModel* draft, const TaskSuite& suite,
-               const EvalPlan& plan, ResultLog& log, const Progress& progress) {
+               const EvalPlan& plan, ResultLog& log, const Progress& progress,
+               const Completion& complete) {
   check_runs(plan, draft);
+  std::pair<std::string, std::string> wrap;
+  int markup_tokens = 0;  // the chat markup's share of the length
+  if (plan.chat) {
+    wrap = chat_wrapping(target);
+    markup_tokens = static_cast<int>(target.tokenizer.encode(wrap.first + wrap.second).size());
+  }
   for (const std::string& task : plan.tasks) {
-    const int shortest = suite.min_tokens(task, target.tokenizer);
+    const int shortest = suite.min_tokens(task, target.tokenizer) + markup_tokens;
     for (int length : plan.lengths)
       if (length < shortest)
-        throw Error("task " + task + " needs at least " + std::to_string(shortest) +
-                    " tokens; length " + std::to_string(length) + " is too short");
+        throw Error("task " + task + " needs at least " + std::to_string(shortest) + " tokens" +
+                    (plan.chat ? " (with the chat markup)" : "") + "; length " +
+                    std::to_string(length) + " is too short");
   }
+  const PromptCheck prompt_check(log);
   const int total =
       static_cast<int>(plan.lengths.size() * plan.tasks.size() * plan.samples * plan.runs.size());
   int done = 0;
@@ -172,17 +264,23 @@ void run_ruler(const LoadedModel& target, const LoadedModel* draft, const TaskSu
             continue;
           }
           if (!sample) {
-            sample = suite.make(task, target.tokenizer, length, plan.seed + i);
-            prompt = target.tokenizer.encode(sample->prompt());
+            sample = suite.make(task, target.tokenizer, length - markup_tokens, plan.seed + i);
+            prompt = target.tokenizer.encode(plan.chat ? wrap.first + sample->input + wrap.second +
+                                                             sample->answer_prefix
+                                                       : sample->prompt());
+            prompt_check.check(row, tokens_hash(prompt), "the task templates or their words");
           }
           GenerationParams params;
           params.max_new_tokens =
               plan.max_new_tokens > 0 ? plan.max_new_tokens : sample->max_new_tokens;
-          row.update(run_one(target, draft, run, prompt, params));
+          row.update(complete ? complete(row, run, prompt, params)
+                              : run_one(target, draft, run, prompt, params));
+          row.update(run_fields(run, prompt));
           const double score = sample->metric == "string_match_part"
                                    ? string_match_part(row["output"], sample->answers)
                                    : string_match_all(row["output"], sample->answers);
           row.update({{"seed", sample->seed},
+                      {"prompt_hash", tokens_hash(prompt)},
                       {"answers", sample->answers},
                       {"metric", sample->metric},
                       {"score", score}});
@@ -196,8 +294,17 @@ void run_ruler(const LoadedModel& target, const LoadedModel* draft, const TaskSu
 
 void run_longbench(const LoadedModel& target, const LoadedModel* draft,
                    const LongBenchConfig& config, const std::filesystem::path& data_dir,
-                   const EvalPlan& plan, ResultLog& log, const Progress& progress) {
+                   const EvalPlan& plan, ResultLog& log, const Progress& progress,
+                   const Completion& complete) {
   check_runs(plan, draft);
+  std::pair<std::string, std::string> wrap;
+  std::vector<int> wrap_before, wrap_after;
+  if (plan.chat) {
+    wrap = chat_wrapping(target);
+    wrap_before = target.tokenizer.encode(wrap.first);
+    wrap_after = target.tokenizer.encode(wrap.second);
+  }
+  const PromptCheck prompt_check(log);
   std::vector<std::pair<const LongBenchDataset*, std::vector<LongBenchRow>>> sets;
   int total = 0;
   for (const std::string& name : plan.tasks) {
@@ -214,15 +321,31 @@ void run_longbench(const LoadedModel& target, const LoadedModel* draft,
       GenerationParams params;
       params.max_new_tokens = plan.max_new_tokens > 0 ? plan.max_new_tokens : ds->max_new_tokens;
       if (ds->stop_at_newline) params.stop = {"\n"};
-      std::vector<int> prompt = target.tokenizer.encode(longbench_prompt(*ds, rows[i]));
+      // pred.py wraps the (cut) prompt in the chat format, except for the datasets it keeps raw.
+      const bool chat = plan.chat && ds->chat_template;
+      const std::string text = longbench_prompt(*ds, rows[i]);
+      std::vector<int> prompt =
+          target.tokenizer.encode(chat ? wrap.first + text + wrap.second : text);
       const int64_t room = context - params.max_new_tokens;
-      if (room < 2) throw Error("the model's context is too short for " + ds->name);
+      const int64_t markup =
+          chat ? static_cast<int64_t>(wrap_before.size() + wrap_after.size()) : 0;
+      if (room - markup < 2) throw Error("the model's context is too short for " + ds->name);
       if (static_cast<int64_t>(prompt.size()) > room) {  // keep both ends, as LongBench does
-        const int64_t half = room / 2;
-        std::vector<int> cut(prompt.begin(), prompt.begin() + half);
-        cut.insert(cut.end(), prompt.end() - (room - half), prompt.end());
-        prompt = std::move(cut);
+        const std::vector<int> body = chat ? target.tokenizer.encode(text) : prompt;
+        const int64_t keep = room - markup, half = keep / 2;
+        std::vector<int> cut = body;  // the markup merged into fewer tokens in one piece
+        if (static_cast<int64_t>(body.size()) > keep) {
+          cut.assign(body.begin(), body.begin() + half);
+          cut.insert(cut.end(), body.end() - (keep - half), body.end());
+        }
+        prompt = chat ? joined(joined(wrap_before, cut), wrap_after) : std::move(cut);
       }
+      const std::string prompt_hash = tokens_hash(prompt);
+      prompt_check.check(
+          {{"suite", "longbench"}, {"task", ds->name}, {"sample", static_cast<int>(i)}},
+          prompt_hash,
+          "the data file " + (data_dir / (ds->name + ".jsonl")).string() +
+              " or its prompt template");
       for (const MethodRun& run : plan.runs) {
         nlohmann::json row = {{"suite", "longbench"},
                               {"task", ds->name},
@@ -233,8 +356,11 @@ void run_longbench(const LoadedModel& target, const LoadedModel* draft,
           ++done;
           continue;
         }
-        row.update(run_one(target, draft, run, prompt, params));
+        row.update(complete ? complete(row, run, prompt, params)
+                            : run_one(target, draft, run, prompt, params));
+        row.update(run_fields(run, prompt));
         row.update({{"id", rows[i].id},
+                    {"prompt_hash", prompt_hash},
                     {"answers", rows[i].answers},
                     {"metric", ds->metric},
                     {"score", longbench_score(*ds, row["output"], rows[i])}});

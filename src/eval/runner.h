@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 #include <set>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "engine/generator.h"
@@ -32,14 +33,21 @@ struct EvalPlan {
   int samples = 10;
   uint64_t seed = 0;       // sample i of a (task, length) has seed seed + i
   int max_new_tokens = 0;  // 0: the task's own generation length
+  // Prompts in the target's chat format (a user turn, the assistant turn opened), for instruct
+  // models. RULER: the task's input is the user turn and its answer prefix follows the opened
+  // assistant turn, as RULER does; the sample is made shorter by the markup's tokens, so the
+  // prompt stays near its length. LongBench: only the datasets whose chat_template is true, as
+  // LongBench's pred.py. A target without a ChatML or Llama 3 template is an error.
+  bool chat = false;
 };
 
 // Rows already written (loaded at open) plus appends, flushed per row. A last line cut short
 // by a killed run is dropped (and overwritten); any other malformed line is an error naming
 // the file and line.
-// `setup` (optional: the models and the settings that change the numbers) is stored in every
-// appended row as "setup"; a file holding a row of another setup (or none) is an error at open,
-// since resuming would report that run's rows as this run's.
+// `setup` (optional: an object of the models and the settings that change a row but are not in
+// its key) is stored in every appended row as "setup"; a file holding a row of another setup
+// (or none) is an error at open naming each field that differs with both values, since
+// resuming would report that run's rows as this run's.
 class ResultLog {
  public:
   explicit ResultLog(const std::filesystem::path& path,
@@ -47,6 +55,7 @@ class ResultLog {
   bool has(const std::string& key) const { return keys_.count(key) > 0; }
   void append(const nlohmann::json& row);
   const std::vector<nlohmann::json>& rows() const { return rows_; }
+  const std::filesystem::path& path() const { return path_; }
   static std::string key_of(const nlohmann::json& row);
 
  private:
@@ -64,14 +73,31 @@ struct Progress {
 nlohmann::json run_one(const LoadedModel& target, const LoadedModel* draft, const MethodRun& run,
                        const std::vector<int>& prompt, const GenerationParams& params);
 
-// RULER-style suite. `draft` may be null when no run needs it (checked up front).
+// What generates a row: given the row's key fields (suite, task, length, sample, run), the run,
+// the prompt and the generation settings, the row's generation fields ("output" at least, as
+// run_one returns them). Empty: run_one on the models. Tests pass a stub to check the prompts
+// and the scoring without generating.
+using Completion =
+    std::function<nlohmann::json(const nlohmann::json& key, const MethodRun& run,
+                                 const std::vector<int>& prompt, const GenerationParams& params)>;
+
+// The target's chat markup around one user message, {before, after} (after opens the
+// assistant turn). Throws dapx::Error naming the model directory when it has no chat template,
+// or one that is neither ChatML nor Llama 3 (the formats dapx renders).
+std::pair<std::string, std::string> chat_wrapping(const LoadedModel& target);
+
+// RULER-style suite. `draft` may be null when no run needs it (checked up front). Every row
+// records its prompt's tokens_hash (fingerprint.h) as "prompt_hash".
 void run_ruler(const LoadedModel& target, const LoadedModel* draft, const TaskSuite& suite,
-               const EvalPlan& plan, ResultLog& log, const Progress& progress);
+               const EvalPlan& plan, ResultLog& log, const Progress& progress,
+               const Completion& complete = {});
 // LongBench: DIR/<dataset>.jsonl per dataset in plan.tasks; prompts longer than the context
-// are cut in the middle, as LongBench does.
+// are cut in the middle, as LongBench does. A sample whose prompt differs from the one its rows
+// in the log were made from (an edited data file) is an error naming the dataset and sample.
 void run_longbench(const LoadedModel& target, const LoadedModel* draft,
                    const LongBenchConfig& config, const std::filesystem::path& data_dir,
-                   const EvalPlan& plan, ResultLog& log, const Progress& progress);
+                   const EvalPlan& plan, ResultLog& log, const Progress& progress,
+                   const Completion& complete = {});
 
 // The rows that belong to `plan` (its tasks, run labels, samples 0..samples-1 and, for RULER,
 // its lengths): a results file may hold more (other methods, or samples of a longer run).

@@ -171,14 +171,21 @@ TEST(EvalRunner, AFileOfAnotherSetupIsNotResumed) {
   const ResultLog same(file, a);  // resumes: every row carries its setup
   ASSERT_EQ(same.rows().size(), 4u);
   for (const auto& r : same.rows()) EXPECT_EQ(r.at("setup"), a);
+  // The error names each field that differs, with both values, and no field that does not.
   const std::string other = error_of([&] { ResultLog log(file, b); });
-  EXPECT_NE(other.find("results.jsonl:1: a result of {\"dtype\":\"bf16\",\"model\":\"/models/a\"}"),
+  EXPECT_NE(other.find("results.jsonl:1: a result of another setup: model was \"/models/a\", "
+                       "this run has \"/models/b\";"),
             std::string::npos)
       << other;
-  EXPECT_NE(other.find("this run is {\"dtype\":\"bf16\",\"model\":\"/models/b\"}"),
-            std::string::npos)
-      << other;
+  EXPECT_EQ(other.find("dtype"), std::string::npos) << other;
   EXPECT_NE(other.find("choose another --out or remove the file"), std::string::npos) << other;
+  nlohmann::json c = a;
+  c["seed"] = 2;
+  c.erase("dtype");
+  const std::string fields = error_of([&] { ResultLog log(file, c); });
+  EXPECT_NE(fields.find("seed was (none), this run has 2; dtype was \"bf16\", this run has (none)"),
+            std::string::npos)
+      << fields;
   // A row without a setup (an older dapx's) is not taken for this run's either.
   test::write_file(tmp / "old.jsonl",
                    R"({"suite":"ruler","task":"t","length":64,"run":"full","sample":0})"
