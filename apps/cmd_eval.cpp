@@ -5,8 +5,10 @@
 #include <chrono>
 #include <cstdio>
 #include <iostream>
+#include <optional>
 
 #include "common.h"
+#include "eval/fingerprint.h"
 #include "eval/report.h"
 #include "eval/runner.h"
 #include "methods/catalogue.h"
@@ -21,7 +23,7 @@ struct Flags {
   std::vector<std::string> params;
   int samples = 10, max_new_tokens = 0;
   uint64_t seed = 0;
-  bool json = false;
+  bool json = false, chat = false;
   RuntimeFlags runtime;
 };
 
@@ -61,6 +63,7 @@ eval::EvalPlan make_plan(const Flags& f, const std::vector<std::string>& all_tas
   plan.samples = f.samples;
   plan.seed = f.seed;
   plan.max_new_tokens = f.max_new_tokens;
+  plan.chat = f.chat;
   const auto params = method_params(f.params);
   const std::vector<int64_t> budgets =
       f.budgets.empty() ? std::vector<int64_t>{0} : integers(f.budgets, "--budgets");
@@ -103,20 +106,55 @@ class ProgressBar {
   std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now();
 };
 
-void run(const Flags& f) {
-  ComputeOptions opts = apply_runtime_flags(f.runtime);
-  const auto [target, draft] = load_target_and_draft(f.model, f.draft, opts);
-  // What the rows depend on besides the plan: resuming a file of another setup is an error.
+// Everything a row depends on that its key (suite, task, length, sample, run label with the
+// budget and --param values) does not hold: rows of a file with another setup are not resumed.
+nlohmann::json eval_setup(const Flags& f, const ComputeOptions& opts, const LoadedModel& target,
+                          const std::string& data_dir) {
   const auto dir = [](const std::string& d) {
     return d.empty() ? nlohmann::json()
                      : nlohmann::json(std::filesystem::weakly_canonical(d).string());
   };
   const auto dtype = [](at::ScalarType t) { return t == at::kBFloat16 ? "bf16" : "f32"; };
-  const nlohmann::json setup = {{"model", dir(f.model)},
-                                {"draft", dir(f.draft)},
-                                {"dtype", dtype(opts.weight_dtype)},
-                                {"kv_dtype", dtype(opts.kv_dtype)},
-                                {"weights", opts.int8_weights ? "int8" : "native"}};
+  const bool cpu = opts.device.is_cpu();
+  nlohmann::json setup = {
+      {"model", dir(f.model)},
+      {"model_hash", eval::model_fingerprint(f.model)},
+      {"draft", dir(f.draft)},
+      {"draft_hash",
+       f.draft.empty() ? nlohmann::json() : nlohmann::json(eval::model_fingerprint(f.draft))},
+      {"dtype", dtype(opts.weight_dtype)},
+      {"kv_dtype", dtype(opts.kv_dtype)},
+      {"weights", opts.int8_weights ? "int8" : "native"},
+      // The prefill GEMM --gemm auto chose on this machine (a GPU multiplies in the weight dtype).
+      {"gemm", cpu ? dtype(target.transformer.linear_format().gemm) : dtype(opts.weight_dtype)},
+      {"device", cpu ? "cpu" : "cuda"},
+      {"prefill_chunk", f.runtime.prefill_chunk},
+      {"max_new_tokens", f.max_new_tokens},
+      {"chat", f.chat},
+      {"suite", f.suite}};
+  if (f.suite == "ruler") {
+    setup["seed"] = f.seed;
+    setup["templates_hash"] = eval::file_hash(data_dir + "/eval/ruler_templates.json");
+  } else {
+    setup["longbench_config_hash"] = eval::file_hash(data_dir + "/eval/longbench.json");
+  }
+  return setup;
+}
+
+void run(const Flags& f) {
+  ComputeOptions opts = apply_runtime_flags(f.runtime);
+  const auto [target, draft] = load_target_and_draft(f.model, f.draft, opts);
+  if (f.chat) eval::chat_wrapping(*target);  // no template: said before anything is read
+  const std::string data_dir = default_data_dir();
+  nlohmann::json setup = eval_setup(f, opts, *target, data_dir);
+  std::optional<eval::TaskSuite> suite;
+  if (f.suite == "ruler") {
+    eval::TextSources sources = eval::TextSources::load(eval::Split::Eval);
+    setup["text_sources_hash"] = eval::text_sources_hash(sources);
+    suite.emplace(data_dir + "/eval/ruler_templates.json", std::move(sources), eval::Split::Eval);
+  } else if (f.data.empty()) {
+    throw Error("--suite longbench needs --data DIR (LongBench JSONL files)");
+  }
   eval::ResultLog log(f.out, setup);
   ProgressBar bar;
   eval::Progress progress;
@@ -124,14 +162,11 @@ void run(const Flags& f) {
     bar.row(done, total, row);
   };
   eval::EvalPlan plan;
-  if (f.suite == "ruler") {
-    const eval::TaskSuite suite(default_data_dir() + "/eval/ruler_templates.json",
-                                eval::TextSources::load(eval::Split::Eval), eval::Split::Eval);
-    plan = make_plan(f, suite.task_names());
-    eval::run_ruler(*target, draft.get(), suite, plan, log, progress);
+  if (suite) {
+    plan = make_plan(f, suite->task_names());
+    eval::run_ruler(*target, draft.get(), *suite, plan, log, progress);
   } else {
-    if (f.data.empty()) throw Error("--suite longbench needs --data DIR (LongBench JSONL files)");
-    const auto config = eval::LongBenchConfig::load(default_data_dir() + "/eval/longbench.json");
+    const auto config = eval::LongBenchConfig::load(data_dir + "/eval/longbench.json");
     std::vector<std::string> present;
     for (const std::string& name : config.names())
       if (std::filesystem::exists(std::filesystem::path(f.data) / (name + ".jsonl")))
@@ -178,8 +213,13 @@ void register_eval(CLI::App& app) {
   cmd->add_option("--max-new-tokens", f->max_new_tokens,
                   "Generation length (default: the task's, as RULER / LongBench set it)")
       ->check(int_range(0, 1 << 20));
+  cmd->add_flag("--chat", f->chat,
+                "Prompts in the model's chat template (ChatML or Llama 3), for instruct models; "
+                "LongBench's few-shot and code sets stay raw, as LongBench does");
   cmd->add_option("--out,-o", f->out,
-                  "Result file (JSONL, one row per generation); rows already there are skipped");
+                  "Result file (JSONL, one row per generation); rows already there are skipped. "
+                  "Resuming a file made with another model, draft, seed, --max-new-tokens, "
+                  "--chat, dtype or task data is an error naming what differs");
   cmd->add_flag("--json", f->json, "Print the summary as JSON");
   cmd->add_option("--report", f->report, "Write summary.md and SVG plots (gnuplot) here");
   add_runtime_flags(*cmd, f->runtime);
