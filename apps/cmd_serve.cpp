@@ -108,6 +108,16 @@ void register_serve(CLI::App& app) {
   cmd->add_option("--max-tokens", f->opts.max_tokens,
                   "Largest max_tokens a request may ask (default 4096)")
       ->check(CLI::Range(1, 1 << 20).description("an integer in [1, 1048576]"));
+  cmd->add_option("--max-connections", f->opts.http.max_connections,
+                  "Open connections at once; more are answered 503 and closed (default 1024)")
+      ->check(CLI::Range(1, 65536).description("an integer in [1, 65536]"));
+  cmd->add_option("--request-timeout", f->opts.http.head_timeout_s,
+                  "Seconds a client has to send a request's head (line and headers); slower "
+                  "ones get 408 and are closed (default 10; a body has 60 s more)")
+      ->check(real_range(0.1, 3600));
+  cmd->add_option("--idle-timeout", f->opts.http.idle_timeout_s,
+                  "Seconds a keep-alive connection may wait for its next request (default 15)")
+      ->check(real_range(0.1, 3600));
   cmd->add_flag("--log-prompts", f->opts.log_prompts, "Include prompt text in the access log");
   add_runtime_flags(*cmd, f->runtime);
   cmd->callback([f] { run(*f); });

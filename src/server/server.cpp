@@ -1,7 +1,5 @@
 #include "server/server.h"
 
-#include <httplib.h>
-
 #include <chrono>
 #include <ctime>
 #include <iostream>
@@ -10,7 +8,6 @@
 #include "engine/generator.h"
 #include "methods/catalogue.h"
 #include "methods/kv_plan.h"
-#include "server/client_connection.h"
 #include "util/error.h"
 
 namespace dapx::server {
@@ -25,7 +22,7 @@ bool constant_time_equal(const std::string& given, const std::string& expected) 
   return diff == 0;
 }
 
-void send_error(httplib::Response& res, const ApiError& e) {
+void send_error(HttpResponse& res, const ApiError& e) {
   res.status = e.status();
   res.set_content(e.body().dump(), "application/json");
 }
@@ -41,6 +38,12 @@ std::string finish_reason_of(const std::string& reason) {
 ApiError shutdown_error() {
   return ApiError(503, "the server is shutting down: the generation was cut short", "",
                   "shutting_down", "server_error");
+}
+
+HttpLimits http_limits(const ServerOptions& o) {
+  HttpLimits l = o.http;
+  l.max_body_bytes = o.max_body_bytes;
+  return l;
 }
 
 long long unix_now() {
@@ -88,7 +91,7 @@ Server::Server(const LoadedModel& target, const LoadedModel* draft, ServerOption
       draft_(draft),
       options_(std::move(options)),
       model_id_(target.dir.filename().string()),
-      http_(std::make_unique<httplib::Server>()) {
+      http_(std::make_unique<HttpServer>(http_limits(options_))) {
   if (options_.max_queue < 1) throw Error("max_queue must be >= 1");
   if (model_id_.empty()) model_id_ = target.dir.parent_path().filename().string();
   MethodOptions mo;
@@ -116,44 +119,19 @@ Server::Server(const LoadedModel& target, const LoadedModel* draft, ServerOption
                                         draft_->transformer.options().prefill_chunk);
     }
   }
-  const int threads = options_.threads > 0 ? options_.threads : options_.max_queue + 4;
-  // httplib owns the queue it gets from this factory.
-  http_->new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
-  http_->set_payload_max_length(options_.max_body_bytes);
-  http_->set_read_timeout(30, 0);
-  http_->set_write_timeout(30, 0);
-
-  http_->set_error_handler([this](const httplib::Request&, httplib::Response& res) {
-    if (!res.body.empty()) return;  // an error this server already described
-    if (res.status == 413)          // httplib's refusal; a 400 naming the field, like every limit
-      send_error(res, ApiError(400,
-                               "the request body is larger than " +
-                                   std::to_string(options_.max_body_bytes) + " bytes",
-                               "body", "request_too_large"));
-    else if (res.status == 404)
-      send_error(res, ApiError(404, "no such endpoint", "", "not_found"));
-    else
-      send_error(res, ApiError(res.status, "request failed", "", "http_error"));
+  http_->set_error_writer([](int status, const std::string& message, const std::string& param,
+                             const std::string& code, HttpResponse& res) {
+    send_error(res, ApiError(status, message, param, code,
+                             status >= 500 ? "server_error" : "invalid_request_error"));
   });
-  http_->set_exception_handler(
-      [](const httplib::Request&, httplib::Response& res, std::exception_ptr ep) {
-        std::string what = "internal error";
-        try {
-          std::rethrow_exception(ep);
-        } catch (const std::exception& e) {
-          what = std::string("internal error: ") + e.what();
-        } catch (...) {
-        }
-        send_error(res, ApiError(500, what, "", "internal_error", "server_error"));
-      });
 
-  http_->Get("/health", [this](const httplib::Request&, httplib::Response& res) {
+  http_->route("GET", "/health", [this](const HttpRequest&, HttpResponse& res) {
     res.set_content(nlohmann::json({{"status", stopping_ ? "stopping" : "ok"},
                                     {"queue_depth", admitted_.load()}})
                         .dump(),
                     "application/json");
   });
-  http_->Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
+  http_->route("GET", "/metrics", [this](const HttpRequest&, HttpResponse& res) {
     const SchedulerStats st = scheduler_->stats();
     EngineGauges g;
     g.running = st.running;
@@ -174,7 +152,7 @@ Server::Server(const LoadedModel& target, const LoadedModel* draft, ServerOption
     g.prefix_evictions = pc.evictions;
     res.set_content(metrics_.text() + engine_text(g), "text/plain; version=0.0.4");
   });
-  http_->Get("/v1/models", [this](const httplib::Request& req, httplib::Response& res) {
+  http_->route("GET", "/v1/models", [this](const HttpRequest& req, HttpResponse& res) {
     if (!authorised(req))
       return send_error(res, ApiError(401, "missing or wrong API key", "", "invalid_api_key",
                                       "authentication_error"));
@@ -191,19 +169,19 @@ Server::Server(const LoadedModel& target, const LoadedModel* draft, ServerOption
                         .dump(),
                     "application/json");
   });
-  http_->Post("/v1/completions", [this](const httplib::Request& req, httplib::Response& res) {
+  http_->route("POST", "/v1/completions", [this](const HttpRequest& req, HttpResponse& res) {
     handle_completion(req, res, false);
   });
-  http_->Post("/v1/chat/completions", [this](const httplib::Request& req, httplib::Response& res) {
+  http_->route("POST", "/v1/chat/completions", [this](const HttpRequest& req, HttpResponse& res) {
     handle_completion(req, res, true);
   });
 }
 
 Server::~Server() = default;
 
-bool Server::authorised(const httplib::Request& req) const {
+bool Server::authorised(const HttpRequest& req) const {
   if (options_.api_key.empty()) return true;
-  const std::string header = req.get_header_value("Authorization");
+  const std::string header = req.header("Authorization");
   const std::string prefix = "Bearer ";
   if (header.compare(0, prefix.size(), prefix) != 0) return false;
   return constant_time_equal(header.substr(prefix.size()), options_.api_key);
@@ -214,19 +192,15 @@ PrefixCache::Stats Server::prefix_cache_stats() const {
 }
 
 int Server::bind() {
-  if (options_.port == 0) {
-    const int port = http_->bind_to_any_port(options_.host);
-    if (port < 0) throw Error("cannot bind " + options_.host + " to a free port");
-    options_.port = port;
-    return port;
+  try {
+    options_.port = http_->bind(options_.host, options_.port);
+  } catch (const std::runtime_error& e) {
+    throw Error(e.what());
   }
-  if (!http_->bind_to_port(options_.host, options_.port))
-    throw Error("cannot listen on " + options_.host + ":" + std::to_string(options_.port) +
-                " (in use, or not an address of this machine)");
   return options_.port;
 }
 
-void Server::listen() { http_->listen_after_bind(); }
+void Server::listen() { http_->listen(); }
 
 void Server::stop() {
   stopping_ = true;
@@ -234,7 +208,7 @@ void Server::stop() {
   http_->stop();
 }
 
-void Server::handle_completion(const httplib::Request& req, httplib::Response& res, bool chat) {
+void Server::handle_completion(const HttpRequest& req, HttpResponse& res, bool chat) {
   const std::string endpoint = chat ? "/v1/chat/completions" : "/v1/completions";
   const auto started = std::chrono::steady_clock::now();
   auto prepared = std::make_shared<Prepared>();
@@ -395,8 +369,7 @@ void Server::handle_completion(const httplib::Request& req, httplib::Response& r
   if (!p.req.stream) {
     // Nothing is written until the answer is complete, so a client that leaves is noticed by
     // looking at its connection between tokens (a streamed one fails a write instead).
-    const auto conn = ClientConnection::find(req.remote_addr, req.remote_port, req.local_port);
-    const auto client_gone = [&conn] { return conn && conn->gone(); };
+    const auto& client_gone = req.client_gone;
     bool gone = false;
     while (!p.ticket->wait_end_for(0.05))
       if (stopping_ || client_gone()) {
@@ -450,8 +423,8 @@ void Server::handle_completion(const httplib::Request& req, httplib::Response& r
   // Streaming: server-sent events in OpenAI's chunk format, then data: [DONE]. The content
   // provider (after this handler returns) relays the scheduler's text as it comes.
   res.set_header("Cache-Control", "no-cache");
-  res.set_chunked_content_provider("text/event-stream", [this, prepared, slot, chat, model, usage,
-                                                         log](size_t, httplib::DataSink& sink) {
+  res.content_type = "text/event-stream";
+  res.stream = [this, prepared, slot, chat, model, usage, log](const HttpResponse::Write& write) {
     Prepared& p = *prepared;
     std::atomic<bool> cancel{false};  // the client went away: its sequence ends
     const long long created = unix_now();
@@ -469,7 +442,7 @@ void Server::handle_completion(const httplib::Request& req, httplib::Response& r
     };
     const auto send = [&](const std::string& data) {
       const std::string event = "data: " + data + "\n\n";
-      if (cancel || !sink.write(event.data(), event.size())) cancel = true;
+      if (cancel || !write(event)) cancel = true;
     };
     const auto dump = [](const nlohmann::json& j) {
       return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
@@ -493,26 +466,22 @@ void Server::handle_completion(const httplib::Request& req, httplib::Response& r
                .body()
                .dump());
       send("[DONE]");
-      sink.done();
       log(ours ? 400 : 500, p.method, nullptr);
-      return true;
+      return;
     }
     if (g.stats.finish_reason == "cancelled" && !cancel) {  // cut short by the shutdown
       send(shutdown_error().body().dump());
       send("[DONE]");
-      sink.done();
       log(503, p.method, &g);
-      return true;
+      return;
     }
     nlohmann::json last = chunk(chat ? nlohmann::json::object() : nlohmann::json(""),
                                 finish_reason_of(g.stats.finish_reason));
     last["usage"] = usage(g);
     send(dump(last));
     send("[DONE]");
-    sink.done();
     log(cancel ? 499 : 200, p.method, &g);  // 499: the client went away
-    return true;
-  });
+  };
 }
 
 }  // namespace dapx::server

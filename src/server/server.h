@@ -1,6 +1,6 @@
 #pragma once
-// `dapx serve`: an OpenAI-compatible HTTP server (cpp-httplib) over one target (and draft),
-// with the approximation chosen per request. Generations run together on the engine's
+// `dapx serve`: an OpenAI-compatible HTTP server (server/http_server.h) over one target (and
+// draft), with the approximation chosen per request. Generations run together on the engine's
 // scheduler (engine/scheduler.h: one batched decode step for every running sequence, a KV
 // memory pool that admits requests by the bytes they will hold); a full queue answers 503 with
 // Retry-After, a request that can never fit the pool 400. A client that goes away cancels its
@@ -13,13 +13,8 @@
 #include "engine/model.h"
 #include "engine/scheduler.h"
 #include "server/api_request.h"
+#include "server/http_server.h"
 #include "server/metrics.h"
-
-namespace httplib {
-class Server;
-struct Request;
-struct Response;
-}  // namespace httplib
 
 namespace dapx::server {
 
@@ -33,7 +28,9 @@ struct ServerOptions {
   size_t max_body_bytes = 8 << 20;
   int max_tokens = 4096;  // upper bound of a request's max_tokens
   bool log_prompts = false;
-  int threads = 0;        // HTTP worker threads; 0: max_queue + 4
+  // Connection handling: deadlines for request heads and bodies, idle keep-alive connections,
+  // open connections and requests answered at once (max_body_bytes above wins over its field).
+  HttpLimits http;
   int parallel = 16;      // sequences decoding at once (--parallel)
   int64_t kv_memory = 0;  // KV pool bytes (--kv-memory); 0: a quarter of physical memory
   // Prefix cache bytes (--prefix-cache): full K/V of prompt blocks reused by later requests
@@ -64,14 +61,14 @@ class Server {
   const SchedulerOptions& scheduler_options() const { return scheduler_->options(); }
 
  private:
-  void handle_completion(const httplib::Request& req, httplib::Response& res, bool chat);
-  bool authorised(const httplib::Request& req) const;
+  void handle_completion(const HttpRequest& req, HttpResponse& res, bool chat);
+  bool authorised(const HttpRequest& req) const;
 
   const LoadedModel& target_;
   const LoadedModel* draft_;
   ServerOptions options_;
   std::string model_id_;
-  std::unique_ptr<httplib::Server> http_;
+  std::unique_ptr<HttpServer> http_;
   Metrics metrics_;
   std::atomic<int> admitted_{0};
   std::atomic<bool> stopping_{false};
