@@ -1,0 +1,181 @@
+# Documentation check against the built binary, run by `make test` (ctest: docs.flags_exist) or by hand:
+#   cmake -DROOT=/path/to/repo -DDAPX=/path/to/build/apps/dapx -P scripts/check-doc-flags.cmake
+# Every `dapx SUBCOMMAND ... --flag` (and -f) written in README.md, docs/*.md and models/README.md,
+# in fenced code blocks (a command continues across lines ending in '\') and in inline code,
+# must be a flag that `dapx SUBCOMMAND --help` lists; `dapx --flag` is checked against
+# `dapx --help`, and SUBCOMMAND must be one that `dapx --help` lists. The binary is written as
+# `dapx`, a path ending in `/dapx`, or `$B` (the docs' B=build/apps/dapx). A command ends at
+# `&&`, `||`, `;`, `|` or a `#` comment; its flags are the `--name` and `-x` words after the
+# subcommand. Fails naming the document, the subcommand and the flag.
+cmake_minimum_required(VERSION 3.18)
+
+if(NOT DEFINED ROOT)
+  get_filename_component(ROOT "${CMAKE_CURRENT_LIST_DIR}/.." ABSOLUTE)
+endif()
+get_filename_component(ROOT "${ROOT}" ABSOLUTE)
+if(NOT DEFINED DAPX OR NOT EXISTS "${DAPX}")
+  message(FATAL_ERROR "docs flags check: pass -DDAPX=<path of the built dapx> (got '${DAPX}')")
+endif()
+
+string(ASCII 1 SEMI)
+string(ASCII 3 BIN)  # marks where the binary was written
+string(ASCII 4 BRACKET)  # stands for '[' and ']' (which CMake lists treat specially)
+
+# `dapx [SUB] --help` once per subcommand; the help text is kept in help_<sub>.
+function(load_help sub)
+  if(DEFINED help_${sub})
+    return()
+  endif()
+  if(sub STREQUAL "_")
+    set(args --help)
+  else()
+    set(args ${sub} --help)
+  endif()
+  execute_process(COMMAND "${DAPX}" ${args} OUTPUT_VARIABLE out ERROR_VARIABLE err
+                  RESULT_VARIABLE rc)
+  if(NOT rc EQUAL 0)
+    set(errors "${errors}  '${DAPX} ${args}' failed (exit ${rc}): ${err}\n" PARENT_SCOPE)
+  endif()
+  string(REPLACE ";" "${SEMI}" out "${out}")
+  string(REPLACE "[" " " out "${out}")
+  string(REPLACE "]" " " out "${out}")
+  set(help_${sub} "${out}" PARENT_SCOPE)
+endfunction()
+
+set(errors "")
+load_help(_)
+# The subcommands: the lines of the "Subcommands:" section, "  name   description".
+string(FIND "${help__}" "Subcommands:" at)
+set(subcommands "")
+if(at GREATER -1)
+  string(SUBSTRING "${help__}" ${at} -1 section)
+  string(REGEX MATCHALL "\n  [a-z][a-z0-9-]*" names "${section}")
+  foreach(n IN LISTS names)
+    string(STRIP "${n}" n)
+    list(APPEND subcommands "${n}")
+  endforeach()
+endif()
+if(subcommands STREQUAL "")
+  string(APPEND errors "  '${DAPX} --help' lists no subcommands\n")
+endif()
+
+set(mention_count 0)
+set(flag_count 0)
+
+# Checks the flags of one command text (one logical line of a code block, or an inline code span).
+function(check_command md_rel text)
+  # Comments, and the command separators, end a command.
+  string(REGEX REPLACE "(^|[ \t])#.*$" "" text "${text}")
+  string(REPLACE "&&" "${SEMI}" text "${text}")
+  string(REPLACE "||" "${SEMI}" text "${text}")
+  string(REPLACE "|" "${SEMI}" text "${text}")
+  # Mark every place the binary is written: `dapx`, `.../dapx`, `$B`, `${B}`.
+  string(REGEX REPLACE "(^|[ \t(=${BRACKET}])(\\$B|\\$\\{B\\}|[A-Za-z0-9_./-]*/dapx|dapx)([ \t]|$)" "\\1${BIN}\\3"
+         text "${text}")
+  string(REPLACE "${SEMI}" ";" segments "${text}")
+  foreach(seg IN LISTS segments)
+    string(REPLACE "${BIN}" ";" parts "${seg}")
+    list(LENGTH parts n)
+    if(n LESS 2)
+      continue()
+    endif()
+    list(REMOVE_AT parts 0)  # what comes before the first binary
+    foreach(args IN LISTS parts)
+      string(STRIP "${args}" args)
+      if(args MATCHES "^([a-z][a-z0-9-]*)(.*)$")
+        set(sub "${CMAKE_MATCH_1}")
+        set(rest "${CMAKE_MATCH_2}")
+        list(FIND subcommands "${sub}" known)
+        if(known EQUAL -1)
+          if(NOT rest MATCHES "(^|[ \t])--?[A-Za-z]")
+            continue()  # prose such as "dapx implements ...", not a command
+          endif()
+          string(REPLACE ";" ", " listed "${subcommands}")
+          string(APPEND errors "  ${md_rel}: 'dapx ${sub}' is not a subcommand of dapx "
+                               "(dapx --help lists: ${listed})\n")
+          continue()
+        endif()
+      elseif(args MATCHES "^-")
+        set(sub "_")
+        set(rest " ${args}")
+      else()
+        continue()  # `dapx` alone, or followed by something that is not a subcommand word
+      endif()
+      math(EXPR mention_count "${mention_count} + 1")
+      load_help(${sub})
+      # Flags: --name (up to '=' or a non-name character) and single-letter -x words.
+      string(REGEX MATCHALL "(^|[ \t(\"'${BRACKET}])--[A-Za-z0-9][A-Za-z0-9-]*" longs "${rest}")
+      string(REGEX MATCHALL "(^|[ \t(\"'${BRACKET}])-[A-Za-z]([ \t\"')${BRACKET}]|$)" shorts "${rest}")
+      foreach(f IN LISTS longs shorts)
+        string(REGEX REPLACE "^[ \t(\"'${BRACKET}]+" "" f "${f}")
+        string(REGEX REPLACE "[ \t\"')${BRACKET}]+$" "" f "${f}")
+        math(EXPR flag_count "${flag_count} + 1")
+        if(NOT help_${sub} MATCHES "(^|[ ,\n])${f}([ ,=\n]|$)")
+          if(sub STREQUAL "_")
+            string(APPEND errors "  ${md_rel}: 'dapx ${f}': dapx --help lists no ${f}\n")
+          else()
+            string(APPEND errors
+                   "  ${md_rel}: 'dapx ${sub} ... ${f}': dapx ${sub} --help lists no ${f}\n")
+          endif()
+        endif()
+      endforeach()
+    endforeach()
+  endforeach()
+  foreach(v errors mention_count flag_count)
+    set(${v} "${${v}}" PARENT_SCOPE)
+  endforeach()
+  foreach(s IN LISTS subcommands ITEMS _)
+    if(DEFINED help_${s})
+      set(help_${s} "${help_${s}}" PARENT_SCOPE)
+    endif()
+  endforeach()
+endfunction()
+
+file(GLOB doc_files "${ROOT}/docs/*.md")
+list(SORT doc_files)
+set(md_files "${ROOT}/README.md" ${doc_files} "${ROOT}/models/README.md")
+foreach(md IN LISTS md_files)
+  file(RELATIVE_PATH md_rel "${ROOT}" "${md}")
+  if(NOT EXISTS "${md}")
+    continue()
+  endif()
+  file(READ "${md}" text)
+  string(REPLACE ";" "${SEMI}" text "${text}")
+  string(REPLACE "[" "${BRACKET}" text "${text}")
+  string(REPLACE "]" "${BRACKET}" text "${text}")
+  # A line ending in '\' continues on the next (joined before the text becomes a list, where
+  # a '\' before the ';' would escape it).
+  string(REGEX REPLACE "\\\\[ \t]*\n" " " text "${text}")
+  string(REPLACE "\n" ";" lines "${text}")
+  set(in_fence FALSE)
+  set(prose "")
+  foreach(line IN LISTS lines)
+    if(line MATCHES "^[ \t]*(```|~~~)")
+      if(in_fence)
+        set(in_fence FALSE)
+      else()
+        set(in_fence TRUE)
+      endif()
+      continue()
+    endif()
+    if(in_fence)
+      check_command("${md_rel}" "${line}")
+    else()
+      string(APPEND prose " ${line}")
+    endif()
+  endforeach()
+  # Inline code spans of the text outside code blocks (a span may cross a line break).
+  string(REGEX MATCHALL "`[^`]+`" spans "${prose}")
+  foreach(span IN LISTS spans)
+    string(REGEX REPLACE "^`(.*)`$" "\\1" span "${span}")
+    check_command("${md_rel}" "${span}")
+  endforeach()
+endforeach()
+
+if(NOT errors STREQUAL "")
+  string(REPLACE "${SEMI}" ";" errors "${errors}")
+  message(FATAL_ERROR "docs flags check failed:\n${errors}")
+endif()
+list(LENGTH md_files file_count)
+message(STATUS "docs flags check: ${flag_count} flags of ${mention_count} dapx commands in "
+               "${file_count} files exist in their subcommand's --help")
