@@ -283,12 +283,17 @@ bool tensor_bytes(GgmlType type, const std::vector<int64_t>& shape, uint64_t* ou
              std::to_string(info.block_size) + ", the block size of " + info.name;
     return false;
   }
+  const uint64_t blocks_per_row = static_cast<uint64_t>(row / info.block_size);
+  if (blocks_per_row > std::numeric_limits<size_t>::max() / info.block_bytes) {
+    *error = "has row length " + std::to_string(row) + ", too large";
+    return false;
+  }
+  const uint64_t row_bytes = blocks_per_row * info.block_bytes;
   if (numel == 0) {
     *out = 0;
     return true;
   }
   const uint64_t rows = numel / static_cast<uint64_t>(row);
-  const uint64_t row_bytes = static_cast<uint64_t>(row / info.block_size) * info.block_bytes;
   if (row_bytes != 0 && rows > std::numeric_limits<uint64_t>::max() / row_bytes) {
     *error = "has shape " + shape_string(shape) + " whose byte size overflows";
     return false;

@@ -380,6 +380,10 @@ TEST(GgufCorrupt, OffsetsAndSizes) {
   RawGguf overflow;
   overflow.header(1, 0).tensor("w", {1ull << 62, 4}, 0, 0).pad().zeros(16);
   expect_parse_error(overflow.b, {"tensor 'w' has shape [4, 4611686018427387904]", "overflows"});
+  // No elements, but a row whose byte size does not fit: rejected, not left to overflow later.
+  RawGguf huge_row;
+  huge_row.header(1, 0).tensor("w", {1ull << 62, 0}, 0, 0).pad();
+  expect_parse_error(huge_row.b, {"tensor 'w' has row length 4611686018427387904, too large"});
   RawGguf huge_dim;
   huge_dim.header(1, 0).tensor("w", {~0ull}, 0, 0).pad();
   expect_parse_error(huge_dim.b, {"has dimension 18446744073709551615, too large"});
