@@ -79,13 +79,13 @@ sanitize: deps
 	cd $(BUILD)-asan && ctest --output-on-failure
 
 # libFuzzer (clang, ASan + UBSan) on the torch-free parsers: safetensors + index, config.json,
-# tokenizer.json, encode/decode, chat templates; FUZZ_SECONDS each. Grows a copy of the
+# tokenizer.json, encode/decode, chat templates, GGUF; FUZZ_SECONDS each. Grows a copy of the
 # committed corpora in $(BUILD)-fuzz/corpus (fuzz/corpus is never written); crashing inputs
 # land in $(BUILD)-fuzz/artifacts. FUZZ_RUNS > 0 also stops a target after that many
 # executions (FUZZ_SECONDS=0 FUZZ_RUNS=1000000: exactly 1M each). See fuzz/README.md.
 FUZZ_SECONDS ?= 60
 FUZZ_RUNS ?= -1
-FUZZ_TARGETS := safetensors model_config tokenizer_json tokenizer_codec chat_template api_request
+FUZZ_TARGETS := safetensors model_config tokenizer_json tokenizer_codec chat_template api_request gguf
 FUZZ := $(BUILD)-fuzz
 fuzz:
 	@bash scripts/install-deps.sh --fuzz
