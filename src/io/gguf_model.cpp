@@ -96,25 +96,6 @@ bool split_layer(const std::string& name, const std::string& prefix, std::string
 
 constexpr double kPi = 3.14159265358979323846;
 
-// The rope factors llama.cpp's converter writes for llama3 RoPE scaling (rope_freqs.weight).
-std::vector<double> llama3_rope_factors(int head_dim, double base, double factor, double low,
-                                        double high, double original_context) {
-  std::vector<double> out;
-  for (int k = 0; k < head_dim; k += 2) {
-    const double freq = 1.0 / std::pow(base, static_cast<double>(k) / head_dim);
-    const double wavelen = 2.0 * kPi / freq;
-    if (wavelen < original_context / high) {
-      out.push_back(1.0);
-    } else if (wavelen > original_context / low) {
-      out.push_back(factor);
-    } else {
-      const double smooth = (original_context / wavelen - low) / (high - low);
-      out.push_back(1.0 / ((1.0 - smooth) / factor + smooth));
-    }
-  }
-  return out;
-}
-
 // llama3 parameters that reproduce `factors` (the converter keeps none of them as metadata).
 // The factor is the largest value; the others are searched among the values models use.
 std::optional<json> recover_llama3(const std::vector<float>& factors, int head_dim, double base) {
@@ -156,6 +137,24 @@ double float_value(const GgufMetadata& m, const std::string& key) {
 }
 
 }  // namespace
+
+std::vector<double> llama3_rope_factors(int head_dim, double base, double factor, double low,
+                                        double high, double original_context) {
+  std::vector<double> out;
+  for (int k = 0; k < head_dim; k += 2) {
+    const double freq = 1.0 / std::pow(base, static_cast<double>(k) / head_dim);
+    const double wavelen = 2.0 * kPi / freq;
+    if (wavelen < original_context / high) {
+      out.push_back(1.0);
+    } else if (wavelen > original_context / low) {
+      out.push_back(factor);
+    } else {
+      const double smooth = (original_context / wavelen - low) / (high - low);
+      out.push_back(1.0 / ((1.0 - smooth) / factor + smooth));
+    }
+  }
+  return out;
+}
 
 Arch arch_from_gguf_name(const std::string& name) {
   for (const GgufArch& a : kGgufArchs)

@@ -36,6 +36,11 @@ nlohmann::json gguf_hf_config(const GgufContents& gguf);
 // ModelConfig::from_json(gguf_hf_config(gguf)): also refuses what the HF loader refuses.
 ModelConfig gguf_model_config(const GgufContents& gguf);
 
+// The per-dimension RoPE frequency factors llama.cpp's converter writes as rope_freqs.weight
+// for llama3 RoPE scaling (head_dim / 2 values).
+std::vector<double> llama3_rope_factors(int head_dim, double base, double factor, double low,
+                                        double high, double original_context);
+
 // "blk.3.attn_q.weight" -> "model.layers.3.self_attn.q_proj.weight" etc.; nullopt for a name
 // that is not part of a llama/qwen2/qwen3 model (rope_freqs.weight is read by gguf_hf_config).
 std::optional<std::string> gguf_to_hf_tensor_name(const std::string& gguf_name);

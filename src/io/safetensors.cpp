@@ -417,6 +417,21 @@ WeightStore WeightStore::open(const std::filesystem::path& model_dir) {
   return ws;
 }
 
+WeightStore WeightStore::from_views(std::filesystem::path source, std::vector<TensorView> views,
+                                    std::set<std::string> mapped,
+                                    std::shared_ptr<const void> holder) {
+  WeightStore ws;
+  ws.dir_ = std::move(source);
+  ws.holder_ = std::move(holder);
+  for (TensorView& v : views) {
+    if (!mapped.count(v.name)) ws.unmapped_.insert(v.name);
+    ws.views_.push_back(std::make_unique<TensorView>(std::move(v)));
+    if (!ws.index_.emplace(ws.views_.back()->name, ws.views_.back().get()).second)
+      throw Error("duplicate tensor '" + ws.views_.back()->name + "' in " + quoted(ws.dir_));
+  }
+  return ws;
+}
+
 bool WeightStore::has(const std::string& name) const { return index_.count(name) != 0; }
 
 const TensorView& WeightStore::get(const std::string& name) const {
@@ -444,6 +459,7 @@ std::vector<std::string> WeightStore::names() const {
 
 void WeightStore::release(const std::string& name) const {
   const TensorView& v = get(name);
+  if (unmapped_.count(name)) return;  // memory of its own: dropping pages would zero it
   const auto page = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));
   const auto begin = reinterpret_cast<uintptr_t>(v.data), end = begin + v.nbytes;
   const uintptr_t first = (begin + page - 1) / page * page, last = end / page * page;

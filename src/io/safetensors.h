@@ -7,6 +7,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -58,6 +59,11 @@ std::map<std::string, TensorView> parse_safetensors(const std::byte* data, size_
 class WeightStore {
  public:
   static WeightStore open(const std::filesystem::path& model_dir);
+  // A store over tensors held elsewhere (a GGUF file's, some converted at load): `holder` keeps
+  // every view's bytes alive; views named in `mapped` point into a read-only file mapping (so
+  // release() may drop their pages), the others into memory of their own (release() keeps it).
+  static WeightStore from_views(std::filesystem::path source, std::vector<TensorView> views,
+                                std::set<std::string> mapped, std::shared_ptr<const void> holder);
   bool has(const std::string& name) const;
   // Throws dapx::Error "missing tensor 'NAME' in DIR" when absent.
   const TensorView& get(const std::string& name) const;
@@ -74,6 +80,10 @@ class WeightStore {
   std::filesystem::path dir_;
   std::vector<std::unique_ptr<SafetensorsFile>> files_;
   std::map<std::string, const TensorView*> index_;
+  // from_views(): the views, the names of those not in a file mapping, and their bytes' owner.
+  std::vector<std::unique_ptr<TensorView>> views_;
+  std::set<std::string> unmapped_;
+  std::shared_ptr<const void> holder_;
 };
 
 // A tensor to write: bytes already in the target dtype, row-major.

@@ -1,0 +1,109 @@
+#include "io/gguf_weights.h"
+
+#include <cstring>
+#include <vector>
+
+#include "io/gguf_model.h"
+#include "util/bf16.h"
+#include "util/error.h"
+
+namespace dapx {
+namespace {
+
+// What the store's views point into: the mapping, and the tensors copied at load.
+struct Holder {
+  std::shared_ptr<const GgufFile> file;
+  std::vector<std::vector<std::byte>> copies;
+};
+
+bool native_dtype(GgmlType t, DType& out) {
+  switch (t) {
+    case GgmlType::F32:
+      out = DType::F32;
+      return true;
+    case GgmlType::F16:
+      out = DType::F16;
+      return true;
+    case GgmlType::BF16:
+      out = DType::BF16;
+      return true;
+    default:
+      return false;
+  }
+}
+
+// The whole tensor in `dtype`, dequantised a row at a time.
+std::vector<std::byte> dequantised(const GgufTensor& t, DType dtype) {
+  const int64_t rows = t.num_rows(), cols = t.row_length();
+  std::vector<std::byte> out(static_cast<size_t>(t.numel()) * dtype_size(dtype));
+  std::vector<float> row(static_cast<size_t>(cols));
+  for (int64_t r = 0; r < rows; ++r) {
+    dequantize_rows(t, r, 1, row.data());
+    if (dtype == DType::F32) {
+      std::memcpy(out.data() + r * cols * 4, row.data(), static_cast<size_t>(cols) * 4);
+    } else {
+      auto* dst = reinterpret_cast<uint16_t*>(out.data()) + r * cols;
+      for (int64_t c = 0; c < cols; ++c) dst[c] = f32_to_bf16(row[static_cast<size_t>(c)]);
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+WeightStore gguf_weight_store(std::shared_ptr<const GgufFile> file, const ModelConfig& config,
+                              DType dequant_to) {
+  if (dequant_to != DType::F32 && dequant_to != DType::BF16)
+    throw Error("GGUF weights dequantise to F32 or BF16, not " + dtype_name(dequant_to));
+  auto holder = std::make_shared<Holder>();
+  holder->file = file;
+  std::vector<TensorView> views;
+  std::set<std::string> mapped;
+  const std::string where = "'" + file->path().string() + "'";
+  for (const GgufTensor& t : file->tensors()) {
+    if (t.name == "rope_freqs.weight") continue;  // llama3 RoPE scaling: read into the config
+    const std::optional<std::string> hf = gguf_to_hf_tensor_name(t.name);
+    if (!hf)
+      throw Error("tensor '" + t.name + "' in " + where + " is not part of a " +
+                  gguf_arch_name(config.arch) + " model that dapx reads");
+    DType dtype;
+    const bool in_place = native_dtype(t.type, dtype);
+    if (!in_place) dtype = dequant_to;
+    const int64_t heads = gguf_qk_permutation_heads(config, t.name);
+    TensorView v;
+    v.name = *hf;
+    v.dtype = dtype;
+    v.shape = t.shape;
+    v.nbytes = static_cast<size_t>(t.numel()) * dtype_size(dtype);
+    if (in_place && heads == 0) {  // read from the mapping as it is
+      v.data = t.data;
+      mapped.insert(v.name);
+      views.push_back(std::move(v));
+      continue;
+    }
+    std::vector<std::byte> bytes;
+    try {
+      if (in_place)
+        bytes.assign(t.data, t.data + t.nbytes);
+      else
+        bytes = dequantised(t, dtype);
+    } catch (const Error& e) {
+      throw Error("tensor '" + t.name + "' in " + where + ": " + e.what());
+    }
+    if (heads > 0) {  // HF row order
+      std::vector<std::byte> hf_order(bytes.size());
+      const bool vector = t.shape.size() == 1;  // a bias: its elements are the rows
+      permute_llama_qk_rows(bytes.data(), hf_order.data(), vector ? t.shape[0] : t.num_rows(),
+                            (vector ? 1 : static_cast<size_t>(t.row_length())) * dtype_size(dtype),
+                            heads, true);
+      bytes.swap(hf_order);
+    }
+    holder->copies.push_back(std::move(bytes));
+    v.data = holder->copies.back().data();  // a vector's buffer stays put when the outer one grows
+    views.push_back(std::move(v));
+  }
+  return WeightStore::from_views(file->path(), std::move(views), std::move(mapped),
+                                 std::shared_ptr<const void>(holder, holder.get()));
+}
+
+}  // namespace dapx
