@@ -289,7 +289,10 @@ void train(const TrainOptions& o, const TrainCallbacks& cb) {
   };
   std::future<std::vector<Example>> next_batch =
       std::async(std::launch::async, make_batch, step_tokens.front());
-  const Clock::time_point t0 = Clock::now();
+  const std::function<double()> now = o.clock ? o.clock : [] {
+    return std::chrono::duration<double>(Clock::now().time_since_epoch()).count();
+  };
+  const double t0 = now();
   int step = 0;
   for (const CurriculumStage& stage : o.curriculum) {
     if (cb.on_stage) cb.on_stage(stage, data.tasks_fitting(stage.max_tokens));
@@ -307,7 +310,7 @@ void train(const TrainOptions& o, const TrainCallbacks& cb) {
       r.examples = static_cast<int>(batch.size());
       r.tokens = static_cast<int>(counts.tokens);
       r.data_wait_s = data_wait_s;
-      const double time_done = o.time_limit_s > 0 ? seconds_since(t0) / o.time_limit_s : 0.0;
+      const double time_done = o.time_limit_s > 0 ? (now() - t0) / o.time_limit_s : 0.0;
       r.lr = learning_rate(o, step, total, time_done);
       // Per-example figures stay on the device until the step ends: a .item() per example
       // would make the host wait for every forward pass before queueing its backward.
@@ -382,7 +385,7 @@ void train(const TrainOptions& o, const TrainCallbacks& cb) {
         static_cast<torch::optim::AdamWOptions&>(g.options()).lr(r.lr);
       optimizer.step();
       optimizer.zero_grad();
-      r.elapsed_s = seconds_since(t0);
+      r.elapsed_s = now() - t0;
       r.tokens_per_s = counts.tokens / std::max(1e-9, seconds_since(ts));
       if (cb.on_step) cb.on_step(r);
       if (r.step % 10 == 0 || r.step == total)

@@ -34,6 +34,9 @@ struct TrainOptions {
   // steps and time is further along, and training stops, saved, once the budget is spent: a
   // run sized for a device session ends with a decayed learning rate, not cut off mid-schedule.
   double time_limit_s = 0;
+  // The clock the time budget reads: seconds since any fixed point. Unset: the steady clock.
+  // Tests give one that advances per step, so the run's length does not depend on the machine.
+  std::function<double()> clock;
   // Loss = mean over task examples of their mean answer-token cross-entropy + lm_weight x
   // mean cross-entropy over all other tokens of the step.
   double lm_weight = 0.1;

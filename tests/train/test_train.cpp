@@ -5,6 +5,8 @@
 #include <ATen/core/grad_mode.h>
 #include <gtest/gtest.h>
 
+#include <cmath>
+
 #include "engine/model.h"
 #include "error_message.h"
 #include "naive_transformer.h"
@@ -87,28 +89,41 @@ TEST(Train, LossFallsAndASeedRepeatsTheRunExactly) {
   EXPECT_EQ(state["parts"][0]["device"], "cpu");
 }
 
-// A time budget ends a run of far more steps, saved, with the cosine decayed by the clock.
+// A time budget ends a run of far more steps, saved, with the cosine decayed by the clock. The
+// clock is injected and advances a quarter second per step: the run's length and every
+// learning rate are exact, whatever the machine's speed.
 TEST(Train, ATimeBudgetStopsTheRunSavedWithTheLearningRateDecayed) {
   at::set_num_threads(1);
   test::TempDir tmp;
   TrainOptions o = few_steps(tiny_trainable(tmp, "init"), tmp / "out");
   o.curriculum = {{560, 100000}};
   o.time_limit_s = 1.5;
+  double now = 100.0;  // any origin: the budget counts from the run's start
+  o.clock = [&now] { return now; };
   std::vector<double> lrs;
   std::string message;
   TrainCallbacks cb;
-  cb.on_step = [&](const StepReport& r) { lrs.push_back(r.lr); };
+  cb.on_step = [&](const StepReport& r) {
+    lrs.push_back(r.lr);
+    EXPECT_EQ(r.elapsed_s, 0.25 * (r.step - 1)) << "step " << r.step;
+    now += 0.25;
+  };
   cb.on_message = [&](const std::string& m) { message = m; };
   train(o, cb);
-  ASSERT_GE(lrs.size(), 3u);
-  ASSERT_LT(lrs.size(), 100000u);
-  EXPECT_NE(message.find("time budget of 1 s spent after step " + std::to_string(lrs.size())),
-            std::string::npos)
-      << message;
-  for (size_t i = 2; i < lrs.size(); ++i) EXPECT_LE(lrs[i], lrs[i - 1]) << "step " << i + 1;
-  EXPECT_LT(lrs.back(), 0.25 * o.lr);  // near the floor (0.1 x peak), by time, not by steps
+  // Step k starts at 0.25 (k - 1) s: step 7 is the first to end at or past 1.5 s.
+  ASSERT_EQ(lrs.size(), 7u);
+  EXPECT_EQ(message, "time budget of 1 s spent after step 7 of 100000");
+  // Warm-up (one step) at the peak, then the cosine by the time spent, (k - 1) / 6 of the
+  // budget, far ahead of the steps' share: the last step is at the floor (0.1 x peak).
+  EXPECT_DOUBLE_EQ(lrs[0], o.lr);
+  for (size_t k = 2; k <= lrs.size(); ++k) {
+    const double done = (k - 1) / 6.0;
+    EXPECT_NEAR(lrs[k - 1], o.lr * (0.1 + 0.9 * 0.5 * (1 + std::cos(M_PI * done))), 1e-12 * o.lr)
+        << "step " << k;
+  }
+  EXPECT_NEAR(lrs.back(), 0.1 * o.lr, 1e-12 * o.lr);
   const nlohmann::json part = load_train_state(tmp / "out")["parts"][0];
-  EXPECT_EQ(part["steps_done"], static_cast<int>(lrs.size()));
+  EXPECT_EQ(part["steps_done"], 7);
   EXPECT_EQ(part["time_limit_s"], 1.5);
 }
 
