@@ -290,7 +290,15 @@ Rendered fill_input(const TaskSpec& spec, const std::string& context,
   return r;
 }
 
+EncodeWork& encode_work() {
+  thread_local EncodeWork work;
+  return work;
+}
+
 int Fitter::count(const std::string& text) const {
+  EncodeWork& work = encode_work();
+  ++work.encodes;
+  work.bytes += static_cast<int64_t>(text.size());
   return static_cast<int>(tok_.encode(text).size());
 }
 

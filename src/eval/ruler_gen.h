@@ -189,6 +189,13 @@ struct Layout {
 Rendered fill_input(const TaskSpec& spec, const std::string& context,
                     const std::vector<size_t>& context_offsets, Vars vars);
 
+// The tokenizer work the fitting did on this thread (every encode of a candidate prompt): how
+// the cost of make() is measured without a clock.
+struct EncodeWork {
+  int64_t encodes = 0, bytes = 0;
+};
+EncodeWork& encode_work();
+
 class Fitter {
  public:
   explicit Fitter(const Tokenizer& tok) : tok_(tok) {}
