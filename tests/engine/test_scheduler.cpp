@@ -7,6 +7,8 @@
 #include <algorithm>
 #include <atomic>
 #include <memory>
+#include <stdexcept>
+#include <string>
 #include <vector>
 
 #include "engine/scheduler.h"
@@ -69,6 +71,25 @@ std::vector<Case> mixed_cases() {
            170,
            8,
            0.f}};
+}
+
+// The engine runs on its own thread, so every wait on a ticket is bounded, generously (the tiny
+// model ends each of these requests in well under a second), and one that expires fails the
+// test, naming what it waited for, instead of hanging until ctest's timeout.
+constexpr double kWaitS = 60;
+
+GenerationResult ended(Ticket& t, const std::string& what) {
+  if (!t.wait_end_for(kWaitS))
+    throw std::runtime_error(what + ": the generation did not end within 60 s");
+  return t.result();
+}
+
+// The next piece of text (true) or the end (false); a wait that expires throws.
+bool next_piece(Ticket& t, std::string& piece, const std::string& what) {
+  const Ticket::Wait w = t.next_text_for(piece, kWaitS);
+  if (w == Ticket::Wait::kTimeout)
+    throw std::runtime_error(what + ": neither text nor the end within 60 s");
+  return w == Ticket::Wait::kText;
 }
 
 GenerationParams params_of(const Case& c, int i) {
@@ -135,8 +156,8 @@ TEST_F(SchedulerTest, EveryRequestEqualsItselfAloneWhateverItsBatchMates) {
   }
   for (size_t i = 0; i < cases.size(); ++i) {
     std::string streamed;
-    for (std::string piece; tickets[i]->next_text(piece);) streamed += piece;
-    const GenerationResult r = tickets[i]->result();
+    for (std::string piece; next_piece(*tickets[i], piece, cases[i].method);) streamed += piece;
+    const GenerationResult r = ended(*tickets[i], cases[i].method);
     EXPECT_EQ(r.tokens, alone[i].tokens) << cases[i].method;
     EXPECT_EQ(r.text, alone[i].text) << cases[i].method;
     EXPECT_EQ(r.stats.finish_reason, alone[i].stats.finish_reason) << cases[i].method;
@@ -179,13 +200,13 @@ TEST_F(SchedulerTest, ACancelledSequenceLeavesItsBatchMatesUnchanged) {
                               plan(c.method, c.params, p.size(), c.max_new), cancel_second);
     if (i == 1) second = tickets[1].get();
   }
-  const GenerationResult cancelled = tickets[1]->result();
+  const GenerationResult cancelled = ended(*tickets[1], "the cancelled request");
   EXPECT_EQ(cancelled.stats.finish_reason, "cancelled");
   EXPECT_LT(cancelled.tokens.size(), alone[1].tokens.size());
   EXPECT_TRUE(
       std::equal(cancelled.tokens.begin(), cancelled.tokens.end(), alone[1].tokens.begin()));
   for (size_t i : {0u, 2u}) {
-    const GenerationResult r = tickets[i]->result();
+    const GenerationResult r = ended(*tickets[i], "request " + std::to_string(i));
     EXPECT_EQ(r.tokens, alone[i].tokens) << i;
     EXPECT_EQ(r.stats.finish_reason, "length") << i;
   }
@@ -220,7 +241,7 @@ TEST_F(SchedulerTest, ThePoolAdmitsByTheBytesARequestWillHold) {
                                    plan(names[i], p, n, max_new)));
   }
   for (size_t i = 0; i < names.size(); ++i) {
-    const GenerationResult r = tickets[i]->result();
+    const GenerationResult r = ended(*tickets[i], names[i] + " request " + std::to_string(i));
     EXPECT_EQ(r.stats.generated_tokens, max_new) << i;
     EXPECT_EQ(r.stats.finish_reason, "length") << i;
   }
@@ -241,13 +262,13 @@ TEST_F(SchedulerTest, AFullWaitingLineIsRefusedAndStopEndsEverySequence) {
   const KVReservation r = plan("full", {}, p.size(), 4000);
   auto first = sched->submit(method("full"), p, g, r);
   std::string piece;
-  ASSERT_TRUE(first->next_text(piece));  // running: the line is empty again
+  ASSERT_TRUE(next_piece(*first, piece, "the first request"));  // running: the line is empty
   auto second = sched->submit(method("full"), p, g, r);
   const std::string full_line = testing::error_of([&] { sched->submit(method("full"), p, g, r); });
   EXPECT_NE(full_line.find("waiting line is full"), std::string::npos) << full_line;
   sched->stop();
-  EXPECT_EQ(first->result().stats.finish_reason, "cancelled");
-  EXPECT_EQ(second->result().stats.finish_reason, "cancelled");
+  EXPECT_EQ(ended(*first, "the first request").stats.finish_reason, "cancelled");
+  EXPECT_EQ(ended(*second, "the second request").stats.finish_reason, "cancelled");
   EXPECT_NE(
       testing::error_of([&] { sched->submit(method("full"), p, g, r); }).find("shutting down"),
       std::string::npos);
@@ -258,7 +279,7 @@ TEST_F(SchedulerTest, AnIdleSchedulerWakesForTheNextRequest) {
   const std::vector<int> p = prompt_of(30, target_->config.vocab_size);
   for (int i = 0; i < 3; ++i) {  // each request finds the engine idle, waiting for work
     auto t = sched.submit(method("full"), p, greedy(3), plan("full", {}, p.size(), 3));
-    EXPECT_EQ(t->result().stats.generated_tokens, 3) << i;
+    EXPECT_EQ(ended(*t, "request " + std::to_string(i)).stats.generated_tokens, 3) << i;
   }
 }
 
@@ -278,7 +299,7 @@ TEST_F(SchedulerTest, ALongPrefillDoesNotStallTheRunningStreams) {
                                plan("full", {}, short_prompt.size(), 3000),
                                [&](const std::string&) { ++stream_pieces; });
     std::string piece;
-    ASSERT_TRUE(stream->next_text(piece));  // the stream runs
+    ASSERT_TRUE(next_piece(*stream, piece, "the stream"));  // the stream runs
     const int at_submit = stream_pieces;
     auto long_request =
         sched.submit(method(name, p), long_prompt, greedy(5), plan(name, p, long_prompt.size(), 5),
@@ -286,7 +307,7 @@ TEST_F(SchedulerTest, ALongPrefillDoesNotStallTheRunningStreams) {
                        int none = -1;
                        at_first_long_piece.compare_exchange_strong(none, stream_pieces.load());
                      });
-    const GenerationResult r = long_request->result();
+    const GenerationResult r = ended(*long_request, "the long " + name + " request");
     stream->cancel();
     EXPECT_EQ(r.tokens, long_alone.tokens) << name;
     // The long prompt's prefill (38 chunks of 16 rows, 2 layers) paused for the stream's steps;
@@ -318,7 +339,7 @@ TEST_F(SchedulerTest, QuestionsInFlightTogetherShareTheDocumentsBlocks) {
   }
   int cached = 0;
   for (size_t i = 0; i < names.size(); ++i) {
-    const GenerationResult r = tickets[i]->result();
+    const GenerationResult r = ended(*tickets[i], names[i] + " question " + std::to_string(i));
     EXPECT_EQ(r.tokens, alone[i].tokens) << i << " " << names[i];
     cached += r.stats.cached_tokens;
   }
