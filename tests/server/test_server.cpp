@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdio>
 #include <fstream>
 #include <thread>
 
@@ -388,15 +389,52 @@ void send_then_hang_up(int port, const std::string& body, Until until) {
   ::close(fd);
 }
 
+// Polls `ready` until it holds, for at most 60 s (generous: the tiny model answers in
+// milliseconds); a wait that expires fails the test, naming what it waited for. No time is
+// asserted.
+template <typename Ready>
+bool wait_until(Ready ready, const std::string& what) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (!ready()) {
+    if (std::chrono::steady_clock::now() > deadline) {
+      ADD_FAILURE() << "waited 60 s for " << what;
+      return false;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  return true;
+}
+
+// /metrics' text, or "" without an answer.
+std::string metrics_of(httplib::Client& c) {
+  const auto r = c.Get("/metrics");
+  return r && r->status == 200 ? r->body : std::string();
+}
+
+// /health's queue_depth, or -1 without a well-formed answer.
+int queue_depth(httplib::Client& c) {
+  const auto r = c.Get("/health");
+  if (!r || r->status != 200) return -1;
+  const json j = json::parse(r->body, nullptr, false);
+  return j.is_object() && j.contains("queue_depth") ? j["queue_depth"].get<int>() : -1;
+}
+
+// True once the engine has taken a decode step (a fresh server's first request generates).
+bool generating(httplib::Client& c) {
+  const std::string m = metrics_of(c);
+  return !m.empty() && m.find("dapx_decode_steps_total 0\n") == std::string::npos;
+}
+
 // Retries a short request until the server answers it (503s while a cancelled one winds
 // down; bounded generously, fails loudly). No time is asserted.
 void wait_until_served(httplib::Client& c) {
-  int status = 0;
-  for (int i = 0; i < 500 && status != 200; ++i) {
-    post(c, "/v1/completions", {{"prompt", "next"}, {"max_tokens", 2}}, &status);
-    if (status != 200) std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-  EXPECT_EQ(status, 200) << "not served after 500 tries";
+  wait_until(
+      [&] {
+        int status = 0;
+        post(c, "/v1/completions", {{"prompt", "next"}, {"max_tokens", 2}}, &status);
+        return status == 200;
+      },
+      "a short request to be served");
 }
 
 // A full generation of 4000 tokens takes seconds on the tiny model; a cancelled one frees the
@@ -407,21 +445,18 @@ TEST_F(ServerTest, AClientThatLeavesANonStreamedRequestCancelsIt) {
   const json long_request = {
       {"prompt", "Once"}, {"max_tokens", 4000}, {"temperature", 1.0}, {"seed", 1}};
   send_then_hang_up(srv.port, long_request.dump(), [&](int) {
-    for (int i = 0; i < 500; ++i) {  // until it is admitted (and so generating)
-      if (json::parse(c.Get("/health")->body)["queue_depth"] == 1) break;
-      std::this_thread::sleep_for(std::chrono::milliseconds(2));
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    wait_until([&] { return generating(c); }, "the long request to generate");
   });
   wait_until_served(c);  // served beside it (batched) or after it
   // The hung-up request ends as cancelled (499), not as 4000 generated tokens (200): the
   // handler sees the closed connection and cancels its sequence. Polled, bounded generously.
   std::string metrics;
-  for (int i = 0; i < 500; ++i) {
-    metrics = c.Get("/metrics")->body;
-    if (metrics.find("status=\"499\"} 1") != std::string::npos) break;
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
+  wait_until(
+      [&] {
+        metrics = metrics_of(c);
+        return metrics.find("status=\"499\"} 1") != std::string::npos;
+      },
+      "the hung-up request to be counted as 499");
   EXPECT_NE(metrics.find("status=\"499\"} 1"), std::string::npos) << metrics;
   EXPECT_EQ(metrics.find("status=\"200\"} 2"), std::string::npos) << metrics;
 }
@@ -441,7 +476,7 @@ TEST_F(ServerTest, AClientThatLeavesCancelsItsStreamAndTheQueueIsBounded) {
   });
   auto c = srv.client();
   wait_until_served(c);  // the queue's one slot is free again: the stream was cancelled
-  const std::string metrics = c.Get("/metrics")->body;
+  const std::string metrics = metrics_of(c);
   EXPECT_NE(metrics.find("status=\"499\"} 1"), std::string::npos) << metrics;
 
   // The queue holds one request: a second one while a stream runs gets 503 + Retry-After.
@@ -451,10 +486,7 @@ TEST_F(ServerTest, AClientThatLeavesCancelsItsStreamAndTheQueueIsBounded) {
             json{{"prompt", "Once"}, {"max_tokens", 4000}, {"stream", true}}.dump(),
             "application/json");
   });
-  for (int i = 0; i < 500; ++i) {  // until the first one is admitted
-    if (json::parse(c.Get("/health")->body)["queue_depth"] == 1) break;
-    std::this_thread::sleep_for(std::chrono::milliseconds(2));
-  }
+  wait_until([&] { return queue_depth(c) == 1; }, "the first stream to be admitted");
   bool saw_503 = false;
   for (int i = 0; i < 100 && !saw_503; ++i) {
     auto r = c.Post("/v1/completions", json{{"prompt", "x"}, {"max_tokens", 1}}.dump(),
@@ -477,8 +509,10 @@ long rss_kib() {
   return 0;
 }
 
-// 8 clients x 20 requests: every request answered (200, or a documented 503), and the
-// process's RSS back within 10% of its value after warm-up.
+// 8 clients x 20 requests: every request answered with the text it gets alone, and afterwards
+// the server holds nothing for them: no sequence running or waiting, the KV pool empty, the
+// queue empty. (The process's RSS is printed, not asserted: what the allocator keeps for the
+// clients' threads is not the server's to bound; leaks are the sanitizer build's to find.)
 TEST_F(ServerTest, BoundedLoadAnswersEqualTheSameRequestAlone) {
   ServerOptions o;
   o.max_queue = 16;
@@ -515,7 +549,22 @@ TEST_F(ServerTest, BoundedLoadAnswersEqualTheSameRequestAlone) {
   for (auto& t : clients) t.join();
   EXPECT_EQ(other.load(), 0);
   EXPECT_EQ(ok.load(), 160);
-  EXPECT_LT(rss_kib(), warm * 11 / 10) << "warm-up RSS " << warm << " KiB";
+  auto c = srv.client();
+  std::string metrics;
+  wait_until(
+      [&] {
+        metrics = metrics_of(c);
+        return queue_depth(c) == 0 &&
+               metrics.find("dapx_running_sequences 0\n") != std::string::npos &&
+               metrics.find("dapx_waiting_requests 0\n") != std::string::npos &&
+               metrics.find("dapx_kv_pool_bytes{state=\"used\"} 0\n") != std::string::npos;
+      },
+      "the server to be idle after the load");
+  EXPECT_NE(metrics.find("dapx_requests_total{endpoint=\"/v1/completions\",method=\"snapkv\","
+                         "status=\"200\"} 165\n"),
+            std::string::npos)
+      << metrics;
+  std::printf("RSS: %ld KiB after warm-up, %ld KiB after the load\n", warm, rss_kib());
 }
 
 // SIGTERM (stop()) during a generation: the answer says it was cut short, never "stop".
@@ -529,11 +578,7 @@ TEST_F(ServerTest, AGenerationCutShortByShutdownSaysSo) {
                        {"stream", stream}};
     std::thread stopper([&] {
       auto c = srv.client();
-      for (int i = 0; i < 500; ++i) {  // until it generates (bounded generously)
-        const auto m = c.Get("/metrics");
-        if (m && m->body.find("dapx_decode_steps_total 0") == std::string::npos) break;
-        std::this_thread::sleep_for(std::chrono::milliseconds(10));
-      }
+      wait_until([&] { return generating(c); }, "the request to generate");
       srv.server->stop();
     });
     auto c = srv.client();
