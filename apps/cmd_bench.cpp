@@ -310,8 +310,8 @@ void run(const Flags& f) {
     any_draft = any_draft || m.needs_draft;
     has_full = has_full || m.name == "full";
   }
-  Models models{ModelConfig::load(f.model), std::nullopt};
-  if (any_draft) models.draft = ModelConfig::load(f.draft);
+  Models models{load_model_config(f.model), std::nullopt};
+  if (any_draft) models.draft = load_model_config(f.draft);
   for (int64_t n : f.lengths)
     if (n + f.new_tokens > models.target.max_position_embeddings)
       throw Error("--lengths: " + std::to_string(n) + " prompt tokens + " +
@@ -365,7 +365,7 @@ void run(const Flags& f) {
   // The prompts stay with the results: each row's command can be run again as it stands.
   fs::create_directories(dir / "prompts");
   const TempDir scratch;  // the children's stderr
-  const Tokenizer tok = Tokenizer::load(fs::path(f.model) / "tokenizer.json");
+  const Tokenizer tok = load_model_tokenizer(f.model);
   const std::string corpus = read_file(default_data_dir() + "/corpus_en.txt");
   std::cerr << "measuring the process floor (the target, an 8-token prompt, one token)...\n";
   info["floor"] = measure_floor(f, bench::write_prompt_file(tok, corpus, 8, dir / "prompts"),

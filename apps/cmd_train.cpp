@@ -136,19 +136,6 @@ void run_train_tokenizer(const std::string& out, int merges) {
             << corpus.size() / 1024 << " KiB of the training split\n";
 }
 
-// A copy of a model directory with its weights in another dtype (e.g. an f32 training
-// checkpoint shipped as bf16); config, tokenizer and training history are carried over.
-void run_convert(const std::string& in, const std::string& out, const std::string& dtype) {
-  if (std::filesystem::weakly_canonical(in) == std::filesystem::weakly_canonical(out))
-    throw Error("convert: --out must differ from --model");
-  ComputeOptions opts;
-  opts.weight_dtype = at::kFloat;  // exact for every stored dtype
-  const auto model = LoadedModel::load(in, opts);
-  const DType d = dtype == "f32" ? DType::F32 : dtype == "f16" ? DType::F16 : DType::BF16;
-  save_checkpoint(*model, read_tokenizer_json(*model), out, d, load_train_state(in));
-  std::cerr << "wrote " << out << " (" << dtype << ")\n";
-}
-
 }  // namespace
 
 void register_train(CLI::App& app) {
@@ -237,16 +224,6 @@ void register_train(CLI::App& app) {
   tok->add_option("--merges", *merges, "BPE merges (vocabulary = 256 + merges + 3 special)")
       ->check(int_range(1, 100000));
   tok->callback([tok_out, merges] { run_train_tokenizer(*tok_out, *merges); });
-
-  auto conv = std::make_shared<std::array<std::string, 3>>();
-  (*conv)[2] = "bf16";
-  CLI::App* convert =
-      app.add_subcommand("convert", "Copy a model directory with its weights in another dtype");
-  convert->add_option("--model,-m", (*conv)[0], "Model directory to read")->required();
-  convert->add_option("--out,-o", (*conv)[1], "Directory to write")->required();
-  convert->add_option("--dtype", (*conv)[2], "bf16, f16 or f32")
-      ->check(CLI::IsMember({"bf16", "f16", "f32"}));
-  convert->callback([conv] { run_convert((*conv)[0], (*conv)[1], (*conv)[2]); });
 }
 
 }  // namespace dapx::cli

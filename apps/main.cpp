@@ -10,6 +10,7 @@ void register_generate(CLI::App& app);
 void register_make_model(CLI::App& app);
 void register_tokenize(CLI::App& app);
 void register_train(CLI::App& app);
+void register_convert(CLI::App& app);
 void register_eval(CLI::App& app);
 void register_demo(CLI::App& app);
 void register_analyze(CLI::App& app);
@@ -38,6 +39,7 @@ int main(int argc, char** argv) {
   dapx::cli::register_make_model(app);
   dapx::cli::register_tokenize(app);
   dapx::cli::register_train(app);
+  dapx::cli::register_convert(app);
   dapx::cli::register_eval(app);
   dapx::cli::register_demo(app);
   dapx::cli::register_analyze(app);

@@ -1,5 +1,10 @@
 #include "engine/model.h"
 
+#include <fstream>
+
+#include "io/gguf_model.h"
+#include "io/gguf_weights.h"
+#include "tokenizer/gguf_tokenizer.h"
 #include "util/error.h"
 
 namespace dapx {
@@ -15,25 +20,73 @@ std::shared_ptr<const WeightStore> open_weights(const std::filesystem::path& dir
   return std::make_shared<const WeightStore>(WeightStore::open(dir));
 }
 
+void check_path(const std::filesystem::path& path) {
+  if (!std::filesystem::exists(path))
+    throw Error("model directory '" + path.string() + "' does not exist");
+  if (!std::filesystem::is_directory(path) && !is_gguf_file(path))
+    throw Error("'" + path.string() +
+                "' is neither a model directory nor a GGUF file: pass the model directory (the "
+                "one with config.json, *.safetensors and tokenizer.json) or a .gguf file");
+}
+
+void check_vocab(const Tokenizer& tok, const ModelConfig& cfg, const std::string& where) {
+  if (tok.vocab_size() > cfg.vocab_size)
+    throw Error("the tokenizer of " + where + " has " + std::to_string(tok.vocab_size()) +
+                " tokens but the model's vocab_size is " + std::to_string(cfg.vocab_size));
+}
+
 }  // namespace
 
-std::unique_ptr<LoadedModel> LoadedModel::load(const std::filesystem::path& dir,
+bool is_gguf_file(const std::filesystem::path& path) {
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(path, ec)) return false;
+  std::ifstream in(path, std::ios::binary);
+  char magic[4] = {};
+  return in.read(magic, 4) && std::string(magic, 4) == "GGUF";
+}
+
+ModelConfig load_model_config(const std::filesystem::path& path) {
+  check_path(path);
+  return is_gguf_file(path) ? gguf_model_config(*GgufFile::open(path)) : ModelConfig::load(path);
+}
+
+Tokenizer load_model_tokenizer(const std::filesystem::path& path) {
+  check_path(path);
+  return is_gguf_file(path) ? tokenizer_from_gguf(GgufFile::open(path)->metadata())
+                            : load_tokenizer(path);
+}
+
+std::unique_ptr<LoadedModel> LoadedModel::load(const std::filesystem::path& path,
                                                const ComputeOptions& opts) {
-  if (!std::filesystem::exists(dir))
-    throw Error("model directory '" + dir.string() + "' does not exist");
-  if (!std::filesystem::is_directory(dir))
-    throw Error("'" + dir.string() +
-                "' is not a directory: pass the model directory (the one with config.json, "
-                "*.safetensors and tokenizer.json)");
-  ModelConfig cfg = ModelConfig::load(dir);
-  Tokenizer tok = load_tokenizer(dir);
-  if (tok.vocab_size() > cfg.vocab_size)
-    throw Error("tokenizer.json in " + dir.string() + " has " + std::to_string(tok.vocab_size()) +
-                " tokens but the model's vocab_size is " + std::to_string(cfg.vocab_size));
-  auto weights = open_weights(dir);
+  check_path(path);
+  if (is_gguf_file(path)) {
+    std::shared_ptr<const GgufFile> file = GgufFile::open(path);
+    ModelConfig cfg = gguf_model_config(*file);
+    Tokenizer tok = tokenizer_from_gguf(file->metadata());
+    check_vocab(tok, cfg, path.string());
+    // Quantised tensors become the compute dtype's (f32 keeps every type exact).
+    const DType dequant = opts.weight_dtype == at::kFloat ? DType::F32 : DType::BF16;
+    auto weights = std::make_shared<const WeightStore>(gguf_weight_store(file, cfg, dequant));
+    Transformer transformer(cfg, weights, opts);
+    return std::unique_ptr<LoadedModel>(new LoadedModel{path, cfg, std::move(tok),
+                                                        chat_format_from_gguf(file->metadata()),
+                                                        weights, std::move(transformer), file});
+  }
+  ModelConfig cfg = ModelConfig::load(path);
+  Tokenizer tok = load_tokenizer(path);
+  check_vocab(tok, cfg, "tokenizer.json in " + path.string());
+  auto weights = open_weights(path);
   Transformer transformer(cfg, weights, opts);
-  return std::unique_ptr<LoadedModel>(new LoadedModel{
-      dir, cfg, std::move(tok), detect_chat_format(dir), weights, std::move(transformer)});
+  return std::unique_ptr<LoadedModel>(new LoadedModel{path, cfg, std::move(tok),
+                                                      detect_chat_format(path), weights,
+                                                      std::move(transformer), nullptr});
+}
+
+std::string LoadedModel::tokenizer_json() const {
+  if (gguf) return tokenizer_json_from_gguf(gguf->metadata()).dump();
+  std::ifstream in(dir / "tokenizer.json", std::ios::binary);
+  if (!in) throw Error("cannot read '" + (dir / "tokenizer.json").string() + "'");
+  return std::string(std::istreambuf_iterator<char>(in), {});
 }
 
 void check_same_tokenizer(const LoadedModel& target, const LoadedModel& draft) {

@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "io/gguf.h"
 #include "util/error.h"
 
 namespace dapx::eval {
@@ -100,8 +101,23 @@ std::string tokens_hash(const std::vector<int>& tokens) {
 
 std::string model_fingerprint(const fs::path& dir) {
   std::error_code ec;
+  if (fs::is_regular_file(dir, ec)) {  // a GGUF file: its metadata, each tensor's two ends
+    const std::unique_ptr<GgufFile> file = GgufFile::open(dir);
+    std::string all;
+    add_field(all, "size", std::to_string(file->file_size()));
+    std::ifstream in(dir, std::ios::binary);
+    add_field(all, "header", read_at(in, 0, file->data_offset(), dir));
+    for (const GgufTensor& t : file->tensors()) {
+      if (t.nbytes == 0) continue;
+      const size_t n = std::min<size_t>(kEdgeBytes, t.nbytes);
+      add_field(all, t.name,
+                std::string(reinterpret_cast<const char*>(t.data), n) +
+                    std::string(reinterpret_cast<const char*>(t.data) + t.nbytes - n, n));
+    }
+    return hash_hex(all);
+  }
   if (!fs::is_directory(dir, ec))
-    throw Error("cannot fingerprint model '" + dir.string() + "': not a directory");
+    throw Error("cannot fingerprint model '" + dir.string() + "': not a directory or a file");
   std::vector<fs::path> files;
   for (const fs::directory_entry& e : fs::directory_iterator(dir)) {
     const std::string name = e.path().filename().string();

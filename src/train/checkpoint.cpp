@@ -41,9 +41,7 @@ void tensor_bytes(const at::Tensor& t, DType dtype, std::vector<std::byte>& out)
 
 }  // namespace
 
-std::string read_tokenizer_json(const LoadedModel& model) {
-  return read_text(model.dir / "tokenizer.json");
-}
+std::string read_tokenizer_json(const LoadedModel& model) { return model.tokenizer_json(); }
 
 void save_checkpoint(const LoadedModel& model, const std::string& tokenizer_json,
                      const std::filesystem::path& dir, DType dtype,
