@@ -3,8 +3,11 @@
 #include <gtest/gtest.h>
 
 #include <fstream>
+#include <set>
 
+#include "engine/generator.h"
 #include "error_message.h"
+#include "eval/fingerprint.h"
 #include "eval/report.h"
 #include "eval/runner.h"
 #include "methods/catalogue.h"
@@ -69,19 +72,47 @@ TEST(EvalRunner, RowsPerSampleAndRunTheSameSampleForEveryRunAndAResumeSkipsThem)
   EXPECT_EQ(count_lines(file), 8);
   ResultLog log(file);
   ASSERT_EQ(log.rows().size(), 8u);
+  std::set<std::string> keys;
   for (const auto& r : log.rows()) {
-    EXPECT_TRUE(r["score"].get<double>() == 0.0 || r["score"].get<double>() == 100.0);
-    EXPECT_EQ(r["prompt_tokens"].get<int>() <= 520, true);
-    EXPECT_GE(r["prompt_tokens"].get<int>(), 509);  // within 2% of the length
+    keys.insert(ResultLog::key_of(r));
+    // The row is the suite's sample for (task, length, seed + sample), made again here: its
+    // prompt, answers and metric; its output is the generation of that prompt by its run's
+    // method (3 new tokens, greedy), generated again here; its score the metric on both.
+    const std::string task = r["task"], run = r["run"];
+    const int i = r["sample"];
+    const Sample s = fx.suite.make(task, fx.model->tokenizer, 520, 11 + i);
+    const std::vector<int> prompt = fx.model->tokenizer.encode(s.prompt());
+    const std::string what = task + " sample " + std::to_string(i) + " " + run;
+    EXPECT_EQ(r["prompt_hash"], tokens_hash(prompt)) << what;
+    EXPECT_EQ(r["prompt_tokens"], prompt.size()) << what;
+    EXPECT_LE(prompt.size(), 520u) << what;
+    EXPECT_GE(prompt.size(), 509u) << what;  // within 2% of the length
+    EXPECT_EQ(r["seed"], s.seed) << what;
+    EXPECT_EQ(r["answers"], s.answers) << what;
+    EXPECT_EQ(r["metric"], s.metric) << what;
+    const nlohmann::json params =
+        run == "full" ? nlohmann::json::object() : nlohmann::json{{"budget", 64}};
+    const std::unique_ptr<Method> method =
+        make_method(r["method"].get<std::string>(), params, MethodOptions{});
+    GenerationParams g;
+    g.max_new_tokens = 3;
+    const GenerationResult alone = generate(*fx.model, *method, prompt, g);
+    // (the results file is UTF-8: a random model's stray bytes are stored as U+FFFD)
+    EXPECT_EQ(
+        r["output"].dump(),
+        nlohmann::json(alone.text).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace))
+        << what;
+    const double want = s.metric == "string_match_part" ? string_match_part(alone.text, s.answers)
+                                                        : string_match_all(alone.text, s.answers);
+    EXPECT_EQ(r["score"].get<double>(), want) << what;
     for (const auto& o : log.rows())  // same (task, sample): same prompt, whatever the run
-      if (o["task"] == r["task"] && o["sample"] == r["sample"]) {
-        EXPECT_EQ(o["seed"], r["seed"]);
-        EXPECT_EQ(o["prompt_tokens"], r["prompt_tokens"]);
-      }
+      if (o["task"] == r["task"])
+        EXPECT_EQ(o["sample"] == r["sample"], o["prompt_hash"] == r["prompt_hash"]) << what;
     if (r["method"] == "snapkv") {
       EXPECT_LT(r["kv_bytes"], r["kv_bytes_full"]);
     }
   }
+  EXPECT_EQ(keys.size(), 8u);  // one row per (task, length, sample, run)
   // Resuming the same plan generates nothing.
   reported = 0;
   run_ruler(*fx.model, nullptr, fx.suite, small_plan(), log, progress);
