@@ -3,12 +3,15 @@
 // entries with the last prompt token fed again; lookaheads equal the models' own greedy output.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cmath>
 #include <set>
 
 #include "engine/generator.h"
 #include "method_test_util.h"
 #include "methods/catalogue.h"
 #include "methods/speckv.h"
+#include "naive_scores.h"
 #include "naive_transformer.h"
 #include "util/error.h"
 
@@ -156,6 +159,59 @@ TEST(SpecKV, BadParametersAndMismatchedTokenizersAreClearErrors) {
 namespace dapx {
 namespace {
 
+// The first k of `scores` by rank (higher first, the lower position on ties, as the engine
+// ranks), ascending. Max pooling makes exact ties (a peak's neighbours share its value); what
+// decides the set is the k-th value against the nearest distinct values on either side, and
+// `gap` becomes at most that margin, so near ties (which f32 may order otherwise) are refused.
+std::vector<int> top_k(const std::vector<double>& scores, int k, double* gap) {
+  std::vector<int> order(scores.size());
+  for (size_t i = 0; i < order.size(); ++i) order[i] = static_cast<int>(i);
+  std::stable_sort(order.begin(), order.end(), [&](int a, int b) { return scores[a] > scores[b]; });
+  const double v = scores[order[k - 1]];
+  for (int i : order)
+    if (scores[i] != v) *gap = std::min(*gap, std::fabs(scores[i] - v));
+  std::vector<int> top(order.begin(), order.begin() + k);
+  std::sort(top.begin(), top.end());
+  return top;
+}
+
+// SpecKV's sparse prefill, written out on the naive reference over prompt + lookahead (`all`,
+// the prompt n tokens): layer by layer (a layer's queries and keys depend only on the layers
+// before it), the layer's observation scores (rows n-W-1.., keys [0, n-W-1), SnapKV's pooling
+// `kernel`) give each KV head its `vertical` keys (the top ones) and its kept entries (the
+// window [n-W-1, n-1) plus the top budget - W); a query at p then sees the band (p - band, p]
+// and its head's vertical keys. Returns the kept positions [layer][kv_head].
+std::vector<std::vector<std::vector<int>>> naive_sparse_selection(reference::NaiveTransformer& ref,
+                                                                  const std::vector<int>& all,
+                                                                  int n, int W, int budget,
+                                                                  int vertical, int band,
+                                                                  int kernel, double* min_gap) {
+  const ModelConfig& c = ref.config();
+  const int scored_end = n - W - 1;
+  std::vector<int> rows;
+  for (int i = scored_end; i < static_cast<int>(all.size()); ++i) rows.push_back(i);
+  std::vector<std::vector<std::vector<int>>> verticals(c.num_layers), kept(c.num_layers);
+  *min_gap = 1e300;
+  for (int l = 0; l < c.num_layers; ++l) {
+    ref.reset();
+    ref.set_visibility([&](int layer, int g, int pos, int slot) {
+      if (layer >= l) return true;  // not yet chosen; layer l's scores do not depend on them
+      const std::vector<int>& v = verticals[layer][g];
+      return slot > pos - band || std::binary_search(v.begin(), v.end(), slot);
+    });
+    ref.prefill(all);
+    const testing::Scores s = testing::naive_scores(ref, l, rows, scored_end, kernel);
+    for (int g = 0; g < c.num_kv_heads; ++g) {
+      verticals[l].push_back(top_k(s[g], std::min(vertical, scored_end), min_gap));
+      std::vector<int> keep = top_k(s[g], budget - W, min_gap);
+      for (int j = scored_end; j < n - 1; ++j) keep.push_back(j);
+      kept[l].push_back(keep);
+    }
+  }
+  ref.set_visibility(nullptr);
+  return kept;
+}
+
 TEST(SpecKV, SparsePrefillWithFullCoverageEqualsDense) {
   auto target = load_f32(Arch::Llama, 7);
   auto draft = load_f32(Arch::Llama, 8);
@@ -172,13 +228,20 @@ TEST(SpecKV, SparsePrefillWithFullCoverageEqualsDense) {
   EXPECT_EQ(d.method_info.at("prefill"), "dense");
   EXPECT_EQ(kept_of(s), kept_of(d));
   EXPECT_EQ(s.tokens, d.tokens);
-  // a small band changes the prefill, but the selection still keeps the budget
+  // a small band changes the prefill; its selection is exactly the naive sparse reference's
   p["vertical"] = 8;
   p["band"] = 8;
   auto tight = make_method("speckv", p, testing::recording(draft.get()));
   const GenerationResult t = generate(*target, *tight, prompt, greedy(5));
-  for (const auto& layer : kept_of(t))
-    for (const auto& head : layer) EXPECT_EQ(head.size(), 20u);
+  std::vector<int> all = prompt;
+  for (int x : t.method_info.at("lookahead_tokens").get<std::vector<int>>()) all.push_back(x);
+  ASSERT_EQ(all.size(), 64u);
+  const WeightStore ts = WeightStore::open(target->dir);
+  reference::NaiveTransformer ref(target->config, ts);
+  double min_gap = 0;
+  const auto want = naive_sparse_selection(ref, all, 60, 6, 20, 8, 8, 7, &min_gap);
+  ASSERT_GT(min_gap, 1e-5) << "near-tied scores; choose another prompt";
+  EXPECT_EQ(kept_of(t), want);
   // The tight pattern really ran sparse: later layers' keys (so the kept entries) move.
   EXPECT_NE(kept_of(t), kept_of(d));
 }

@@ -132,7 +132,8 @@ std::vector<float> NaiveTransformer::step(int token, int pos) {
   std::vector<float> x(embed_.begin() + size_t(token) * H, embed_.begin() + size_t(token + 1) * H);
   std::vector<float> h(H);
 
-  for (Layer& L : layers_) {
+  for (size_t l = 0; l < layers_.size(); ++l) {
+    Layer& L = layers_[l];
     // --- Attention ---
     rms_norm(x.data(), L.input_norm.data(), H, eps, h.data());
     std::vector<float> q = matvec(L.wq, h, NH * D, H, &L.bq);
@@ -168,15 +169,18 @@ std::vector<float> NaiveTransformer::step(int token, int pos) {
       const size_t n = K.size() / D;
       std::vector<double> scores(n);
       double mx = -INFINITY;
+      std::vector<char> seen(n, 1);
+      if (visible_)
+        for (size_t j = 0; j < n; ++j) seen[j] = visible_(int(l), kvh, pos, int(j)) ? 1 : 0;
       for (size_t j = 0; j < n; ++j) {
         double dot = 0.0;
         for (int e = 0; e < D; ++e) dot += double(q[size_t(hh) * D + e]) * double(K[j * D + e]);
         scores[j] = dot * scale;
-        mx = std::max(mx, scores[j]);
+        if (seen[j]) mx = std::max(mx, scores[j]);
       }
       double sum = 0.0;
       for (size_t j = 0; j < n; ++j) {
-        scores[j] = std::exp(scores[j] - mx);
+        scores[j] = seen[j] ? std::exp(scores[j] - mx) : 0.0;
         sum += scores[j];
       }
       for (int e = 0; e < D; ++e) {

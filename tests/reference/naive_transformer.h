@@ -7,6 +7,7 @@
 // The KV cache stores keys *after* RoPE, per layer and per KV head, so entries can be dropped
 // (compact) without re-rotating anything, and positions of new tokens are whatever the caller
 // passes to step().
+#include <functional>
 #include <vector>
 
 #include "io/model_config.h"
@@ -35,6 +36,12 @@ class NaiveTransformer {
 
   // Empties the cache.
   void reset();
+
+  // Restricts attention, for sparse-attention references: a query of `layer`'s KV head
+  // `kv_head` at position `pos` sees the key in cache slot `slot` only when this returns true.
+  // Unset (the default): every cached key.
+  using Visibility = std::function<bool(int layer, int kv_head, int pos, int slot)>;
+  void set_visibility(Visibility visible) { visible_ = std::move(visible); }
 
   // reset() + prefill(prompt) + argmax decode: returns the max_new_tokens generated tokens
   // (the first is the argmax of the last prompt position's logits). Ties pick the lowest id.
@@ -83,6 +90,7 @@ class NaiveTransformer {
   std::vector<float> lm_head_;     // [vocab, hidden] (a copy of embed_ when tied)
   std::vector<Layer> layers_;
   std::vector<double> inv_freq_;
+  Visibility visible_;
 };
 
 }  // namespace dapx::reference
