@@ -1,6 +1,7 @@
 // SpecPC: selection on fixed score vectors (hand-worked), importance aggregation against a
 // straightforward computation from the draft's queries and keys, reproduction of full
-// generation when nothing is dropped, and parameter errors.
+// generation when nothing is dropped, generation equal to the naive reference's on the
+// compressed prompt, SpecKV-PC's selection made with the draft's tokens, and parameter errors.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -9,6 +10,7 @@
 #include "method_test_util.h"
 #include "methods/catalogue.h"
 #include "methods/prompt_selection.h"
+#include "naive_transformer.h"
 #include "util/error.h"
 
 namespace dapx {
@@ -132,6 +134,8 @@ TEST(SpecPC, NothingDroppedReproducesFull) {
 TEST(SpecPC, CompressesToTheBudgetAndSpecKVPCUsesTheDraftTokens) {
   auto target = load_f32(Arch::Qwen2, 7);
   auto draft = load_f32(Arch::Qwen2, 8);
+  const WeightStore ds = WeightStore::open(draft->dir);
+  reference::NaiveTransformer ref_draft(draft->config, ds);
   const auto prompt = prompt_of(200, target->config.vocab_size);
   for (const std::string name : {"specpc", "ppl-pc", "random-pc", "speckv-pc"}) {
     nlohmann::json p = {{"budget", 96}, {"window", 16}};
@@ -147,11 +151,59 @@ TEST(SpecPC, CompressesToTheBudgetAndSpecKVPCUsesTheDraftTokens) {
     EXPECT_TRUE(std::is_sorted(kept.begin(), kept.end()));
     EXPECT_EQ(kept.back(), 199);
     EXPECT_EQ(kept[96 - 16], 184);  // the window
+    std::vector<int> gathered;
+    for (int64_t i : kept) gathered.push_back(prompt[i]);
+    const auto compressed = r.method_info.at("compressed_prompt_tokens").get<std::vector<int>>();
+    EXPECT_EQ(compressed, gathered) << name;
     if (name == "speckv-pc") {
-      EXPECT_EQ(r.method_info.at("lookahead_tokens").size(), 8u);  // SpecPC's L = 8 draft tokens
+      // SpecPC's draft pass is the draft's greedy continuation of the whole prompt (L = 8),
+      // made again here by the naive reference.
+      const std::vector<int> lookahead = ref_draft.greedy(prompt, 8);
+      EXPECT_EQ(r.method_info.at("lookahead_tokens").get<std::vector<int>>(), lookahead);
       for (const auto& head : r.method_info.at("layers")[0].at("kept")) EXPECT_EQ(head.size(), 40u);
+      // The KV selection is SpecKV's on the compressed prompt observed with those tokens...
+      auto speckv = make_method("speckv", {{"budget", 40}}, testing::recording(draft.get()));
+      const PrefillResult with_them =
+          speckv->prefill(target->transformer, PrefillRequest{compressed, 3, &lookahead});
+      EXPECT_EQ(r.method_info.at("layers"), with_them.info.at("layers"));
+      // ...not the one the draft's own continuation of the compressed prompt gives (which
+      // differs here, so the comparison above tells the two apart).
+      auto own = make_method("speckv", {{"budget", 40}, {"lookahead", 8}},
+                             testing::recording(draft.get()));
+      const PrefillResult with_own =
+          own->prefill(target->transformer, PrefillRequest{compressed, 3});
+      ASSERT_NE(with_own.info.at("lookahead_tokens").get<std::vector<int>>(), lookahead);
+      EXPECT_NE(r.method_info.at("layers"), with_own.info.at("layers"));
     }
   }
+}
+
+// A prompt method's generation is full-KV generation on the compressed prompt it reports: the
+// kept prompt tokens, gathered here, at fresh positions 0..C-1, run through the naive reference
+// (its own forward pass and greedy decoding), token for token.
+TEST(SpecPC, GenerationEqualsFullKVOnTheCompressedPrompt) {
+  auto target = load_f32(Arch::Qwen2, 7);
+  auto draft = load_f32(Arch::Qwen2, 8);
+  const WeightStore ts = WeightStore::open(target->dir);
+  reference::NaiveTransformer ref(target->config, ts);
+  const auto prompt = prompt_of(200, target->config.vocab_size);
+  const std::vector<int> whole = ref.greedy(prompt, 8);
+  int differs_from_whole = 0;
+  for (const std::string name : {"specpc", "target-pc", "random-pc", "ppl-pc"}) {
+    nlohmann::json p = {{"budget", 96}, {"window", 16}};
+    if (name == "specpc" || name == "target-pc") p["kernel"] = 5;
+    auto m = make_method(name, p, testing::recording(draft.get()));
+    const GenerationResult r = generate(*target, *m, prompt, greedy(8));
+    const auto kept = r.method_info.at("kept_prompt_positions").get<std::vector<int64_t>>();
+    ASSERT_EQ(kept.size(), 96u) << name;
+    std::vector<int> compressed;
+    for (int64_t i : kept) compressed.push_back(prompt.at(i));
+    const std::vector<int> want = ref.greedy(compressed, 8);
+    EXPECT_EQ(r.tokens, want) << name;
+    differs_from_whole += want != whole;
+  }
+  // The compressed prompts lead elsewhere than the whole one: the comparison is not vacuous.
+  EXPECT_GT(differs_from_whole, 0);
 }
 
 // budget = n - 1: the compressing path drops exactly one position, never from the window.
