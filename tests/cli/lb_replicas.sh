@@ -19,8 +19,8 @@ start_replica() {  # $1: name; prints the port
   PIDS+=($!)
   echo $! > "$DIR/$1.pid"
 }
-port_of() {
-  for _ in $(seq 1 200); do
+port_of() {  # waits at most 60 s (generous: a replica starts in a second)
+  for _ in $(seq 1 1200); do
     local p
     p=$(sed -n 's/.* on http:\/\/127.0.0.1:\([0-9]*\) .*/\1/p' "$DIR/$1.log")
     [ -n "$p" ] && { echo "$p"; return 0; }
@@ -51,7 +51,9 @@ LB=$(free_port) || fail "no free port for the balancer"
 DAPX_LB_PORT=$LB DAPX_REPLICA_1=127.0.0.1:$P1 DAPX_REPLICA_2=127.0.0.1:$P2 \
   haproxy -f "$CFG" -db > "$DIR/haproxy.log" 2>&1 &
 PIDS+=($!)
-for _ in $(seq 1 200); do (exec 3<>/dev/tcp/127.0.0.1/$LB) 2>/dev/null && break; sleep 0.05; done
+LB_UP=""
+for _ in $(seq 1 1200); do (exec 3<>/dev/tcp/127.0.0.1/$LB) 2>/dev/null && { LB_UP=1; break; }; sleep 0.05; done
+[ -n "$LB_UP" ] || fail "the balancer did not listen on port $LB within 60 s"
 
 BODY='{"prompt": "The river", "max_tokens": 3, "temperature": 0}'
 for i in $(seq 1 6); do
