@@ -411,7 +411,8 @@ void run(const Flags& f) {
         info["machine"]["cpu_model"].get<std::string>().c_str(), at::get_num_threads(),
         limits->gemm_f32_gflops, limits->gemm_bf16_gflops, limits->read_gbs);
   std::cout << bench::table_text(rows) << std::flush;
-  const std::string warning = bench::write_plot(dir, rows, "dapx bench: " + f.model);
+  const std::string warning =
+      bench::write_plot(dir, rows, "dapx bench: " + fs::path(f.model).filename().string());
   if (!warning.empty()) std::cerr << "[dapx] warning: " << warning << "\n";
   std::cerr << "results: " << dir.string() << "/bench.{json,csv" << (warning.empty() ? ",svg" : "")
             << "}\n";

@@ -3,6 +3,7 @@
 #include <cstdio>
 #include <fstream>
 #include <map>
+#include <set>
 #include <sstream>
 #include <vector>
 
@@ -153,9 +154,30 @@ std::string write_plot(const std::filesystem::path& dir, const nlohmann::json& r
   gp +=
       "set terminal svg size 1200,500 dynamic noenhanced font 'sans,12'\nset output 'bench.svg'\n";
   gp += "set multiplot layout 1,2 title " + gp_string(title) + "\n";
-  gp += "set logscale x 2\nset xlabel 'prompt tokens'\nset grid\nset key below\n";
+  // One prompt length: a bar per method (a line through one point says nothing).
+  std::set<int64_t> lengths;
+  for (const auto& [m, pts] : points)
+    for (const auto& [n, p] : pts) lengths.insert(n);
+  const bool bars = lengths.size() == 1;
+  if (bars) {
+    gp += "$bars << EOD\n";
+    for (const std::string& m : methods) {
+      const auto& p = points[m].begin()->second;
+      gp += "\"" + m + "\" " + std::to_string(p.first) + " " + std::to_string(p.second) + "\n";
+    }
+    gp += "EOD\nset style data histograms\nset style fill solid 0.6 border -1\nset boxwidth 0.8\n";
+    gp += "set xlabel " +
+          gp_string("method (" + std::to_string(*lengths.begin()) + " prompt tokens)") +
+          "\nset grid ytics\nset yrange [0:*]\n";
+  } else {
+    gp += "set logscale x 2\nset xlabel 'prompt tokens'\nset grid\nset key below\n";
+  }
   const auto panel = [&](const std::string& name, const std::string& ylabel, int column) {
     gp += "set title " + gp_string(name) + "\nset ylabel " + gp_string(ylabel) + "\nplot ";
+    if (bars) {
+      gp += "$bars using " + std::to_string(column) + ":xtic(1) notitle\n";
+      return;
+    }
     for (size_t i = 0; i < methods.size(); ++i)
       gp += std::string(i ? ", " : "") + "$m" + std::to_string(i) +
             " using 1:" + std::to_string(column) + " with linespoints lw 2 title " +

@@ -1,8 +1,10 @@
 #include "eval/report.h"
 
+#include <cstdio>
 #include <cstdlib>
 #include <fstream>
 #include <map>
+#include <set>
 
 #include "eval/runner.h"
 #include "util/error.h"
@@ -24,6 +26,22 @@ std::string plot_script(const std::filesystem::path& svg, const std::string& tit
                         const std::string& xlabel, const Series& series, bool log_x) {
   std::string s = "set terminal svg size 900,520 dynamic enhanced font 'sans,12'\n";
   s += "set output '" + svg.string() + "'\n";
+  // One x value for every series: a bar per series (a line through one point says nothing).
+  std::set<double> xs;
+  for (const auto& [name, pts] : series)
+    for (const auto& [x, y] : pts) xs.insert(x);
+  if (xs.size() == 1) {
+    char at[64];
+    std::snprintf(at, sizeof at, "%g", *xs.begin());
+    s += "set title '" + title + "'\nset xlabel '" + xlabel + " = " + at +
+         "'\nset ylabel 'score (x100)'\n";
+    s += "set yrange [0:105]\nset grid ytics\nset style data histograms\n";
+    s += "set style fill solid 0.6 border -1\nset boxwidth 0.8\n";
+    s += "plot '-' using 2:xtic(1) notitle\n";
+    for (const auto& [name, pts] : series)
+      s += "\"" + name + "\" " + std::to_string(pts.begin()->second) + "\n";
+    return s + "e\n";
+  }
   s += "set title '" + title + "'\nset xlabel '" + xlabel + "'\nset ylabel 'score (x100)'\n";
   s += "set yrange [0:105]\nset grid\nset key outside right\n";
   if (log_x) s += "set logscale x 2\n";

@@ -112,6 +112,13 @@ find_program(GNUPLOT gnuplot)
 if(GNUPLOT AND NOT EXISTS ${run1}/bench.svg)
   fail("gnuplot is installed but there is no bench.svg:\n${err}")
 endif()
+# Two lengths: a line per method; the title names the model's folder, not its path.
+file(READ ${run1}/bench.gp gp1)
+get_filename_component(model_name ${MODEL} NAME)
+if(NOT gp1 MATCHES "with linespoints" OR NOT gp1 MATCHES "title 'dapx bench: ${model_name}'"
+   OR gp1 MATCHES "${MODEL}")
+  fail("bench.gp of two lengths: expected lines and the title 'dapx bench: ${model_name}':\n${gp1}")
+endif()
 
 # No gnuplot (and no git) on PATH: a warning, JSON and CSV all the same; --throughput in process.
 set(run2 ${OUT}/run2)
@@ -120,6 +127,18 @@ run_bench(${run2} ${CMAKE_COMMAND} -E env PATH=/nonexistent
           --threads 1 --throughput 2 --out ${run2})
 if(NOT err MATCHES "warning: gnuplot is not installed" OR EXISTS ${run2}/bench.svg)
   fail("expected a warning about gnuplot and no SVG:\n${err}")
+endif()
+# One length: a bar per method, no line through one point.
+file(READ ${run2}/bench.gp gp2)
+if(NOT gp2 MATCHES "set style data histograms" OR NOT gp2 MATCHES "\"full\" " OR
+   gp2 MATCHES "linespoints")
+  fail("bench.gp of one length: expected bars:\n${gp2}")
+endif()
+# One length: a bar per method, no line through one point.
+file(READ ${run2}/bench.gp gp2)
+if(NOT gp2 MATCHES "set style data histograms" OR NOT gp2 MATCHES "\"full\" " OR
+   gp2 MATCHES "linespoints")
+  fail("bench.gp of one length: expected bars:\n${gp2}")
 endif()
 string(JSON commit GET "${json}" git_commit)
 string(JSON rps GET "${json}" rows 0 requests_per_s)
