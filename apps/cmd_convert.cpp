@@ -71,7 +71,7 @@ void to_directory(const Flags& f) {
   if (f.dtype != "f32" && f.dtype != "f16" && f.dtype != "bf16")
     throw Error("--dtype " + f.dtype +
                 ": a model directory holds f32, f16 or bf16 weights "
-                "(q8_0 is for .gguf files)");
+                "(q8_0 and q4_k are for .gguf files)");
   ComputeOptions opts;
   opts.weight_dtype = at::kFloat;  // exact for every stored type
   const auto model = LoadedModel::load(f.from, opts);
@@ -106,9 +106,10 @@ void register_convert(CLI::App& app) {
                   "Where to write: a directory (HF safetensors) or a file ending in .gguf")
       ->required();
   cmd->add_option("--type,--dtype", f->dtype,
-                  "Weight type: f32, f16 or bf16 (default), or q8_0 for a .gguf file (norms and "
-                  "biases stay f32 there, as llama.cpp writes them)")
-      ->check(CLI::IsMember({"f32", "f16", "bf16", "q8_0"}));
+                  "Weight type: f32, f16 or bf16 (default); for a .gguf file also q8_0 or q4_k "
+                  "(rows that are not whole blocks fall back to q8_0, then f16; norms and biases "
+                  "stay f32, as llama.cpp writes them)")
+      ->check(CLI::IsMember({"f32", "f16", "bf16", "q8_0", "q4_k"}));
   cmd->callback([f] { run(*f); });
 }
 

@@ -57,8 +57,11 @@ std::vector<std::byte> encode(const std::vector<float>& x, GgmlType type) {
     case GgmlType::Q8_0:
       out = quantize_q8_0(x.data(), static_cast<int64_t>(x.size()));
       break;
+    case GgmlType::Q4_K:
+      out = quantize_q4_k(x.data(), static_cast<int64_t>(x.size()));
+      break;
     default:
-      throw Error("GGUF export writes F32, F16, BF16 or Q8_0, not " + ggml_type_name(type));
+      throw Error("GGUF export writes F32, F16, BF16, Q8_0 or Q4_K, not " + ggml_type_name(type));
   }
   return out;
 }
@@ -103,6 +106,9 @@ void write_gguf_model(const WeightStore& weights, const ModelConfig& config,
     if (!g) throw Error("tensor '" + hf + "' has no GGUF name (not a llama/qwen2/qwen3 weight)");
     const TensorView& v = weights.get(hf);
     GgmlType t = v.shape.size() == 1 ? GgmlType::F32 : type;
+    // Rows that are not whole blocks fall back, as llama.cpp's quantiser does: Q4_K -> Q8_0
+    // (rows of 896 in Qwen2.5-0.5B, say), Q8_0 -> F16.
+    if (t == GgmlType::Q4_K && v.shape.back() % kGgmlQK_K != 0) t = GgmlType::Q8_0;
     if (t == GgmlType::Q8_0 && v.shape.back() % kGgmlQK != 0) t = GgmlType::F16;
     specs.push_back({*g, t, v.shape});
     sources.push_back(hf);

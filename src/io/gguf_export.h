@@ -15,8 +15,9 @@ namespace dapx {
 // The general.* and `{arch}.*` keys of `config` (general.name = `name`).
 GgufMetadataList gguf_model_metadata(const ModelConfig& config, const std::string& name);
 
-// Writes `weights` (an HF model's, F32/F16/BF16) to `out`: matrices in `type` (F32, F16, BF16 or
-// Q8_0; a matrix whose rows are not a multiple of Q8_0's 32-element blocks is written F16),
+// Writes `weights` (an HF model's, F32/F16/BF16) to `out`: matrices in `type` (F32, F16, BF16,
+// Q8_0 or Q4_K; a matrix whose rows are not whole blocks falls back from Q4_K to Q8_0 and from
+// Q8_0 to F16),
 // vectors (norms, biases) in F32, as llama.cpp does. `tokenizer` (the tokenizer's keys) follows
 // the model's keys. Throws dapx::Error naming a tensor that has no GGUF name.
 void write_gguf_model(const WeightStore& weights, const ModelConfig& config,

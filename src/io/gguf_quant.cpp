@@ -301,6 +301,67 @@ void quantize_row_q8_0(const float* src, std::byte* dst, int64_t n) {
   }
 }
 
+void quantize_row_q4_k(const float* src, std::byte* dst, int64_t n) {
+  ggml_row_bytes(GgmlType::Q4_K, n);  // checks n against the super-block size
+  for (int64_t b = 0; b < n / 256; ++b) {
+    const float* x = src + 256 * b;
+    std::byte* out = dst + 144 * b;
+    // Per sub-block of 32: the step over [min(0, lowest), highest] in 15 levels, and -min.
+    float scale[8], mins[8], max_scale = 0.0f, max_min = 0.0f;
+    for (int j = 0; j < 8; ++j) {
+      float lo = 0.0f, hi = -INFINITY;
+      for (int l = 0; l < 32; ++l) {
+        const float v = x[32 * j + l];
+        if (!std::isfinite(v))
+          throw Error("cannot quantise to Q4_K: element " + std::to_string(256 * b + 32 * j + l) +
+                      " is not finite");
+        lo = std::min(lo, v);
+        hi = std::max(hi, v);
+      }
+      scale[j] = std::max(0.0f, (hi - lo) / 15.0f);
+      mins[j] = -lo;
+      max_scale = std::max(max_scale, scale[j]);
+      max_min = std::max(max_min, mins[j]);
+    }
+    // The super-block's two f16 factors, then each sub-block's 6-bit multiples of them.
+    const uint16_t d16 = float_to_f16(max_scale / 63.0f), m16 = float_to_f16(max_min / 63.0f);
+    const float d = f16_to_float(d16), dmin = f16_to_float(m16);
+    int sc[8], mq[8];
+    for (int j = 0; j < 8; ++j) {
+      sc[j] = d > 0.0f ? std::clamp(static_cast<int>(std::lround(scale[j] / d)), 0, 63) : 0;
+      mq[j] = dmin > 0.0f ? std::clamp(static_cast<int>(std::lround(mins[j] / dmin)), 0, 63) : 0;
+    }
+    out[0] = static_cast<std::byte>(d16 & 0xff);
+    out[1] = static_cast<std::byte>(d16 >> 8);
+    out[2] = static_cast<std::byte>(m16 & 0xff);
+    out[3] = static_cast<std::byte>(m16 >> 8);
+    uint8_t* scales = reinterpret_cast<uint8_t*>(out + 4);
+    for (int k = 0; k < 4; ++k) {  // the inverse of k_scale_min
+      scales[k] = static_cast<uint8_t>((sc[k] & 63) | ((sc[k + 4] >> 4) << 6));
+      scales[k + 4] = static_cast<uint8_t>((mq[k] & 63) | ((mq[k + 4] >> 4) << 6));
+      scales[k + 8] = static_cast<uint8_t>((sc[k + 4] & 15) | ((mq[k + 4] & 15) << 4));
+    }
+    uint8_t q[256];
+    for (int j = 0; j < 8; ++j) {
+      const float step = d * static_cast<float>(sc[j]), offset = dmin * static_cast<float>(mq[j]);
+      for (int l = 0; l < 32; ++l) {
+        const float v = step > 0.0f ? (x[32 * j + l] + offset) / step : 0.0f;
+        q[32 * j + l] = static_cast<uint8_t>(std::clamp(static_cast<int>(std::lround(v)), 0, 15));
+      }
+    }
+    uint8_t* qs = reinterpret_cast<uint8_t*>(out + 16);
+    for (int c = 0; c < 4; ++c)
+      for (int l = 0; l < 32; ++l)
+        qs[32 * c + l] = static_cast<uint8_t>(q[64 * c + l] | (q[64 * c + 32 + l] << 4));
+  }
+}
+
+std::vector<std::byte> quantize_q4_k(const float* src, int64_t n) {
+  std::vector<std::byte> out(ggml_row_bytes(GgmlType::Q4_K, n));
+  quantize_row_q4_k(src, out.data(), n);
+  return out;
+}
+
 std::vector<std::byte> quantize_q8_0(const float* src, int64_t n) {
   std::vector<std::byte> out(ggml_row_bytes(GgmlType::Q8_0, n));
   quantize_row_q8_0(src, out.data(), n);

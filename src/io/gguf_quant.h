@@ -106,5 +106,10 @@ void dequantize_row(GgmlType type, const std::byte* src, float* dst, int64_t n);
 // `n` must be a multiple of 32; writes ggml_row_bytes(Q8_0, n) bytes to `dst`.
 void quantize_row_q8_0(const float* src, std::byte* dst, int64_t n);
 std::vector<std::byte> quantize_q8_0(const float* src, int64_t n);
+// Q4_K by rounding to nearest (not ggml's search for the best scales): per sub-block of 32 a
+// step over [min(0, lowest), highest] in 15 levels, the steps and mins as 6-bit multiples of
+// the super-block's two f16 factors. n must be a multiple of 256.
+void quantize_row_q4_k(const float* src, std::byte* dst, int64_t n);
+std::vector<std::byte> quantize_q4_k(const float* src, int64_t n);
 
 }  // namespace dapx

@@ -39,13 +39,32 @@ float at(const TensorView& v, int64_t i) {
   return NAN;
 }
 
-ModelConfig tiny_config(Arch arch) {
+// Q4_K's super-blocks are 256 wide: a Q4_K case gets rows of 256.
+ModelConfig tiny_config(Arch arch, bool wide = false) {
   ModelShape shape = shape_preset("tiny", arch);
   shape.vocab = 512;
+  if (wide) shape.hidden = shape.intermediate = 256, shape.head_dim = 64;
   ModelConfig cfg = make_config(arch, shape);
   cfg.bos_token_id = 1;
   cfg.eos_token_ids = {2};
   return cfg;
+}
+
+// How far Q4_K may move element i: half its sub-block's step, plus what storing the steps and
+// mins as 6-bit multiples of the super-block's f16 factors costs (up to 15 levels of a step
+// rounded by max_step / 126, and a min rounded by max_min / 126).
+float q4_k_bound(const TensorView& a, int64_t i) {
+  const int64_t super = i / 256 * 256;
+  float max_step = 0.0f, max_min = 0.0f, step = 0.0f;
+  for (int64_t j = super; j < super + 256; j += 32) {
+    float lo = 0.0f, hi = -INFINITY;
+    for (int64_t k = j; k < j + 32; ++k) lo = std::min(lo, at(a, k)), hi = std::max(hi, at(a, k));
+    const float s = (hi - lo) / 15.0f;
+    if (i >= j && i < j + 32) step = s;
+    max_step = std::max(max_step, s);
+    max_min = std::max(max_min, -lo);
+  }
+  return 0.5f * step + 16.0f * max_step / 126.0f * 1.01f + max_min / 126.0f * 1.01f + 1e-6f;
 }
 
 struct Case {
@@ -58,7 +77,7 @@ class GgufExport : public ::testing::TestWithParam<Case> {};
 TEST_P(GgufExport, WeightsAndConfigComeBack) {
   const Case c = GetParam();
   test::TempDir dir;
-  const ModelConfig cfg = tiny_config(c.arch);
+  const ModelConfig cfg = tiny_config(c.arch, c.type == GgmlType::Q4_K);
   write_random_model(dir / "hf", cfg, 11, DType::BF16, "{}", "raw");
   const WeightStore hf = WeightStore::open(dir / "hf");
   write_gguf_model(hf, cfg, "tiny", {}, dir / "m.gguf", c.type);
@@ -111,6 +130,7 @@ TEST_P(GgufExport, WeightsAndConfigComeBack) {
         // 127 steps times its relative rounding, 2^-11)
         bound = amax / 127.0f * (0.5f + 127.0f * 0x1p-11f) * 1.001f + 1e-7f;
       }
+      if (matrix && c.type == GgmlType::Q4_K) bound = q4_k_bound(a, i);
       if (!(std::fabs(x - y) <= bound)) worst = i;
     }
     EXPECT_EQ(worst, -1) << "element " << worst << ": " << at(a, std::max<int64_t>(worst, 0))
@@ -137,7 +157,8 @@ INSTANTIATE_TEST_SUITE_P(
                       Case{Arch::Qwen2, GgmlType::F16}, Case{Arch::Qwen2, GgmlType::Q8_0},
                       Case{Arch::Qwen3, GgmlType::BF16}, Case{Arch::Qwen3, GgmlType::Q8_0},
                       Case{Arch::Llama, GgmlType::F32}, Case{Arch::Llama, GgmlType::BF16},
-                      Case{Arch::Llama, GgmlType::Q8_0}),
+                      Case{Arch::Llama, GgmlType::Q8_0}, Case{Arch::Qwen2, GgmlType::Q4_K},
+                      Case{Arch::Llama, GgmlType::Q4_K}),
     [](const ::testing::TestParamInfo<Case>& i) {
       const char* arch = i.param.arch == Arch::Qwen2   ? "qwen2"
                          : i.param.arch == Arch::Qwen3 ? "qwen3"
@@ -168,6 +189,41 @@ TEST(GgufWeights, UnknownTensorIsNamed) {
     EXPECT_NE(std::string(e.what()).find("tensor 'blk.0.mystery.weight'"), std::string::npos)
         << e.what();
   }
+}
+
+}  // namespace
+}  // namespace dapx
+
+namespace dapx {
+namespace {
+
+// The Q4_K quantiser against its bound on random rows of several ranges, and a row whose
+// length is not a multiple of 256 refused.
+TEST(GgufQ4K, QuantiseThenDecodeStaysWithinTheBound) {
+  std::vector<float> x(1024);
+  uint64_t state = 7;
+  for (size_t i = 0; i < x.size(); ++i) {
+    state = state * 6364136223846793005ull + 1442695040888963407ull;
+    const float u = static_cast<float>(state >> 40) / static_cast<float>(1 << 24) - 0.5f;
+    x[i] = u * (i < 256 ? 0.02f : i < 512 ? 3.0f : 1.0f) + (i >= 768 ? 0.7f : 0.0f);  // all > 0
+  }
+  const std::vector<std::byte> q = quantize_q4_k(x.data(), 1024);
+  ASSERT_EQ(q.size(), 4u * 144u);
+  std::vector<float> y(1024);
+  dequantize_row(GgmlType::Q4_K, q.data(), y.data(), 1024);
+  TensorView v;
+  v.dtype = DType::F32;
+  v.shape = {1024};
+  v.data = reinterpret_cast<const std::byte*>(x.data());
+  v.nbytes = 4096;
+  double err = 0.0, range = 0.0;
+  for (int64_t i = 0; i < 1024; ++i) {
+    ASSERT_LE(std::fabs(x[i] - y[i]), q4_k_bound(v, i)) << i;
+    err = std::max(err, static_cast<double>(std::fabs(x[i] - y[i])));
+  }
+  for (int64_t i = 256; i < 512; ++i) range = std::max(range, static_cast<double>(std::fabs(x[i])));
+  EXPECT_LT(err, 0.1 * range);  // 4 bits: a few percent of the range
+  EXPECT_THROW(quantize_q4_k(x.data(), 1000), Error);
 }
 
 }  // namespace
