@@ -3,6 +3,7 @@
 // decode, greedy continuations, KV compaction and query capture.
 #include <gtest/gtest.h>
 
+#include <cstdio>
 #include <memory>
 
 #include "engine/generator.h"
@@ -239,6 +240,68 @@ TEST_P(Parity, QueryCaptureIsTheSameChunkedOrNot) {
   }
   EXPECT_TRUE(at::allclose(got[0], got[1], 1e-5, 1e-5));
 }
+
+// Long positions, as the shipped models run (4096 tokens and beyond): 1030 tokens at positions
+// 0.. and then 3200 at positions 5000..8199 (RoPE far from 0, keys up to 8203 positions before
+// their queries, llama3's scaled frequency bands for Llama), each prefill in the default
+// 512-row chunks (boundaries inside both), then four decode steps over the 4230 keys. The
+// engine's logits against the naive reference's: with an f32 KV cache to f32 rounding, with a
+// bf16 one within its stated bound (1% of the logits' range). The reference feeds the same
+// positions one token at a time; a model of the tiny shape with a 16k context.
+class LongPositions : public ::testing::TestWithParam<Arch> {};
+
+TEST_P(LongPositions, FarPositionsAndDefaultChunksMatchReference) {
+  test::TempDir tmp;
+  ModelShape shape = shape_preset("tiny", GetParam());
+  shape.vocab = Tokenizer::from_json_string(testing::tiny_tokenizer_json(), "tiny").vocab_size();
+  shape.max_pos = 16384;
+  write_random_model(tmp / "m", make_config(GetParam(), shape), 11, DType::F32,
+                     testing::tiny_tokenizer_json(), "chatml");
+  ComputeOptions opts;
+  opts.weight_dtype = at::kFloat;
+  opts.gemm = GemmChoice::kF32;
+  ASSERT_EQ(opts.prefill_chunk, 512);  // the default, as dapx runs
+  const auto m = LoadedModel::load(tmp / "m", opts);
+  reference::NaiveTransformer ref(m->config, WeightStore::open(tmp / "m"));
+  const int vocab = m->config.vocab_size, n1 = 1030, n2 = 3200, p2 = 5000;
+  const std::vector<int> first = some_prompt(n1, vocab);
+  std::vector<int> second;
+  for (int i = 0; i < n2; ++i) second.push_back((i * 53 + 5) % vocab);
+  const std::vector<int> next = {7, 11, 13, 17};
+  for (int i = 0; i < n1; ++i) ref.step(first[i], i);
+  std::vector<std::vector<float>> want;
+  for (int i = 0; i < n2; ++i) want.push_back(ref.step(second[i], p2 + i));
+  for (int s = 0; s < 4; ++s) want.push_back(ref.step(next[s], p2 + n2 + s));
+  const double scale = largest_logit(want);
+  for (const bool bf16_kv : {false, true}) {
+    ComputeOptions o = opts;
+    o.kv_dtype = bf16_kv ? at::kBFloat16 : at::kFloat;
+    const Transformer t(m->config, m->weights, o);
+    KVCache cache = t.make_cache();
+    t.forward(first, 0, cache);
+    const at::Tensor all = t.forward(second, p2, cache, nullptr, /*all_logits=*/true);
+    ASSERT_EQ(all.size(0), n2);
+    double worst = 0, worst_decode = 0;
+    for (int i = 0; i < n2; ++i) worst = std::max(worst, max_diff(all[i], want[i]));
+    for (int s = 0; s < 4; ++s)
+      worst_decode =
+          std::max(worst_decode, max_diff(t.forward({next[s]}, p2 + n2 + s, cache), want[n2 + s]));
+    EXPECT_EQ(cache.layer(0).length(), n1 + n2 + 4);
+    std::printf(
+        "%s KV, positions to %d: largest logit difference %.2e prefill, %.2e decode "
+        "(largest logit %.2f)\n",
+        bf16_kv ? "bf16" : "f32", p2 + n2 + 3, worst, worst_decode, scale);
+    // f32: about 1.5e-5 here; RoPE angles rounded to f32 at these positions give 2e-4.
+    const double bound = bf16_kv ? 1e-2 * scale : 6e-5;
+    EXPECT_LT(worst, bound);
+    EXPECT_LT(worst_decode, bound);
+    if (bf16_kv) EXPECT_GT(worst, 0.0);  // the cache really is rounded
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(RopeScaledAndPlain, LongPositions,
+                         ::testing::Values(Arch::Llama, Arch::Qwen2),
+                         [](const auto& info) { return short_name(info.param); });
 
 INSTANTIATE_TEST_SUITE_P(AllArchitectures, Parity,
                          ::testing::Values(Arch::Llama, Arch::Qwen2, Arch::Qwen3, Arch::Mistral),
