@@ -13,6 +13,7 @@
 #include <random>
 #include <vector>
 
+#include "kernel_levels.h"
 #include "model/decode_attention.h"
 #include "random_qkv.h"
 #include "util/bf16.h"
@@ -91,12 +92,14 @@ void check(const Case& c, int threads, CpuKernels kernels, unsigned seed, bool b
       // moves the weights by as much; what that case checks is the underflow handling.
       ASSERT_NEAR(out[h * c.d + i], want[i], (c.spread > 2 ? 1e-2 : 2e-5) * (1 + std::abs(want[i])))
           << "heads " << c.heads << " kv " << c.kv_heads << " len " << c.len << " d " << c.d
-          << " threads " << threads << (kernels == CpuKernels::kPortable ? " portable" : "")
-          << (bf16 ? " bf16" : "") << ": head " << h << " dim " << i;
+          << " threads " << threads << " " << test::level_name(kernels) << (bf16 ? " bf16" : "")
+          << ": head " << h << " dim " << i;
   }
 }
 
 TEST(DecodeAttention, MatchesTwoPassSoftmax) {
+  const std::vector<CpuKernels> levels =
+      test::kernel_levels({CpuKernels::kAvx2, CpuKernels::kPortable});
   const int saved = omp_get_max_threads();
   unsigned seed = 1;
   for (const Case& c : std::vector<Case>{{1, 1, 1, 8, false},
@@ -111,12 +114,13 @@ TEST(DecodeAttention, MatchesTwoPassSoftmax) {
                                          {12, 3, 2048, 128, true},
                                          {4, 2, 600, 64, false, 30.f}})
     for (int threads : {1, 4, 7})
-      for (CpuKernels kernels : {CpuKernels::kBest, CpuKernels::kPortable})
-        check(c, threads, kernels, seed++);
+      for (CpuKernels kernels : levels) check(c, threads, kernels, seed++);
   omp_set_num_threads(saved);
 }
 
 TEST(DecodeAttention, ReadsBf16Cache) {
+  const std::vector<CpuKernels> levels =
+      test::kernel_levels({CpuKernels::kAvx2, CpuKernels::kPortable});
   const int saved = omp_get_max_threads();
   unsigned seed = 100;
   for (const Case& c : std::vector<Case>{{2, 1, 9, 4, false},
@@ -125,21 +129,22 @@ TEST(DecodeAttention, ReadsBf16Cache) {
                                          {16, 2, 3000, 64, false},
                                          {12, 3, 2048, 128, true}})
     for (int threads : {1, 4})
-      for (CpuKernels kernels : {CpuKernels::kBest, CpuKernels::kPortable})
-        check(c, threads, kernels, seed++, true);
+      for (CpuKernels kernels : levels) check(c, threads, kernels, seed++, true);
   omp_set_num_threads(saved);
 }
 
 // A NaN in one query head makes that head's output NaN (never zeros), also when the keys
 // are split into ranges; the other heads are untouched.
 TEST(DecodeAttention, NanQueryGivesNanNotZeros) {
+  const std::vector<CpuKernels> levels =
+      test::kernel_levels({CpuKernels::kAvx2, CpuKernels::kPortable});
   const int saved = omp_get_max_threads();
   const int64_t heads = 4, kv_heads = 2, len = 2000, d = 16;
   std::vector<float> q(heads * d, 0.5f), k(kv_heads * len * d, 0.25f), v(kv_heads * len * d, 1.f),
       out(heads * d);
   q[3] = std::numeric_limits<float>::quiet_NaN();  // head 0
   for (int threads : {1, 4})
-    for (CpuKernels kernels : {CpuKernels::kBest, CpuKernels::kPortable}) {
+    for (CpuKernels kernels : levels) {
       DecodeAttention a;
       a.q = q.data();
       a.k = k.data();

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "io/safetensors.h"
+#include "kernel_levels.h"
 #include "model/gemv.h"
 
 namespace dapx {
@@ -49,14 +50,41 @@ double expected(const Matrix& m, bool bf16, int64_t k, const std::vector<float>&
   return e;
 }
 
+// What the kernel tests run on CPUs without AVX-512 (or without AVX2): the levels the CPU has,
+// each once under its own name; the others left out, saying which feature is missing.
+TEST(KernelLevels, ALevelTheCpuLacksIsLeftOutNotRunAsANarrowerOne) {
+  const auto all = {CpuKernels::kAvx512, CpuKernels::kAvx2, CpuKernels::kPortable};
+  using test::Avx512Needs;
+  const test::LevelPlan avx2_only = test::plan_levels(all, Avx512Needs::kF, {true, false, false});
+  EXPECT_EQ(avx2_only.run, (std::vector<CpuKernels>{CpuKernels::kAvx2, CpuKernels::kPortable}));
+  EXPECT_EQ(avx2_only.ran, "avx2, portable");
+  EXPECT_EQ(avx2_only.left_out, "avx512 (no AVX-512F on this CPU)");
+  const test::LevelPlan no_vnni = test::plan_levels(all, Avx512Needs::kVnni, {true, true, false});
+  EXPECT_EQ(no_vnni.ran, "avx2, portable");
+  EXPECT_EQ(no_vnni.left_out, "avx512 (no AVX-512 VNNI + BW on this CPU)");
+  const test::LevelPlan plain = test::plan_levels(all, Avx512Needs::kF, {false, false, false});
+  EXPECT_EQ(plain.ran, "portable");
+  EXPECT_EQ(plain.left_out, "avx512 (no AVX2 + FMA on this CPU), avx2 (no AVX2 + FMA on this CPU)");
+  const test::LevelPlan every = test::plan_levels(all, Avx512Needs::kVnni, {true, true, true});
+  EXPECT_EQ(every.ran, "avx512, avx2, portable");
+  EXPECT_EQ(every.left_out, "");
+  // The best level is named by what it is, and not run twice.
+  const test::LevelPlan best =
+      test::plan_levels({CpuKernels::kBest, CpuKernels::kAvx2, CpuKernels::kPortable},
+                        Avx512Needs::kF, {true, false, false});
+  EXPECT_EQ(best.ran, "avx2, portable");
+}
+
 TEST(Gemv, MatchesNaiveLoopsForBf16AndF32) {
+  const std::vector<CpuKernels> levels =
+      test::kernel_levels({CpuKernels::kAvx512, CpuKernels::kAvx2, CpuKernels::kPortable});
   std::mt19937 rng(3);
   for (int64_t n : {1, 5, 33}) {
     for (int64_t k : {1, 7, 8, 17, 61, 100, 256}) {  // tails of the 64-, 32-, 16- and 8-wide steps
       for (int rows : {1, 3, kMaxGemvRows}) {
         const Matrix m = random_matrix(n, k, rng);
         const std::vector<float> x = random_vector(rows * k, rng);
-        for (CpuKernels kernels : {CpuKernels::kAvx512, CpuKernels::kAvx2, CpuKernels::kPortable}) {
+        for (CpuKernels kernels : levels) {
           std::vector<float> y32(rows * n), y16(rows * n);
           const GemvTarget t32{m.f32.data(), GemvWeights::kF32, n, x.data(), y32.data()};
           const GemvTarget t16{m.bf16.data(), GemvWeights::kBf16, n, x.data(), y16.data()};
@@ -66,11 +94,9 @@ TEST(Gemv, MatchesNaiveLoopsForBf16AndF32) {
           for (int r = 0; r < rows; ++r)
             for (int64_t i = 0; i < n; ++i) {
               EXPECT_NEAR(y32[r * n + i], expected(m, false, k, x, r, i), tol)
-                  << "n " << n << " k " << k << " kernels "
-                  << static_cast<int>(cpu_kernels(kernels));
+                  << "n " << n << " k " << k << " kernels " << test::level_name(kernels);
               EXPECT_NEAR(y16[r * n + i], expected(m, true, k, x, r, i), tol)
-                  << "n " << n << " k " << k << " kernels "
-                  << static_cast<int>(cpu_kernels(kernels));
+                  << "n " << n << " k " << k << " kernels " << test::level_name(kernels);
             }
         }
       }
@@ -83,6 +109,8 @@ TEST(Gemv, MatchesNaiveLoopsForBf16AndF32) {
 // does, and within the quantisation's bound of the exact input), for widths below one block,
 // at and across block edges, with vector tails.
 TEST(Gemv, Int8MatchesDequantizedLoops) {
+  const std::vector<CpuKernels> levels = test::kernel_levels(
+      {CpuKernels::kAvx512, CpuKernels::kAvx2, CpuKernels::kPortable}, test::Avx512Needs::kVnni);
   std::mt19937 rng(11);
   std::uniform_int_distribution<int> qd(-127, 127);
   std::uniform_real_distribution<float> sd(0.001f, 0.05f);
@@ -95,7 +123,7 @@ TEST(Gemv, Int8MatchesDequantizedLoops) {
         for (auto& v : q) v = static_cast<int8_t>(qd(rng));
         for (auto& v : scales) v = sd(rng);
         const std::vector<float> x = random_vector(rows * k, rng);
-        for (CpuKernels kernels : {CpuKernels::kAvx512, CpuKernels::kAvx2, CpuKernels::kPortable}) {
+        for (CpuKernels kernels : levels) {
           std::vector<float> y(rows * n, -1.f);
           const GemvTarget t{q.data(), GemvWeights::kInt8, n, x.data(), y.data(), scales.data()};
           gemv_batch(&t, 1, k, rows, kernels);
@@ -120,7 +148,7 @@ TEST(Gemv, Int8MatchesDequantizedLoops) {
               }
               ASSERT_NEAR(y[r * n + i], e, 1e-4 * (1 + std::sqrt(double(k))))
                   << "n " << n << " k " << k << " rows " << rows << " kernels "
-                  << static_cast<int>(cpu_kernels(kernels));
+                  << test::level_name(kernels);
               // quantising x moves each x[j] by at most half a step of its block
               EXPECT_NEAR(y[r * n + i], exact, bound);
             }
@@ -133,6 +161,8 @@ TEST(Gemv, Int8MatchesDequantizedLoops) {
 // x[r] bit for bit (rows share widened weights, never sums), for every weight kind and kernel
 // level, up to 16 rows (groups of 4 and 2 plus their remainders).
 TEST(Gemv, EachRowOfABatchEqualsItsRowAloneBitForBit) {
+  const std::vector<CpuKernels> levels =
+      test::kernel_levels({CpuKernels::kAvx512, CpuKernels::kAvx2, CpuKernels::kPortable});
   std::mt19937 rng(17);
   std::uniform_int_distribution<int> qd(-127, 127);
   for (int64_t k : {7, 61, 200, 896}) {
@@ -143,7 +173,7 @@ TEST(Gemv, EachRowOfABatchEqualsItsRowAloneBitForBit) {
     for (auto& v : q) v = static_cast<int8_t>(qd(rng));
     for (int rows : {2, 3, 5, 8, 13, 16}) {
       const std::vector<float> x = random_vector(rows * k, rng);
-      for (CpuKernels kernels : {CpuKernels::kAvx512, CpuKernels::kAvx2, CpuKernels::kPortable})
+      for (CpuKernels kernels : levels)
         for (GemvWeights kind : {GemvWeights::kBf16, GemvWeights::kF32, GemvWeights::kInt8}) {
           const void* w = kind == GemvWeights::kBf16  ? static_cast<const void*>(m.bf16.data())
                           : kind == GemvWeights::kF32 ? static_cast<const void*>(m.f32.data())
@@ -155,9 +185,9 @@ TEST(Gemv, EachRowOfABatchEqualsItsRowAloneBitForBit) {
             const GemvTarget alone{w, kind, n, x.data() + r * k, one.data(), scales.data()};
             gemv_batch(&alone, 1, k, 1, kernels);
             for (int64_t i = 0; i < n; ++i)
-              ASSERT_EQ(all[r * n + i], one[i]) << "k " << k << " rows " << rows << " row " << r
-                                                << " kind " << static_cast<int>(kind) << " kernels "
-                                                << static_cast<int>(cpu_kernels(kernels));
+              ASSERT_EQ(all[r * n + i], one[i])
+                  << "k " << k << " rows " << rows << " row " << r << " kind "
+                  << static_cast<int>(kind) << " kernels " << test::level_name(kernels);
           }
         }
     }
@@ -165,6 +195,8 @@ TEST(Gemv, EachRowOfABatchEqualsItsRowAloneBitForBit) {
 }
 
 TEST(Gemv, BatchOfMatricesWithTheirOwnInputsMatchesEachAlone) {
+  const std::vector<CpuKernels> levels =
+      test::kernel_levels({CpuKernels::kAvx512, CpuKernels::kAvx2, CpuKernels::kPortable});
   std::mt19937 rng(5);
   const int64_t k = 200;  // large enough work to run in parallel; odd row counts split unevenly
   const std::vector<int64_t> ns = {129, 3, 1000, 17};
@@ -186,7 +218,7 @@ TEST(Gemv, BatchOfMatricesWithTheirOwnInputsMatchesEachAlone) {
   }
   const int saved = omp_get_max_threads();
   for (int threads : {1, 3, 7})
-    for (CpuKernels kernels : {CpuKernels::kAvx512, CpuKernels::kAvx2, CpuKernels::kPortable}) {
+    for (CpuKernels kernels : levels) {
       for (auto& y : ys) std::fill(y.begin(), y.end(), -1.f);
       omp_set_num_threads(threads);
       gemv_batch(targets.data(), static_cast<int>(targets.size()), k, rows, kernels);
@@ -196,7 +228,7 @@ TEST(Gemv, BatchOfMatricesWithTheirOwnInputsMatchesEachAlone) {
             ASSERT_NEAR(ys[m][r * ns[m] + i], expected(mats[m], m % 2 == 0, k, xs[m], r, i), 2e-3)
                 << "matrix " << m << " row " << r << " output " << i << ", " << threads
                 << " threads"
-                << ", kernels " << static_cast<int>(cpu_kernels(kernels));
+                << ", kernels " << test::level_name(kernels);
     }
   omp_set_num_threads(saved);
 }

@@ -14,6 +14,7 @@
 #include <random>
 #include <vector>
 
+#include "kernel_levels.h"
 #include "model/prefill_attention.h"
 #include "random_qkv.h"
 #include "util/bf16.h"
@@ -22,8 +23,7 @@
 namespace dapx {
 namespace {
 
-// Every kernel level; one the CPU lacks runs the widest it has.
-constexpr CpuKernels kKernels[] = {CpuKernels::kAvx512, CpuKernels::kAvx2, CpuKernels::kPortable};
+// Every kernel level the CPU has (kernel_levels.h: the others are left out, and said so).
 const char* kernel_name(CpuKernels k) {
   switch (cpu_kernels(k)) {
     case CpuKernels::kAvx512:
@@ -166,6 +166,8 @@ void check(const Case& c, int threads, CpuKernels kernels, unsigned seed, bool b
 }
 
 TEST(PrefillAttention, MatchesTwoPassCausalSoftmax) {
+  const std::vector<CpuKernels> levels =
+      test::kernel_levels({CpuKernels::kAvx512, CpuKernels::kAvx2, CpuKernels::kPortable});
   const int saved = omp_get_max_threads();
   unsigned seed = 1;
   for (const Case& c : std::vector<Case>{{1, 1, 1, 0, 8, false},
@@ -181,13 +183,15 @@ TEST(PrefillAttention, MatchesTwoPassCausalSoftmax) {
                                          {12, 3, 70, 0, 128, true},
                                          {4, 2, 100, 30, 64, false, 30.f}})
     for (int threads : {1, 3, 7}) {  // the same data through every kernel
-      for (CpuKernels kernels : kKernels) check(c, threads, kernels, seed);
+      for (CpuKernels kernels : levels) check(c, threads, kernels, seed);
       ++seed;
     }
   omp_set_num_threads(saved);
 }
 
 TEST(PrefillAttention, ReadsBf16Cache) {
+  const std::vector<CpuKernels> levels =
+      test::kernel_levels({CpuKernels::kAvx512, CpuKernels::kAvx2, CpuKernels::kPortable});
   const int saved = omp_get_max_threads();
   unsigned seed = 50;
   //                                      heads kv t older d  mask spread band vert later
@@ -198,7 +202,7 @@ TEST(PrefillAttention, ReadsBf16Cache) {
                                          {6, 2, 90, 0, 16, false, 2.f, 5, 12, 30},
                                          {14, 2, 130, 200, 64, false, 2.f, 70, 100, 50}})
     for (int threads : {1, 3}) {
-      for (CpuKernels kernels : kKernels) check(c, threads, kernels, seed, true);
+      for (CpuKernels kernels : levels) check(c, threads, kernels, seed, true);
       ++seed;
     }
   omp_set_num_threads(saved);
@@ -229,6 +233,8 @@ TEST(PrefillAttention, Bf16PairProductsMatchRoundedSoftmax) {
 
 // SpecKV's sparse prefill: the band (p - band, p] plus vertical keys <= p - band.
 TEST(PrefillAttention, SparseMatchesBandPlusVerticalSoftmax) {
+  const std::vector<CpuKernels> levels =
+      test::kernel_levels({CpuKernels::kAvx512, CpuKernels::kAvx2, CpuKernels::kPortable});
   const int saved = omp_get_max_threads();
   unsigned seed = 100;
   //                                      heads kv t older d  mask spread band vert later
@@ -239,7 +245,7 @@ TEST(PrefillAttention, SparseMatchesBandPlusVerticalSoftmax) {
                                          {7, 1, 60, 100, 64, false, 2.f, 16, 0, 10},   // band only
                                          {2, 1, 100, 0, 64, false, 2.f, 8, 100, 0}})   // all keys
     for (int threads : {1, 3}) {  // the same data through every kernel
-      for (CpuKernels kernels : kKernels) check(c, threads, kernels, seed);
+      for (CpuKernels kernels : levels) check(c, threads, kernels, seed);
       ++seed;
     }
   omp_set_num_threads(saved);
@@ -248,6 +254,8 @@ TEST(PrefillAttention, SparseMatchesBandPlusVerticalSoftmax) {
 // H2O's scores: per KV head, the group's softmax probabilities summed over rows, per key,
 // against double loops; and the same bits in a second run with the same threads.
 TEST(PrefillAttention, ColumnSumsMatchSummedSoftmax) {
+  const std::vector<CpuKernels> levels =
+      test::kernel_levels({CpuKernels::kAvx512, CpuKernels::kAvx2, CpuKernels::kPortable});
   const int saved = omp_get_max_threads();
   struct Sums {
     int64_t heads, kv_heads, len, d, n_scored, stride;  // rows: positions 0, stride, 2 stride...
@@ -259,7 +267,7 @@ TEST(PrefillAttention, ColumnSumsMatchSummedSoftmax) {
                                          {8, 4, 200, 20, 200, 3},
                                          {7, 1, 90, 64, 40, 2}})
     for (int threads : {1, 3})
-      for (CpuKernels kernels : kKernels)
+      for (CpuKernels kernels : levels)
         for (bool bf16 : {false, true}) {
           std::mt19937 rng(seed++);
           std::normal_distribution<float> nd(0.f, 2.f);
@@ -322,11 +330,13 @@ TEST(PrefillAttention, ColumnSumsMatchSummedSoftmax) {
 // A NaN in one query makes that query's output NaN (never zeros), in the attention and in
 // H2O's sums; the other heads are untouched.
 TEST(PrefillAttention, NanQueryGivesNanNotZeros) {
+  const std::vector<CpuKernels> levels =
+      test::kernel_levels({CpuKernels::kAvx512, CpuKernels::kAvx2, CpuKernels::kPortable});
   const int64_t heads = 4, kv_heads = 2, t = 70, d = 16;
   std::vector<float> q(heads * t * d, 0.5f), k(kv_heads * t * d, 0.25f), v(kv_heads * t * d, 1.f),
       out(heads * t * d), sums(kv_heads * t);
   q[(0 * t + 40) * d + 3] = std::numeric_limits<float>::quiet_NaN();  // head 0, query 40
-  for (CpuKernels kernels : kKernels) {
+  for (CpuKernels kernels : levels) {
     PrefillAttention a;
     a.q = q.data();
     a.k = k.data();
