@@ -93,7 +93,7 @@ void run(const GenerateFlags& f) {
     if (stream) std::cout << s << std::flush;
   });
   if (stream) std::cout << "\n";
-  if (draft) r.stats.draft_weight_bytes = draft->transformer.weight_bytes();
+  if (draft) count_draft_weights(r.stats, draft->transformer);
   if (!f.dump_selection.empty())
     write_selection(f.dump_selection, method->name(), model->config, prompt, r);
   r.method_info.erase("layers");  // in the dump file, not the result

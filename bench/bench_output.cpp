@@ -185,7 +185,7 @@ std::string write_plot(const std::filesystem::path& dir, const nlohmann::json& r
     gp += "\n";
   };
   panel("end-to-end latency (median)", "seconds", 2);
-  panel("working memory: peak RSS - weights (median)", "MiB", 3);
+  panel("working memory: peak RSS - resident weights (median)", "MiB", 3);
   gp += "unset multiplot\n";
   write_text(dir / "bench.gp", gp);
 

@@ -39,8 +39,13 @@ nlohmann::json run_figures(const nlohmann::json& r) {
   const double draft_s = info.value("lookahead_source", "") == "draft"
                              ? info.value("lookahead_s", 0.0)
                              : info.value("draft_s", 0.0);
-  const int64_t resident =
-      s.at("weight_bytes").get<int64_t>() + s.at("draft_weight_bytes").get<int64_t>();
+  // What the weights held in RAM: results of engines before resident_weight_bytes existed
+  // took all their bytes as resident (wrong where a mapped embedding was mostly never read).
+  const auto resident_of = [&](const char* resident, const char* all) {
+    return s.contains(resident) ? s.at(resident).get<int64_t>() : s.at(all).get<int64_t>();
+  };
+  const int64_t resident = resident_of("resident_weight_bytes", "weight_bytes") +
+                           resident_of("draft_resident_weight_bytes", "draft_weight_bytes");
   nlohmann::json figures = {
       {"prompt_tokens", s.at("prompt_tokens")},
       {"generated_tokens", s.at("generated_tokens")},
@@ -52,6 +57,7 @@ nlohmann::json run_figures(const nlohmann::json& r) {
       {"weight_bytes", s.at("weight_bytes")},
       {"decode_weight_bytes", s.value("decode_weight_bytes", s.at("weight_bytes").get<int64_t>())},
       {"draft_weight_bytes", s.at("draft_weight_bytes")},
+      {"resident_weight_bytes", resident},
       {"working_bytes", s.at("peak_rss_bytes").get<int64_t>() - resident},
 
       {"kv_bytes", s.at("kv_bytes")},

@@ -14,7 +14,9 @@ namespace dapx::bench {
 // The figures of one generation, from a `dapx generate --json` result: prompt_tokens,
 // generated_tokens, ttft_s, tpot_s, total_s (end to end, the draft's work included), draft_s
 // (the draft's own work: SpecKV's lookahead or SpecPC's observing pass), peak_rss_bytes,
-// weight_bytes and draft_weight_bytes (resident), working_bytes (peak RSS - both), kv_bytes,
+// weight_bytes and draft_weight_bytes (as held), resident_weight_bytes (of both, what was in
+// RAM: a mapped file's pages read, nothing on a GPU), working_bytes (peak RSS - resident
+// weights, never negative), kv_bytes,
 // kv_bytes_full (full KV for the same tokens), prompt_kept_ratio (the share of the prompt the
 // target read: below 1 for prompt methods only).
 nlohmann::json run_figures(const nlohmann::json& generate_result);

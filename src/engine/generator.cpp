@@ -26,6 +26,8 @@ nlohmann::json GenerationStats::to_json() const {
           {"weight_bytes", weight_bytes},
           {"decode_weight_bytes", decode_weight_bytes},
           {"draft_weight_bytes", draft_weight_bytes},
+          {"resident_weight_bytes", resident_weight_bytes},
+          {"draft_resident_weight_bytes", draft_resident_weight_bytes},
           {"peak_rss_bytes", peak_rss_bytes},
           {"peak_rss_scope", peak_rss_scope},
           {"working_bytes", working_bytes()},
@@ -35,6 +37,11 @@ nlohmann::json GenerationStats::to_json() const {
            gpu_reserved_peak_bytes >= 0 ? nlohmann::json(gpu_reserved_peak_bytes) : nullptr},
           {"finish_reason", finish_reason},
           {"kv_entries_per_layer", kv_entries_per_layer}};
+}
+
+void count_draft_weights(GenerationStats& stats, const Transformer& draft) {
+  stats.draft_weight_bytes = draft.weight_bytes();
+  stats.draft_resident_weight_bytes = resident_weight_bytes(draft);
 }
 
 GenerationResult generate(const LoadedModel& model, Method& method, const std::vector<int>& prompt,
@@ -54,6 +61,7 @@ GenerationResult generate(const LoadedModel& model, Method& method, const std::v
   GenerationStats& st = result.stats;
   st.peak_rss_scope = per_request ? "request" : "process";
   st.tensor_peak_bytes = tensors.peak_bytes();
+  st.resident_weight_bytes = resident_weight_bytes(model.transformer);
   if (gpu_measured) {
     const GpuPeak gpu = gpu_peak(device);
     st.gpu_peak_bytes = gpu.allocated_bytes;

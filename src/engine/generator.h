@@ -43,6 +43,10 @@ struct GenerationStats {
   int64_t weight_bytes = 0;                   // the target's
   int64_t decode_weight_bytes = 0;            // the target's weight bytes read per decode step
   int64_t draft_weight_bytes = 0;  // the draft's (draft-based methods), set by the caller
+  // Of weight_bytes and draft_weight_bytes, what was resident in RAM when the request ended
+  // (engine/stats.h, resident_weight_bytes): weights read from a file mapping count only the
+  // pages read (an embedding table's unused rows do not), weights on a GPU nothing.
+  int64_t resident_weight_bytes = 0, draft_resident_weight_bytes = 0;
   int64_t peak_rss_bytes = 0;
   std::string peak_rss_scope;  // "request" (reset at the start) or "process" (all-time high)
   // On a GPU: the CUDA caching allocator's peaks during this request (reset at its start);
@@ -51,8 +55,13 @@ struct GenerationStats {
   // The high-water mark of the CPU tensors this request allocated (tensor_memory.h): KV
   // cache, activations, scores, the draft's work; not the weights, not LibTorch's floor.
   int64_t tensor_peak_bytes = 0;
-  // Memory beyond the resident weights: peak RSS - target and draft weights.
-  int64_t working_bytes() const { return peak_rss_bytes - weight_bytes - draft_weight_bytes; }
+  // Memory beyond the resident weights: peak RSS - the target's and the draft's resident weight
+  // bytes. Never negative: those bytes were part of the RSS when measured, which the peak is at
+  // least. (Subtracting weight_bytes instead, as once done, went negative where a mapped
+  // embedding table was mostly never read, or the weights lived on a GPU.)
+  int64_t working_bytes() const {
+    return peak_rss_bytes - resident_weight_bytes - draft_resident_weight_bytes;
+  }
   std::string finish_reason;  // "eos", "stop", "length", "cancelled"
   nlohmann::json to_json() const;
 };
@@ -66,8 +75,13 @@ struct GenerationResult {
 
 using TextCallback = std::function<void(const std::string&)>;
 
+// Sets the stats' draft figures (a draft-based method's draft): its weight bytes and, now, how
+// many of them are resident.
+void count_draft_weights(GenerationStats& stats, const Transformer& draft);
+
 // Throws dapx::Error for an empty prompt or one that, with max_new_tokens, exceeds the
-// model's context.
+// model's context. The stats' memory figures count the target's weights; a caller whose method
+// ran a draft adds it with count_draft_weights.
 GenerationResult generate(const LoadedModel& model, Method& method, const std::vector<int>& prompt,
                           const GenerationParams& params, const TextCallback& on_text = nullptr);
 

@@ -126,7 +126,7 @@ nlohmann::json run_one(const LoadedModel& target, const LoadedModel* draft, cons
   const std::unique_ptr<Method> method = build_method(run, draft);
   GenerationResult g = generate(target, *method, prompt, params);
   if (draft && method_spec(run.method).needs_draft)
-    g.stats.draft_weight_bytes = draft->transformer.weight_bytes();
+    count_draft_weights(g.stats, draft->transformer);
   return {{"method", run.method},
           {"budget", run.budget},
           {"params", run.params},

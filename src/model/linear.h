@@ -5,6 +5,8 @@
 // the bytes of bf16 again).
 #include <ATen/ATen.h>
 
+#include <vector>
+
 #include "model/gemv.h"
 
 namespace dapx {
@@ -40,6 +42,11 @@ class Linear {
   // Bytes of the weight as held (int8: with its scales).
   int64_t bytes() const;
   bool int8() const { return scales_.defined(); }
+  // The tensors bytes() counts: the weight as held and, for int8, its scales.
+  std::vector<at::Tensor> held() const {
+    return scales_.defined() ? std::vector<at::Tensor>{weight_, scales_}
+                             : std::vector<at::Tensor>{weight_};
+  }
   // The weight as f32 [out, in] (int8: dequantised), for tests and reference checks.
   at::Tensor dequantized() const;
 

@@ -108,6 +108,17 @@ Linear Transformer::load_linear(const std::string& prefix, int64_t out, int64_t 
   return lin;
 }
 
+std::vector<at::Tensor> Transformer::weight_tensors() const {
+  std::vector<at::Tensor> out = {embed_tokens_};
+  const auto add = [&](const Linear& lin) {
+    for (const at::Tensor& t : lin.held()) out.push_back(t);
+  };
+  if (!cfg_.tie_word_embeddings || format_.int8) add(lm_head_);
+  for (const LayerWeights& w : layers_)
+    for (const Linear* lin : {&w.q, &w.k, &w.v, &w.o, &w.gate, &w.up, &w.down}) add(*lin);
+  return out;
+}
+
 KVCache Transformer::make_cache() const {
   return KVCache(cfg_.num_layers, cfg_.num_kv_heads, cfg_.head_dim, opts_.kv_dtype, opts_.device);
 }

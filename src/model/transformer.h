@@ -84,6 +84,9 @@ class Transformer {
   KVCache make_cache() const;
   LayerKV make_layer_cache() const;  // one layer's cache (layer-major prefill)
   int64_t weight_bytes() const { return weight_bytes_; }
+  // The tensors weight_bytes() counts (embedding, LM head unless it is the embedding, every
+  // linear layer as held), for measuring how much of them is resident.
+  std::vector<at::Tensor> weight_tensors() const;
   // Weight bytes one decode step reads: every linear layer and the LM head (not the
   // embedding table, of which it reads one row, unless the head shares it).
   int64_t decode_weight_bytes() const { return decode_weight_bytes_; }

@@ -1,7 +1,10 @@
 // The generation loop and model loading: stop strings, EOS, context limits, bad inputs.
 #include <gtest/gtest.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
+#include <unistd.h>
 
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <vector>
@@ -11,6 +14,7 @@
 #include "engine/stats.h"
 #include "engine/tensor_memory.h"
 #include "error_message.h"
+#include "io/random_model.h"
 #include "methods/catalogue.h"
 #include "tiny_models.h"
 #include "util/error.h"
@@ -94,6 +98,81 @@ TEST(Engine, StatsAreFilled) {
   EXPECT_GT(r.stats.weight_bytes, 0);
   // the cache is alive when the request ends, so the tensor peak holds at least its bytes
   EXPECT_GE(r.stats.tensor_peak_bytes, r.stats.kv_bytes);
+}
+
+// Working memory is peak RSS minus the weights resident in RAM, not minus every weight byte:
+// weights read in place from a file mapping are resident only where read (a 7B target with a
+// 0.5B draft once reported -539 MiB by subtracting a mapped embedding table that was mostly
+// never read). A target and a draft read in place from bf16 files (4096-wide, untied heads),
+// SpecKV-PC as dapx generate runs it; then the embedding tables' pages dropped from memory.
+TEST(Engine, WorkingMemoryCountsOnlyResidentWeightsAndIsNeverNegative) {
+  test::TempDir tmp;
+  ModelShape shape = shape_preset("tiny", Arch::Qwen2);
+  shape.vocab = Tokenizer::from_json_string(testing::tiny_tokenizer_json(), "tiny").vocab_size();
+  shape.hidden = 4096;
+  shape.tie = false;
+  const int64_t embedding = int64_t{shape.vocab} * shape.hidden * 2;
+  for (const auto& [name, seed] : {std::pair<const char*, uint64_t>{"target", 1}, {"draft", 2}})
+    write_random_model(tmp / name, make_config(Arch::Qwen2, shape), seed, DType::BF16,
+                       testing::tiny_tokenizer_json(), "chatml");
+  ComputeOptions bf16;  // bf16 weights from a bf16 file: no copies, read from the mapping
+  auto target = LoadedModel::load(tmp / "target", bf16);
+  auto draft = LoadedModel::load(tmp / "draft", bf16);
+  MethodOptions o;
+  o.draft = &draft->transformer;
+  auto method = make_method("speckv-pc", {{"budget", 96}, {"window", 16}, {"kv_budget", 40}}, o);
+  std::string text;
+  for (int i = 0; i < 40; ++i) text += "The river town woke. ";
+  GenerationParams g;
+  g.max_new_tokens = 4;
+  g.ignore_eos = true;
+  GenerationResult r = generate(*target, *method, target->tokenizer.encode(text), g);
+  count_draft_weights(r.stats, draft->transformer);
+  const GenerationStats& st = r.stats;
+  std::printf("peak RSS %lld, weights %lld + %lld, resident %lld + %lld, working %lld, KV %lld\n",
+              static_cast<long long>(st.peak_rss_bytes), static_cast<long long>(st.weight_bytes),
+              static_cast<long long>(st.draft_weight_bytes),
+              static_cast<long long>(st.resident_weight_bytes),
+              static_cast<long long>(st.draft_resident_weight_bytes),
+              static_cast<long long>(st.working_bytes()), static_cast<long long>(st.kv_bytes));
+  EXPECT_EQ(st.draft_weight_bytes, draft->transformer.weight_bytes());
+  // Every layer and the head were read whole; of the embedding tables, what was read.
+  EXPECT_GE(st.resident_weight_bytes, st.weight_bytes - embedding);
+  EXPECT_LE(st.resident_weight_bytes, st.weight_bytes);
+  EXPECT_GE(st.draft_resident_weight_bytes, st.draft_weight_bytes - embedding);
+  EXPECT_LE(st.draft_resident_weight_bytes, st.draft_weight_bytes);
+  // The figure is possible: the peak RSS above both models' resident weights, at least the KV
+  // cache the request held; and it is what dapx generate --json reports.
+  EXPECT_EQ(st.working_bytes(),
+            st.peak_rss_bytes - st.resident_weight_bytes - st.draft_resident_weight_bytes);
+  EXPECT_GT(st.kv_bytes, 0);
+  EXPECT_GE(st.working_bytes(), st.kv_bytes);
+  const nlohmann::json j = st.to_json();
+  EXPECT_EQ(j["working_bytes"], st.working_bytes());
+  EXPECT_EQ(j["resident_weight_bytes"], st.resident_weight_bytes);
+  EXPECT_EQ(j["draft_resident_weight_bytes"], st.draft_resident_weight_bytes);
+  // Pages of the mapping that are not in memory are not counted: with the embedding table's
+  // pages dropped (as never-read rows are), the resident bytes fall by the table, but for the
+  // two pages it may share with its neighbours.
+  for (const LoadedModel* m : {target.get(), draft.get()}) {
+    m->weights->release("model.embed_tokens.weight");
+    const int64_t resident = resident_weight_bytes(m->transformer);
+    EXPECT_LE(resident, m->transformer.weight_bytes() - embedding + 2 * sysconf(_SC_PAGESIZE));
+    EXPECT_GE(resident, m->transformer.weight_bytes() - embedding);
+  }
+}
+
+// Resident bytes of memory written (all of it) and of a fresh anonymous mapping (none).
+TEST(Engine, ResidentBytesCountsThePagesInMemory) {
+  std::vector<char> written(int64_t{3} << 20, 1);
+  EXPECT_EQ(resident_bytes(written.data() + 5, int64_t{2} << 20), int64_t{2} << 20);
+  const size_t n = size_t{4} << 20;
+  void* fresh = ::mmap(nullptr, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  ASSERT_NE(fresh, MAP_FAILED);
+  EXPECT_EQ(resident_bytes(fresh, static_cast<int64_t>(n)), 0);
+  static_cast<char*>(fresh)[n / 2] = 1;  // one page written
+  EXPECT_EQ(resident_bytes(fresh, static_cast<int64_t>(n)), sysconf(_SC_PAGESIZE));
+  ::munmap(fresh, n);
 }
 
 // glibc's heap (under AddressSanitizer malloc is its own: mallopt does nothing)
