@@ -141,6 +141,8 @@ std::string text_sources_hash(const TextSources& sources) {
   std::string all;
   for (const std::string& w : sources.words) add_field(all, "w", w);
   for (const std::string& p : sources.essay) add_field(all, "p", p);
+  // Only when there is one, so that the usual sources keep their hash.
+  for (const std::string& h : sources.haystack) add_field(all, "h", h);
   return hash_hex(all);
 }
 

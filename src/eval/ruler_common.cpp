@@ -234,7 +234,8 @@ PieceStream essay_stream(const TextSources& sources, Rng& rng, size_t budget) {
   size_t bytes = 0;
   while (bytes < budget) {
     const size_t before = sentences.size();
-    split_sentences(pick(rng, sources.essay), sentences);
+    split_sentences(pick(rng, sources.haystack.empty() ? sources.essay : sources.haystack),
+                    sentences);
     for (size_t i = before; i < sentences.size(); ++i) bytes += sentences[i].size() + 1;
   }
   return PieceStream(std::move(sentences));

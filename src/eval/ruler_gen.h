@@ -142,7 +142,8 @@ class PieceStream {
 
 // The noise paragraph repeated, one per line, to at least budget_bytes.
 PieceStream noise_stream(const std::string& noise, size_t budget_bytes);
-// Sentences of random essay paragraphs, to at least budget_bytes.
+// Sentences of random essay paragraphs (of the replacement haystack, when the sources have
+// one), to at least budget_bytes.
 PieceStream essay_stream(const TextSources& sources, Rng& rng, size_t budget_bytes);
 // Bytes of haystack to prepare for a target: generous for the densest haystack (UUIDs).
 size_t budget_bytes(int target_tokens);

@@ -42,14 +42,18 @@ std::string join_queries(const std::vector<std::string>& q) {
   return out + ", and " + q.back();
 }
 
-// The haystack kinds that are text rather than needles.
+// The haystack kinds that are text rather than needles. A replacement haystack in the sources
+// (dapx eval --haystack) stands for both the noise and the essay.
 PieceStream text_stream(const GenContext& ctx, const std::string& haystack, Rng& rng) {
-  if (haystack == "essay") return essay_stream(ctx.sources, rng, budget_bytes(ctx.target));
+  if (haystack == "essay" || !ctx.sources.haystack.empty())
+    return essay_stream(ctx.sources, rng, budget_bytes(ctx.target));
   return noise_stream(ctx.noise, budget_bytes(ctx.target));
 }
 
-// Noise and needles are lines, as in RULER; essay sentences run on.
-const char* separator(const std::string& haystack) { return haystack == "essay" ? " " : "\n"; }
+// Noise and needles are lines, as in RULER; essay (and replacement haystack) sentences run on.
+const char* separator(const GenContext& ctx, const std::string& haystack) {
+  return haystack == "essay" || (haystack == "noise" && !ctx.sources.haystack.empty()) ? " " : "\n";
+}
 
 // Gold items at their depths, the answers' (gold, mark) in answer order, and the template vars.
 Layout haystack_layout(const GenContext& ctx, PieceStream stream, std::vector<Gold> golds,
@@ -121,8 +125,8 @@ Layout vt_layout_impl(const GenContext& ctx, bool with_example) {
   }
   Vars vars = {{"query", values[0]}, {"num_v", std::to_string(per_chain)}};
   Layout layout = haystack_layout(ctx, text_stream(ctx, p.haystack, rng), std::move(golds),
-                                  std::move(answer_golds), separator(p.haystack), std::move(vars),
-                                  std::move(example));
+                                  std::move(answer_golds), separator(ctx, p.haystack),
+                                  std::move(vars), std::move(example));
   layout.answers = std::move(answers);
   return layout;
 }
@@ -179,8 +183,9 @@ Layout niah_layout(const GenContext& ctx) {
     }
     return PieceStream(std::move(lines));
   }();
-  Layout layout = haystack_layout(ctx, std::move(stream), std::move(golds), std::move(answer_golds),
-                                  separator(p.haystack), {{"query", join_queries(queries)}}, "");
+  Layout layout =
+      haystack_layout(ctx, std::move(stream), std::move(golds), std::move(answer_golds),
+                      separator(ctx, p.haystack), {{"query", join_queries(queries)}}, "");
   layout.answers = std::move(answers);
   return layout;
 }

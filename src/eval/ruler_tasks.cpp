@@ -65,6 +65,16 @@ std::string lower(std::string s) {
 TaskSuite::TaskSuite(const std::filesystem::path& templates_json, TextSources sources, Split split,
                      bool any_phrasing)
     : path_(templates_json), sources_(std::move(sources)), split_(split) {
+  if (sources_.split != split) {
+    throw Error(std::string("text sources of the ") + split_name(sources_.split) +
+                " split were given to a task suite of the " + split_name(split) +
+                " split: load them with TextSources::load(Split::" +
+                (split == Split::Eval ? "Eval" : "Train") + ")");
+  }
+  if (split == Split::Train && !sources_.haystack.empty()) {
+    throw Error("the " + sources_.haystack_name +
+                " haystack is for the eval split only, not the train split");
+  }
   detail::Templates templates = detail::load_templates(templates_json);
   if (templates.split != split_name(split) && !any_phrasing) {
     throw Error("task templates " + path_.string() + " are for the " + templates.split +

@@ -37,9 +37,10 @@ struct TaskSpec;
 // A task set: the templates (from JSON) plus the text sources of one split.
 class TaskSuite {
  public:
-  // Throws dapx::Error naming the file, the task and the field for anything malformed, and
-  // when the templates are meant for the other split, unless `any_phrasing` (training on the
-  // evaluation's phrasing with the training split's words, values and prose).
+  // Throws dapx::Error naming the file, the task and the field for anything malformed, when
+  // `sources` are of the other split (naming both), and when the templates are meant for the
+  // other split, unless `any_phrasing` (training on the evaluation's phrasing with the training
+  // split's words, values and prose).
   TaskSuite(const std::filesystem::path& templates_json, TextSources sources, Split split,
             bool any_phrasing = false);
   ~TaskSuite();

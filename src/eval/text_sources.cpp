@@ -114,6 +114,7 @@ TextSources TextSources::load(Split split, const fs::path& dict, const fs::path&
                 " not found: install the Debian package fortunes (apt-get install fortunes)");
   }
   TextSources sources;
+  sources.split = split;
   std::istringstream dict_lines(read_all(dict));
   std::string word;
   while (std::getline(dict_lines, word)) {
@@ -143,6 +144,64 @@ TextSources TextSources::load(Split split, const fs::path& dict, const fs::path&
                 " split: install the Debian package fortunes (apt-get install fortunes)");
   }
   return sources;
+}
+
+std::vector<std::string> TextSources::load_licenses(const fs::path& dir) {
+  std::error_code ec;
+  if (!fs::is_directory(dir, ec)) {
+    throw Error("license folder " + dir.string() +
+                " not found: it comes with the Debian package base-files (apt-get install "
+                "--reinstall base-files)");
+  }
+  std::vector<fs::path> files;
+  for (const auto& entry : fs::directory_iterator(dir)) {
+    if (!entry.is_symlink() && entry.is_regular_file()) files.push_back(entry.path());
+  }
+  std::sort(files.begin(), files.end());
+  std::vector<std::string> out;
+  std::vector<std::string> seen;
+  for (const auto& file : files) {
+    std::istringstream lines(read_all(file));
+    std::string line, entry;
+    const auto flush = [&] {
+      std::string paragraph = clean_paragraph(entry);
+      entry.clear();
+      if (paragraph.empty() || std::find(seen.begin(), seen.end(), paragraph) != seen.end()) return;
+      seen.push_back(paragraph);
+      out.push_back(std::move(paragraph));
+    };
+    while (std::getline(lines, line)) {
+      if (line.find_first_not_of(" \t\r\f") == std::string::npos) {
+        flush();
+      } else {
+        entry += line;
+        entry += '\n';
+      }
+    }
+    flush();
+  }
+  if (out.size() < 100) {
+    throw Error("license folder " + dir.string() + " has only " + std::to_string(out.size()) +
+                " paragraphs of prose (100 needed): it comes with the Debian package base-files");
+  }
+  return out;
+}
+
+void use_haystack(TextSources& sources, const std::string& name) {
+  if (name == "fortunes") {
+    sources.haystack.clear();
+    sources.haystack_name.clear();
+    return;
+  }
+  if (name != "licenses") {
+    throw Error("unknown haystack \"" + name + "\" (known: fortunes, licenses)");
+  }
+  if (sources.split != Split::Eval) {
+    throw Error(std::string("the ") + name + " haystack is for the eval split only, not the " +
+                split_name(sources.split) + " split: no training data may use it");
+  }
+  sources.haystack = TextSources::load_licenses();
+  sources.haystack_name = name;
 }
 
 }  // namespace dapx::eval

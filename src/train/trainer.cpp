@@ -10,6 +10,7 @@
 
 #include "engine/generator.h"
 #include "engine/model.h"
+#include "eval/seeds.h"
 #include "eval/text_sources.h"
 #include "train/checkpoint.h"
 #include "train/distill.h"
@@ -92,7 +93,8 @@ StepCounts count_targets(const std::vector<Example>& batch) {
   return c;
 }
 
-// Greedy, full KV, on held-out samples of the evaluation split (same seeds every time).
+// Greedy, full KV, on held-out samples of the evaluation split: the validation seeds, the same
+// every time (the reported seeds are never used to choose a checkpoint).
 EvalReport evaluate(const LoadedModel& model, const eval::TaskSuite& suite,
                     const std::vector<std::string>& candidates, int length, int samples, int step) {
   at::NoGradGuard no_grad;
@@ -106,7 +108,7 @@ EvalReport evaluate(const LoadedModel& model, const eval::TaskSuite& suite,
   FullKV full;
   for (int i = 0; i < samples; ++i) {
     const std::string& task = tasks[i % tasks.size()];
-    const eval::Sample s = suite.make(task, model.tokenizer, length, 1000 + i);
+    const eval::Sample s = suite.make(task, model.tokenizer, length, eval::kValidationSeed + i);
     GenerationParams params;
     params.max_new_tokens = std::min(s.max_new_tokens, 48);
     const GenerationResult g = generate(model, full, model.tokenizer.encode(s.prompt()), params);
@@ -210,7 +212,7 @@ void train(const TrainOptions& o, const TrainCallbacks& cb) {
   const TrainingData data(model->tokenizer,
                           eval::TaskSuite(o.data_dir / "eval" / templates_file(o.templates),
                                           train_text, eval::Split::Train, /*any_phrasing=*/true),
-                          train_text.essay, o.mix, cfg.eos_token_ids.front());
+                          train_text, o.mix, cfg.eos_token_ids.front());
   const eval::TaskSuite held_out(o.data_dir / "eval" / "ruler_templates.json",
                                  eval::TextSources::load(eval::Split::Eval), eval::Split::Eval);
 

@@ -6,9 +6,24 @@
 
 namespace dapx {
 
+namespace {
+
+void require_train_split(eval::Split split, const std::string& what) {
+  if (split == eval::Split::Train) return;
+  throw Error("training data: the " + what + " is of the " + eval::split_name(split) +
+              " split, but training takes only the " + eval::split_name(eval::Split::Train) +
+              " split (load it with TextSources::load(Split::Train))");
+}
+
+}  // namespace
+
 TrainingData::TrainingData(const Tokenizer& tok, eval::TaskSuite suite,
-                           std::vector<std::string> prose, const DataMix& mix, int eos)
-    : tok_(tok), suite_(std::move(suite)), prose_(std::move(prose)), mix_(mix), eos_(eos) {
+                           const eval::TextSources& prose, const DataMix& mix, int eos)
+    : tok_(tok), suite_(std::move(suite)), mix_(mix), eos_(eos) {
+  require_train_split(suite_.split(), "task suite");
+  require_train_split(suite_.sources().split, "task suite's text");
+  require_train_split(prose.split, "prose");
+  prose_ = prose.essay;
   const std::vector<std::string> known = suite_.task_names();
   const std::vector<std::string>& wanted = mix_.tasks.empty() ? known : mix_.tasks;
   for (const std::string& t : wanted) {

@@ -28,9 +28,10 @@ struct DataMix {
 
 class TrainingData {
  public:
-  // `suite` must be a Split::Train suite and `prose` the same split's paragraphs; `eos` ends
-  // every completion.
-  TrainingData(const Tokenizer& tok, eval::TaskSuite suite, std::vector<std::string> prose,
+  // `suite` and `prose` (whose essay paragraphs are the plain-text examples) must be of the
+  // training split: either of the evaluation split throws dapx::Error naming both splits.
+  // `eos` ends every completion.
+  TrainingData(const Tokenizer& tok, eval::TaskSuite suite, const eval::TextSources& prose,
                const DataMix& mix, int eos);
   // One example of at most max_tokens tokens. Throws when no task fits max_tokens and the mix
   // has no prose.

@@ -239,6 +239,7 @@ TEST(RulerTasks, TemplateErrorsNameFileTaskAndField) {
     edit(doc);
     test::write_file(dir / "t.json", doc.dump());
     TextSources tiny;
+    tiny.split = split;
     for (int i = 0; i < 1000; ++i) tiny.words.push_back("w" + std::to_string(i));
     tiny.essay = {"Some prose."};
     const std::string msg = error_of([&] { TaskSuite(dir / "t.json", tiny, split); });
@@ -305,6 +306,142 @@ TEST(RulerTasks, FastEnoughForTraining) {
   // About 8-14 encodes and 3-7 x the prompt's bytes today; a linear search would take hundreds.
   EXPECT_LE(worst_encodes, 24);
   EXPECT_LE(worst_ratio, 12.0);
+}
+
+// The split travels with the text: a suite refuses the other split's words and prose, naming both.
+TEST(RulerTasks, SourcesOfTheOtherSplitAreRefused) {
+  test::expect_error([] { TaskSuite(kEvalJson, train_suite().sources(), Split::Eval); },
+                     {"text sources of the train split", "task suite of the eval split"});
+  test::expect_error([] { TaskSuite(kTrainJson, eval_suite().sources(), Split::Train); },
+                     {"text sources of the eval split", "task suite of the train split"});
+  // Even with the other split's phrasing allowed.
+  test::expect_error(
+      [] { TaskSuite(kEvalJson, eval_suite().sources(), Split::Train, /*any_phrasing=*/true); },
+      {"eval split", "train split"});
+  EXPECT_EQ(eval_suite().sources().split, Split::Eval);
+  EXPECT_EQ(train_suite().sources().split, Split::Train);
+}
+
+// dapx train --templates eval: the evaluation's phrasing filled with the training split's
+// words, values and prose. Refused without any_phrasing; its samples are not the evaluation's.
+TEST(RulerTasks, EvalPhrasingWithTrainingText) {
+  test::expect_error([] { TaskSuite(kEvalJson, train_suite().sources(), Split::Train); },
+                     {"are for the eval split", "asked for the train split"});
+  const TaskSuite twin(kEvalJson, train_suite().sources(), Split::Train, /*any_phrasing=*/true);
+  EXPECT_EQ(twin.split(), Split::Train);
+  EXPECT_EQ(twin.task_names(), kTasks);
+  const std::set<std::string> eval_words(eval_suite().sources().words.begin(),
+                                         eval_suite().sources().words.end());
+  const std::set<std::string> train_words(train_suite().sources().words.begin(),
+                                          train_suite().sources().words.end());
+  for (uint64_t seed = 0; seed < 5; ++seed) {
+    const Sample t = twin.make("niah_single_1", qwen2(), 1024, seed);
+    const Sample e = eval_suite().make("niah_single_1", qwen2(), 1024, seed);
+    // The same sentences as the evaluation's ...
+    const std::string needle_phrase = "One of the special magic numbers for ";
+    EXPECT_NE(e.input.find(needle_phrase), std::string::npos);
+    EXPECT_NE(t.input.find(needle_phrase), std::string::npos) << t.input.substr(0, 300);
+    EXPECT_EQ(t.answer_prefix.substr(0, 20), e.answer_prefix.substr(0, 20));
+    // ... around another sample: the key is a training word, the value another number.
+    std::smatch m;
+    ASSERT_TRUE(std::regex_search(t.answer_prefix, m, std::regex("for ([a-z]+)-([a-z]+) ")))
+        << t.answer_prefix;
+    EXPECT_EQ(train_words.count(m[1]), 1u) << m[1];
+    EXPECT_EQ(train_words.count(m[2]), 1u) << m[2];
+    EXPECT_EQ(eval_words.count(m[1]), 0u) << m[1];
+    EXPECT_NE(t.answers, e.answers);
+    // The training split's length band (within 20%) and the answer where the sample says.
+    EXPECT_LE(tokens(t), 1024);
+    ASSERT_EQ(t.answer_offsets.size(), 1u);
+    EXPECT_EQ(t.prompt().substr(t.answer_offsets[0], t.answers[0].size()), t.answers[0]);
+  }
+  // Paragraphs of its essay haystack come from the training prose.
+  const Sample essay = twin.make("niah_single_2", qwen2(), 1024, 3);
+  size_t found = 0;
+  for (const std::string& p : train_suite().sources().essay) {
+    const std::string head = p.substr(0, std::min<size_t>(p.size(), 40));
+    if (essay.input.find(head) != std::string::npos) ++found;
+  }
+  EXPECT_GT(found, 0u);
+}
+
+// A question that names its own answer would be solved without reading the documents: the
+// templates may not put the answer slot in the question (one hop or two).
+TEST(RulerTasks, QaQuestionMustNotContainTheAnswer) {
+  test::TempDir dir;
+  std::ifstream in(kEvalJson);
+  const nlohmann::json good = nlohmann::json::parse(in);
+  for (const auto& [index, question] : std::vector<std::pair<int, std::string>>{
+           {11, "In which town was {person} born? Was it {town}?"},
+           {12, "In which province is the town where {person} was born? Is it {region}?"}}) {
+    nlohmann::json doc = good;
+    ASSERT_EQ(doc["tasks"][index]["kind"], "qa");
+    doc["tasks"][index]["question"] = question;
+    test::write_file(dir / "t.json", doc.dump());
+    test::expect_error([&] { TaskSuite(dir / "t.json", eval_suite().sources(), Split::Eval); },
+                       {(dir / "t.json").string(), doc["tasks"][index]["name"].get<std::string>(),
+                        "the question must not contain the answer slot"});
+  }
+  // The shipped templates pass, and their questions never hold the answer.
+  for (const std::string task : {"qa_synth_1", "qa_synth_2"}) {
+    for (uint64_t seed = 0; seed < 20; ++seed) {
+      const Sample s = eval_suite().make(task, qwen2(), 1024, seed);
+      const size_t q = s.input.rfind("Question:");
+      ASSERT_NE(q, std::string::npos);
+      EXPECT_EQ(s.input.find(s.answers[0], q), std::string::npos) << s.input.substr(q);
+    }
+  }
+}
+
+const std::string kNoise = "The grass is green. The sky is blue.";
+
+// dapx eval --haystack licenses: Debian's license texts replace the noise and essay haystacks.
+TEST(RulerTasks, LicenseHaystackReplacesNoiseAndEssay) {
+  const std::vector<std::string> licenses = TextSources::load_licenses();
+  EXPECT_GT(licenses.size(), 300u);
+  // No training text is license text.
+  const std::set<std::string> train_prose(train_suite().sources().essay.begin(),
+                                          train_suite().sources().essay.end());
+  for (const std::string& p : licenses) ASSERT_EQ(train_prose.count(p), 0u) << p;
+
+  TextSources sources = eval_suite().sources();
+  use_haystack(sources, "licenses");
+  EXPECT_EQ(sources.haystack_name, "licenses");
+  const TaskSuite suite(kEvalJson, sources, Split::Eval);
+  const auto license_sentences = [&](const std::string& text) {
+    size_t n = 0;
+    for (const std::string& p : licenses)
+      if (text.find(p.substr(0, std::min<size_t>(p.size(), 40))) != std::string::npos) ++n;
+    return n;
+  };
+  for (const std::string task : {"niah_single_1", "niah_multikey_1", "niah_multivalue", "vt"}) {
+    SCOPED_TRACE(task);
+    const Sample own = eval_suite().make(task, qwen2(), 2048, 20000);
+    const Sample s = suite.make(task, qwen2(), 2048, 20000);
+    EXPECT_EQ(s.input.find(kNoise), std::string::npos);
+    EXPECT_GT(license_sentences(s.input), 3u);
+    EXPECT_EQ(license_sentences(own.input), 0u);
+    EXPECT_LE(tokens(s), 2048);
+    EXPECT_GE(tokens(s) * 50, 2048 * 49);
+    ASSERT_EQ(s.answer_offsets.size(), s.answers.size());
+    for (size_t i = 0; i < s.answers.size(); ++i)
+      EXPECT_EQ(s.prompt().substr(s.answer_offsets[i], s.answers[i].size()), s.answers[i]);
+  }
+  EXPECT_NE(eval_suite().make("niah_single_1", qwen2(), 2048, 1).input.find(kNoise),
+            std::string::npos);
+  // Back to the tasks' own haystacks; evaluation only; names checked.
+  use_haystack(sources, "fortunes");
+  EXPECT_TRUE(sources.haystack.empty());
+  TextSources train = train_suite().sources();
+  test::expect_error([&] { use_haystack(train, "licenses"); }, {"eval split only", "train split"});
+  test::expect_error([&] { use_haystack(sources, "novels"); }, {"novels", "fortunes, licenses"});
+  TextSources smuggled = train_suite().sources();
+  smuggled.haystack = licenses;
+  smuggled.haystack_name = "licenses";
+  test::expect_error([&] { TaskSuite(kTrainJson, smuggled, Split::Train); },
+                     {"licenses haystack", "eval split only"});
+  test::expect_error([] { TextSources::load_licenses("/nonexistent/licenses"); },
+                     {"/nonexistent/licenses", "base-files"});
 }
 
 }  // namespace
