@@ -7,6 +7,7 @@
 #include "common.h"
 #include "eval/agreement.h"
 #include "eval/ruler_tasks.h"
+#include "eval/seeds.h"
 #include "util/error.h"
 
 namespace dapx::cli {
@@ -16,7 +17,7 @@ struct Flags {
   std::string model, draft, prompt_file, tasks = "niah_single_1,niah_single_2,niah_multikey_1",
                                          report;
   int length = 1024, samples = 4;
-  uint64_t seed = 0;
+  uint64_t seed = eval::kValidationSeed;  // analyze is for choosing drafts and settings
   bool json = false;
   eval::AgreementOptions opts;
   RuntimeFlags runtime;
@@ -135,7 +136,10 @@ void register_analyze(CLI::App& app) {
   cmd->add_option("--length", f->length, "Their prompt length in tokens")
       ->check(int_range(64, 1 << 20));
   cmd->add_option("--samples", f->samples, "Samples per task")->check(int_range(1, 10000));
-  cmd->add_option("--seed", f->seed, "Sample i uses seed + i")->check(seed_value());
+  cmd->add_option("--seed", f->seed,
+                  "Sample i uses seed + i; the default is the validation seeds, for choosing "
+                  "(0 gives the reported seeds)")
+      ->check(seed_value());
   cmd->add_option("--lookahead", f->opts.lookahead, "Draft lookahead tokens (L)")
       ->check(int_range(1, 4096));
   cmd->add_option("--window", f->opts.window, "Observation window (W)")->check(int_range(1, 4096));

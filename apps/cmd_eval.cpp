@@ -11,6 +11,7 @@
 #include "eval/fingerprint.h"
 #include "eval/report.h"
 #include "eval/runner.h"
+#include "eval/seeds.h"
 #include "methods/catalogue.h"
 #include "util/error.h"
 
@@ -22,8 +23,9 @@ struct Flags {
                             methods = "full", budgets, out = "eval_results.jsonl", report;
   std::vector<std::string> params;
   int samples = 10, max_new_tokens = 0;
-  uint64_t seed = 0;
-  bool json = false, chat = false;
+  uint64_t seed = eval::kReportSeed;
+  bool json = false, chat = false, validation = false;
+  std::string haystack = "fortunes";
   RuntimeFlags runtime;
 };
 
@@ -61,7 +63,7 @@ eval::EvalPlan make_plan(const Flags& f, const std::vector<std::string>& all_tas
   plan.tasks = f.tasks == "all" ? all_tasks : split_list(f.tasks);
   for (int64_t l : integers(f.lengths, "--lengths")) plan.lengths.push_back(static_cast<int>(l));
   plan.samples = f.samples;
-  plan.seed = f.seed;
+  plan.seed = f.validation ? eval::kValidationSeed : f.seed;
   plan.max_new_tokens = f.max_new_tokens;
   plan.chat = f.chat;
   const auto params = method_params(f.params);
@@ -133,7 +135,7 @@ nlohmann::json eval_setup(const Flags& f, const ComputeOptions& opts, const Load
       {"chat", f.chat},
       {"suite", f.suite}};
   if (f.suite == "ruler") {
-    setup["seed"] = f.seed;
+    setup["seed"] = f.validation ? eval::kValidationSeed : f.seed;
     setup["templates_hash"] = eval::file_hash(data_dir + "/eval/ruler_templates.json");
   } else {
     setup["longbench_config_hash"] = eval::file_hash(data_dir + "/eval/longbench.json");
@@ -150,6 +152,8 @@ void run(const Flags& f) {
   std::optional<eval::TaskSuite> suite;
   if (f.suite == "ruler") {
     eval::TextSources sources = eval::TextSources::load(eval::Split::Eval);
+    eval::use_haystack(sources, f.haystack);
+    if (!sources.haystack_name.empty()) setup["haystack"] = sources.haystack_name;
     setup["text_sources_hash"] = eval::text_sources_hash(sources);
     suite.emplace(data_dir + "/eval/ruler_templates.json", std::move(sources), eval::Split::Eval);
   } else if (f.data.empty()) {
@@ -209,7 +213,20 @@ void register_eval(CLI::App& app) {
   cmd->add_option("--param", f->params, "METHOD.NAME=VALUE, e.g. speckv.lookahead=8 (repeatable)");
   cmd->add_option("--samples", f->samples, "Samples per task and length")
       ->check(int_range(1, 100000));
-  cmd->add_option("--seed", f->seed, "Sample i uses seed + i")->check(seed_value());
+  CLI::Option* seed =
+      cmd->add_option("--seed", f->seed,
+                      "Sample i uses seed + i; the default seeds (0-49) are for reporting only")
+          ->check(seed_value());
+  cmd->add_flag("--validation", f->validation,
+                "Use the validation seeds (" + std::to_string(eval::kValidationSeed) +
+                    " + i) for choosing a checkpoint, draft, budget or parameter, so that the "
+                    "reported seeds stay unseen")
+      ->excludes(seed);
+  cmd->add_option("--haystack", f->haystack,
+                  "RULER: fortunes (the tasks' own haystacks) or licenses (Debian's license "
+                  "texts, which no training data uses, for every needle and variable-tracking "
+                  "task whose haystack is text)")
+      ->check(CLI::IsMember({"fortunes", "licenses"}));
   cmd->add_option("--max-new-tokens", f->max_new_tokens,
                   "Generation length (default: the task's, as RULER / LongBench set it)")
       ->check(int_range(0, 1 << 20));
