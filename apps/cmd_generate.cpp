@@ -14,7 +14,7 @@ namespace {
 
 struct GenerateFlags {
   std::string model, prompt, prompt_file, system, chat_format = "auto", method = "full";
-  std::string dump_selection, draft;
+  std::string dump_selection, draft, prefix_cache_dir;
   MethodFlags method_flags;
   bool chat = false, json = false, quiet = false, show_compressed = false;
   GenerationParams gen;
@@ -89,7 +89,21 @@ void run(const GenerateFlags& f) {
     std::cerr << "[dapx] warning: --method " << f.method << " does not read the draft\n";
   auto method = make_method(f.method, method_params_from_flags(f.method, f.method_flags), options);
   const bool stream = !f.quiet && !f.json;
-  GenerationResult r = generate(*model, *method, prompt, f.gen, [&](const std::string& s) {
+  // --prefix-cache-dir: the prompt's blocks read from and written to the folder (no RAM kept
+  // beyond this run: the folder is what a second run on the same document finds).
+  std::unique_ptr<PrefixCache> cache, draft_cache;
+  GenerationParams gen = f.gen;
+  if (!f.prefix_cache_dir.empty()) {
+    cache = std::make_unique<PrefixCache>(0, opts.prefill_chunk);
+    attach_prefix_disk(*cache, *model, f.prefix_cache_dir);
+    gen.prefix_cache = cache.get();
+    if (draft) {
+      draft_cache = std::make_unique<PrefixCache>(0, opts.prefill_chunk);
+      attach_prefix_disk(*draft_cache, *draft, f.prefix_cache_dir);
+      gen.draft_prefix_cache = draft_cache.get();
+    }
+  }
+  GenerationResult r = generate(*model, *method, prompt, gen, [&](const std::string& s) {
     if (stream) std::cout << s << std::flush;
   });
   if (stream) std::cout << "\n";
@@ -152,6 +166,10 @@ void register_generate(CLI::App& app) {
   cmd->add_flag("--show-compressed", f->show_compressed,
                 "Prompt methods: print the compressed prompt text on stderr");
   add_method_flags(*cmd, f->method_flags);
+  cmd->add_option("--prefix-cache-dir", f->prefix_cache_dir,
+                  "Read the prompt's cached blocks (full K/V of prefill chunks) from this folder "
+                  "and write the new ones: a second run on the same document prefills only what "
+                  "follows it (files are named for the model; bad ones are logged and recomputed)");
   cmd->add_option("--dump-selection", f->dump_selection,
                   "Write the kept original positions per layer and KV head as JSON to this file");
   cmd->add_option("--max-new-tokens,-n", f->gen.max_new_tokens, "Tokens to generate at most")

@@ -102,6 +102,10 @@ void register_serve(CLI::App& app) {
                   "RAM for the prefix cache, e.g. 1G (default: an eighth of physical memory; 0: "
                   "off): the full K/V of prompt blocks, reused by later requests that start with "
                   "them (a second question on a document, the next chat turn)");
+  cmd->add_option("--prefix-cache-dir", f->opts.prefix_cache_dir,
+                  "Also keep the prefix cache's blocks in this folder (one safetensors file per "
+                  "block, named for the model): a restarted server, or dapx generate with the "
+                  "same folder, reuses them; bad or foreign files are logged and recomputed");
   cmd->add_option("--max-body-bytes", f->opts.max_body_bytes,
                   "Largest request body (default 8 MiB)")
       ->check(CLI::Range(size_t{1024}, size_t{1} << 30).description("an integer in [1024, 2^30]"));

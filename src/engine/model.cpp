@@ -1,9 +1,11 @@
 #include "engine/model.h"
 
+#include <cstdio>
 #include <fstream>
 
 #include "io/gguf_model.h"
 #include "io/gguf_weights.h"
+#include "kv/prefix_disk.h"
 #include "tokenizer/gguf_tokenizer.h"
 #include "util/error.h"
 
@@ -80,6 +82,42 @@ std::unique_ptr<LoadedModel> LoadedModel::load(const std::filesystem::path& path
   return std::unique_ptr<LoadedModel>(new LoadedModel{path, cfg, std::move(tok),
                                                       detect_chat_format(path), weights,
                                                       std::move(transformer), nullptr});
+}
+
+std::string kv_identity(const LoadedModel& m) {
+  uint64_t h = 1469598103934665603ull;
+  const auto mix = [&h](const void* p, size_t n) {
+    for (size_t i = 0; i < n; ++i) {
+      h ^= static_cast<const unsigned char*>(p)[i];
+      h *= 1099511628211ull;
+    }
+  };
+  const std::string config = m.config.to_json().dump();
+  mix(config.data(), config.size());
+  for (const std::string& name : m.weights->names()) {
+    const TensorView& t = m.weights->get(name);
+    mix(name.data(), name.size());
+    mix(t.shape.data(), t.shape.size() * sizeof(int64_t));
+    mix(&t.dtype, sizeof t.dtype);
+    const size_t edge = std::min<size_t>(256, t.nbytes);
+    if (edge > 0) {
+      mix(t.data, edge);
+      mix(t.data + t.nbytes - edge, edge);
+    }
+  }
+  const ComputeOptions& o = m.transformer.options();
+  char hex[17];
+  std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(h));
+  return std::string("weights ") + hex + " dtype " + c10::toString(o.weight_dtype) +
+         (m.transformer.linear_format().int8 ? " int8" : "") + " gemm " +
+         c10::toString(m.transformer.linear_format().gemm) + " kv " + c10::toString(o.kv_dtype) +
+         " chunk " + std::to_string(o.prefill_chunk) + " device " + o.device.str();
+}
+
+void attach_prefix_disk(PrefixCache& cache, const LoadedModel& m,
+                        const std::filesystem::path& dir) {
+  cache.attach_disk(std::make_unique<PrefixDisk>(dir, kv_identity(m)), m.config.num_layers,
+                    m.config.num_kv_heads, m.config.head_dim, m.transformer.options().kv_dtype);
 }
 
 std::string LoadedModel::tokenizer_json() const {

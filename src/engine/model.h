@@ -6,6 +6,7 @@
 #include "io/gguf.h"
 #include "io/model_config.h"
 #include "io/safetensors.h"
+#include "kv/prefix_cache.h"
 #include "model/transformer.h"
 #include "tokenizer/chat_template.h"
 #include "tokenizer/tokenizer.h"
@@ -29,6 +30,14 @@ struct LoadedModel {
   // The tokenizer as a Hugging Face tokenizer.json (the file's text, or made from GGUF metadata).
   std::string tokenizer_json() const;
 };
+
+// What this model's K/V depend on, as a string: its weights (config, every tensor's name, shape,
+// dtype and first and last 256 bytes), the compute dtype, int8 weights, the prefill GEMM, the
+// KV dtype and the prefill chunk. Prefix-cache blocks on disk are read back only by a model of
+// the same identity.
+std::string kv_identity(const LoadedModel& m);
+// Attaches `dir` (created if needed) to `cache` as its disk, for the blocks of model `m`.
+void attach_prefix_disk(PrefixCache& cache, const LoadedModel& m, const std::filesystem::path& dir);
 
 // Whether `path` is a GGUF file (a regular file starting with the magic "GGUF").
 bool is_gguf_file(const std::filesystem::path& path);

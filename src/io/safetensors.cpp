@@ -315,6 +315,19 @@ std::unique_ptr<SafetensorsFile> SafetensorsFile::open(const std::filesystem::pa
   }
   map.addr = addr;
   f->tensors_ = parse_header(path, static_cast<const std::byte*>(addr), size);
+  // The header is valid JSON (parse_header checked it): its __metadata__, strings to strings.
+  const char* header = static_cast<const char*>(addr) + 8;
+  const json h = json::parse(header, header + read_le_u64(static_cast<const std::byte*>(addr)));
+  if (const auto m = h.find("__metadata__"); m != h.end()) {
+    if (!m->is_object())
+      throw Error("safetensors file " + quoted(path) + ": __metadata__ is not an object");
+    for (const auto& [key, value] : m->items()) {
+      if (!value.is_string())
+        throw Error("safetensors file " + quoted(path) + ": __metadata__ value of '" + key +
+                    "' is not a string");
+      f->metadata_[key] = value.get<std::string>();
+    }
+  }
   f->map_ = map.release();
   f->size_ = size;
   return f;

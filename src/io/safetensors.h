@@ -37,6 +37,8 @@ class SafetensorsFile {
   SafetensorsFile& operator=(const SafetensorsFile&) = delete;
 
   const std::map<std::string, TensorView>& tensors() const { return tensors_; }
+  // The header's __metadata__ (string to string; empty when absent).
+  const std::map<std::string, std::string>& metadata() const { return metadata_; }
   const TensorView* find(const std::string& name) const;  // nullptr when absent
   const std::filesystem::path& path() const { return path_; }
   size_t file_size() const { return size_; }
@@ -47,6 +49,7 @@ class SafetensorsFile {
   void* map_ = nullptr;
   size_t size_ = 0;
   std::map<std::string, TensorView> tensors_;
+  std::map<std::string, std::string> metadata_;
 };
 
 // The same validation on a safetensors image in memory (e.g. a fuzzer's input): the views point

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "kv/prefix_disk.h"
 #include "util/error.h"
 
 namespace dapx {
@@ -18,6 +19,17 @@ PrefixCache::PrefixCache(int64_t max_bytes, int64_t block_tokens)
   if (block_tokens < 1) throw Error("prefix cache blocks must hold at least 1 token");
   stats_.max_bytes = max_bytes;
   stats_.block_tokens = block_tokens;
+}
+
+PrefixCache::~PrefixCache() = default;
+
+void PrefixCache::attach_disk(std::unique_ptr<PrefixDisk> disk, int64_t layers, int64_t kv_heads,
+                              int64_t head_dim, at::ScalarType dtype) {
+  std::lock_guard<std::mutex> lock(mu_);
+  disk_ = std::move(disk);
+  disk_layers_ = layers;
+  disk_shape_ = {kv_heads, block_tokens_, head_dim};
+  disk_dtype_ = dtype;
 }
 
 // FNV-1a over every token up to each block's end: block b's key names the whole prefix.
@@ -45,8 +57,23 @@ PrefixCache::Hit PrefixCache::lookup(const std::vector<int>& tokens, int64_t max
   Hit hit;
   std::lock_guard<std::mutex> lock(mu_);
   for (int64_t b = 0; b < blocks; ++b) {
-    const auto it = map_.find(keys[b]);
-    if (it == map_.end()) break;
+    auto it = map_.find(keys[b]);
+    if (it == map_.end()) {  // on disk? (read under the lock: a rare, one-block read)
+      if (!disk_) break;
+      std::shared_ptr<Block> read =
+          disk_->read(keys[b], tokens.data() + b * block_tokens_, block_tokens_, disk_layers_,
+                      disk_shape_, disk_dtype_);
+      if (!read) break;
+      evict_locked(read->bytes);
+      if (stats_.bytes + read->bytes > max_bytes_) {  // no room in RAM: served, not kept
+        hit.blocks.push_back(std::move(read));
+        continue;
+      }
+      lru_.push_front(keys[b]);
+      it = map_.emplace(keys[b], Slot{std::move(read), lru_.begin()}).first;
+      stats_.bytes += it->second.block->bytes;
+      ++stats_.blocks;
+    }
     const Block& block = *it->second.block;
     if (!std::equal(block.tokens.begin(), block.tokens.end(), tokens.begin() + b * block_tokens_))
       break;  // a hash collision: never serve another prompt's KV
@@ -90,18 +117,28 @@ void PrefixCache::Pending::add_layer(const LayerKV& kv) {
 
 void PrefixCache::commit(std::unique_ptr<Pending> pending) {
   if (!pending) return;
-  std::lock_guard<std::mutex> lock(mu_);
-  for (size_t i = 0; i < pending->blocks_.size(); ++i) {
-    const Key key = pending->keys_[i];
-    std::shared_ptr<Block>& block = pending->blocks_[i];
-    if (map_.count(key)) continue;  // another request stored it meanwhile
-    evict_locked(block->bytes);
-    if (stats_.bytes + block->bytes > max_bytes_) break;  // pinned blocks fill the limit
-    lru_.push_front(key);
-    map_[key] = Slot{std::move(block), lru_.begin()};
-    stats_.bytes += map_[key].block->bytes;
-    ++stats_.blocks;
+  std::vector<std::pair<Key, std::shared_ptr<const Block>>> to_disk;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    bool room = true;
+    for (size_t i = 0; i < pending->blocks_.size(); ++i) {
+      const Key key = pending->keys_[i];
+      std::shared_ptr<Block>& block = pending->blocks_[i];
+      if (map_.count(key)) continue;  // another request stored it meanwhile
+      if (disk_) to_disk.emplace_back(key, block);
+      if (!room) continue;
+      evict_locked(block->bytes);
+      if (stats_.bytes + block->bytes > max_bytes_) {  // pinned blocks fill the limit
+        room = false;
+        continue;
+      }
+      lru_.push_front(key);
+      map_[key] = Slot{std::move(block), lru_.begin()};
+      stats_.bytes += map_[key].block->bytes;
+      ++stats_.blocks;
+    }
   }
+  for (const auto& [key, block] : to_disk) disk_->write(key, *block);  // outside the lock
 }
 
 void PrefixCache::store(const std::vector<int>& tokens, int64_t n, const KVCache& cache) {
@@ -125,7 +162,14 @@ void PrefixCache::evict_locked(int64_t need) {
 
 PrefixCache::Stats PrefixCache::stats() const {
   std::lock_guard<std::mutex> lock(mu_);
-  return stats_;
+  Stats s = stats_;
+  if (disk_) {
+    const PrefixDisk::Stats d = disk_->stats();
+    s.disk_reads = d.reads;
+    s.disk_writes = d.writes;
+    s.disk_dropped = d.dropped;
+  }
+  return s;
 }
 
 }  // namespace dapx

@@ -11,8 +11,8 @@
 // own copy, the cached blocks stay full for the next request.
 //
 // Bounded by bytes, least recently used out first; a block a request holds (a Hit) is pinned:
-// never evicted while held. One cache serves one model (its KV layout and dtype), in RAM;
-// thread-safe.
+// never evicted while held. One cache serves one model (its KV layout and dtype), in RAM and,
+// with attach_disk(), in a folder that outlives the process; thread-safe.
 #include <ATen/ATen.h>
 
 #include <cstdint>
@@ -27,13 +27,17 @@
 
 namespace dapx {
 
+class PrefixDisk;
+
+struct PrefixBlock {
+  std::vector<int> tokens;       // this block's tokens
+  std::vector<at::Tensor> k, v;  // per layer [kv_heads, block_tokens, head_dim]
+  int64_t bytes = 0;
+};
+
 class PrefixCache {
  public:
-  struct Block {
-    std::vector<int> tokens;       // this block's tokens
-    std::vector<at::Tensor> k, v;  // per layer [kv_heads, block_tokens, head_dim]
-    int64_t bytes = 0;
-  };
+  using Block = PrefixBlock;
   // The cached blocks that start a prompt, pinned while this lives.
   struct Hit {
     std::vector<std::shared_ptr<const Block>> blocks;
@@ -42,9 +46,16 @@ class PrefixCache {
   struct Stats {
     int64_t hits = 0, misses = 0, hit_tokens = 0, bytes = 0, blocks = 0, evictions = 0;
     int64_t max_bytes = 0, block_tokens = 0;
+    // With a disk: blocks read from and written to it, and bad files dropped.
+    int64_t disk_reads = 0, disk_writes = 0, disk_dropped = 0;
   };
 
   PrefixCache(int64_t max_bytes, int64_t block_tokens);
+  ~PrefixCache();
+  // Keeps every block also on disk (kv/prefix_disk.h) and looks there on a RAM miss; a block
+  // read back holds `layers` layers of [kv_heads, block_tokens, head_dim] in `dtype`.
+  void attach_disk(std::unique_ptr<PrefixDisk> disk, int64_t layers, int64_t kv_heads,
+                   int64_t head_dim, at::ScalarType dtype);
 
   int64_t block_tokens() const { return block_tokens_; }
   // The longest run of cached whole blocks that starts `tokens`, at most `max_tokens` tokens.
@@ -74,6 +85,10 @@ class PrefixCache {
   };
   std::unordered_map<Key, Slot> map_;
   Stats stats_;
+  std::unique_ptr<PrefixDisk> disk_;  // null: RAM only
+  int64_t disk_layers_ = 0;
+  std::vector<int64_t> disk_shape_;
+  at::ScalarType disk_dtype_ = at::kFloat;
 };
 
 // Blocks of one prompt being filled layer by layer (PrefixCache::begin).

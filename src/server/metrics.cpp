@@ -123,7 +123,13 @@ std::string engine_text(const EngineGauges& g) {
       << "# TYPE dapx_prefix_cache_blocks gauge\ndapx_prefix_cache_blocks " << g.prefix_blocks
       << "\n# HELP dapx_prefix_cache_evictions_total Blocks evicted (least recently used).\n"
       << "# TYPE dapx_prefix_cache_evictions_total counter\ndapx_prefix_cache_evictions_total "
-      << g.prefix_evictions << "\n";
+      << g.prefix_evictions << "\n"
+      << "# HELP dapx_prefix_cache_disk_blocks_total Prefix cache blocks read from and written to "
+         "--prefix-cache-dir, and bad files dropped.\n"
+      << "# TYPE dapx_prefix_cache_disk_blocks_total counter\n"
+      << "dapx_prefix_cache_disk_blocks_total{op=\"read\"} " << g.prefix_disk_reads << "\n"
+      << "dapx_prefix_cache_disk_blocks_total{op=\"write\"} " << g.prefix_disk_writes << "\n"
+      << "dapx_prefix_cache_disk_blocks_total{op=\"dropped\"} " << g.prefix_disk_dropped << "\n";
   return out.str();
 }
 

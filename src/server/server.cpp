@@ -105,7 +105,8 @@ Server::Server(const LoadedModel& target, const LoadedModel* draft, ServerOption
   scheduler_ = std::make_unique<Scheduler>(target_, so);
   const int64_t prefix_bytes =
       options_.prefix_cache < 0 ? default_kv_memory() / 2 : options_.prefix_cache;
-  if (prefix_bytes > 0) {  // blocks of one prefill chunk: a hit's suffix is computed as cold
+  if (prefix_bytes > 0 || !options_.prefix_cache_dir.empty()) {
+    // blocks of one prefill chunk: a hit's suffix is computed as cold
     prefix_cache_ =
         std::make_unique<PrefixCache>(prefix_bytes, target_.transformer.options().prefill_chunk);
     if (draft_) {  // the draft's blocks, sized to hold as many tokens as the target's
@@ -117,6 +118,11 @@ Server::Server(const LoadedModel& target, const LoadedModel* draft, ServerOption
       draft_prefix_cache_ =
           std::make_unique<PrefixCache>(prefix_bytes / per_token(target_) * per_token(*draft_),
                                         draft_->transformer.options().prefill_chunk);
+    }
+    if (!options_.prefix_cache_dir.empty()) {  // one folder: file names carry the model
+      attach_prefix_disk(*prefix_cache_, target_, options_.prefix_cache_dir);
+      if (draft_prefix_cache_)
+        attach_prefix_disk(*draft_prefix_cache_, *draft_, options_.prefix_cache_dir);
     }
   }
   http_->set_error_writer([](int status, const std::string& message, const std::string& param,
@@ -150,6 +156,9 @@ Server::Server(const LoadedModel& target, const LoadedModel* draft, ServerOption
     g.prefix_limit = pc.max_bytes;
     g.prefix_blocks = pc.blocks;
     g.prefix_evictions = pc.evictions;
+    g.prefix_disk_reads = pc.disk_reads;
+    g.prefix_disk_writes = pc.disk_writes;
+    g.prefix_disk_dropped = pc.disk_dropped;
     res.set_content(metrics_.text() + engine_text(g), "text/plain; version=0.0.4");
   });
   http_->route("GET", "/v1/models", [this](const HttpRequest& req, HttpResponse& res) {

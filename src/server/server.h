@@ -36,6 +36,9 @@ struct ServerOptions {
   // Prefix cache bytes (--prefix-cache): full K/V of prompt blocks reused by later requests
   // that start with them; -1: an eighth of physical memory; 0: off.
   int64_t prefix_cache = -1;
+  // A folder that keeps the prefix cache's blocks across restarts (--prefix-cache-dir); empty:
+  // RAM only.
+  std::string prefix_cache_dir;
 };
 
 class Server {
