@@ -106,8 +106,9 @@ TEST(EvalRunner, RowsPerSampleAndRunTheSameSampleForEveryRunAndAResumeSkipsThem)
                                                         : string_match_all(alone.text, s.answers);
     EXPECT_EQ(r["score"].get<double>(), want) << what;
     for (const auto& o : log.rows())  // same (task, sample): same prompt, whatever the run
-      if (o["task"] == r["task"])
+      if (o["task"] == r["task"]) {
         EXPECT_EQ(o["sample"] == r["sample"], o["prompt_hash"] == r["prompt_hash"]) << what;
+      }
     if (r["method"] == "snapkv") {
       EXPECT_LT(r["kv_bytes"], r["kv_bytes_full"]);
     }

@@ -126,7 +126,9 @@ TEST(EvalScoring, TheMetricOfEachTaskAndPartialCreditAndTheAverages) {
     EXPECT_EQ(r.at("answers"),
               nlohmann::json(answers.at(task + "|" + std::to_string(r.at("sample").get<int>()))));
     EXPECT_EQ(r.at("prompt_hash").get<std::string>().size(), 16u);
-    if (r.at("run") == "full") EXPECT_EQ(r.at("score"), 100.0) << task;
+    if (r.at("run") == "full") {
+      EXPECT_EQ(r.at("score"), 100.0) << task;
+    }
   }
   const auto row_score = [&](const std::string& task, const std::string& run, int sample) {
     for (const nlohmann::json& r : log.rows())
