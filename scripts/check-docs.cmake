@@ -404,6 +404,14 @@ foreach(md IN LISTS all_md_files)
   endforeach()
 endforeach()
 
+# ---- The README's length: a first-time reader's page, under 150 lines -------------------------
+file(READ "${ROOT}/README.md" readme_text)
+string(REGEX REPLACE "[^\n]" "" readme_newlines "${readme_text}")  # (a ';' would split a list)
+string(LENGTH "${readme_newlines}" readme_count)
+if(readme_count GREATER_EQUAL 150)
+  string(APPEND errors "  README.md: ${readme_count} lines; keep it under 150 (move details to docs/)\n")
+endif()
+
 list(LENGTH md_files file_count)
 list(LENGTH method_names method_count)
 if(NOT errors STREQUAL "")
@@ -411,7 +419,7 @@ if(NOT errors STREQUAL "")
 endif()
 list(LENGTH all_md_files all_count)
 list(LENGTH script_packages package_count)
-message(STATUS "docs check: ${link_count} relative links and ${anchor_count} anchors in ${all_count} "
+message(STATUS "docs check: README.md ${readme_count} lines; ${link_count} relative links and ${anchor_count} anchors in ${all_count} "
                "files resolve; all ${method_count} registered methods have a section in "
                "docs/methods.md; the README names the ${package_count} packages of install-deps.sh; "
                "its results table's ${figure_count} figures link their results; no internal vocabulary")
