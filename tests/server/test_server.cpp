@@ -153,6 +153,57 @@ TEST_F(ServerTest, CompletionAndChatEqualTheEngine) {
   EXPECT_EQ(json::parse(health->body)["status"], "ok");
 }
 
+// finish_reason "length" when max_tokens ends the answer; a stop string ends it earlier, is
+// left out of the text (as OpenAI does) and gives finish_reason "stop"; a system message is
+// the chat's first turn.
+TEST_F(ServerTest, LengthStopAndSystemMessageAnswerAsTheEngine) {
+  Running srv(*target_, draft_, {});
+  auto c = srv.client();
+  int status = 0;
+  const json body = {{"prompt", "The river town woke"},
+                     {"max_tokens", 16},
+                     {"temperature", 0},
+                     {"ignore_eos", true}};
+  const json full = post(c, "/v1/completions", body, &status);
+  ASSERT_EQ(status, 200) << full.dump();
+  EXPECT_EQ(full["choices"][0]["finish_reason"], "length");
+  EXPECT_EQ(full["usage"]["completion_tokens"], 16);
+  const std::string text = full["choices"][0]["text"];
+  // A stop string of two ASCII characters that first occurs after the text's start.
+  size_t at = std::string::npos;
+  for (size_t k = 1; k + 2 <= text.size() && at == std::string::npos; ++k) {
+    const std::string cand = text.substr(k, 2);
+    if (static_cast<unsigned char>(cand[0]) < 128 && static_cast<unsigned char>(cand[1]) < 128 &&
+        text.find(cand) == k)
+      at = k;
+  }
+  ASSERT_NE(at, std::string::npos) << "no usable stop string in " << json(text).dump();
+  json stopped_body = body;
+  stopped_body["stop"] = text.substr(at, 2);
+  const json stopped = post(c, "/v1/completions", stopped_body, &status);
+  ASSERT_EQ(status, 200) << stopped.dump();
+  EXPECT_EQ(stopped["choices"][0]["finish_reason"], "stop");
+  EXPECT_EQ(stopped["choices"][0]["text"], text.substr(0, at)) << "stop " << stopped_body["stop"];
+
+  const json chat = post(c, "/v1/chat/completions",
+                         {{"messages",
+                           {{{"role", "system"}, {"content", "Answer briefly."}},
+                            {{"role", "user"}, {"content", "Hello there"}}}},
+                          {"max_tokens", 4},
+                          {"temperature", 0}},
+                         &status);
+  ASSERT_EQ(status, 200) << chat.dump();
+  GenerationParams g;
+  g.max_new_tokens = 4;
+  g.sampling.temperature = 0;
+  FullKV method;
+  const std::string templated = apply_chat_format(
+      target_->chat_format, {{"system", "Answer briefly."}, {"user", "Hello there"}}, true);
+  const GenerationResult want = generate(*target_, method, target_->tokenizer.encode(templated), g);
+  EXPECT_EQ(chat["choices"][0]["message"]["content"], as_json_text(want.text));
+  EXPECT_EQ(chat["usage"]["prompt_tokens"], want.stats.prompt_tokens);
+}
+
 TEST_F(ServerTest, StreamingDeltasEqualTheNonStreamedTextForTheSameSeed) {
   Running srv(*target_, draft_, {});
   auto c = srv.client();
