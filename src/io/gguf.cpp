@@ -14,6 +14,7 @@
 #include <set>
 #include <sstream>
 
+#include "util/checked_numel.h"
 #include "util/error.h"
 
 namespace dapx {
@@ -252,19 +253,6 @@ GgufValue read_value(Reader& r, const std::string& key) {
   for (uint64_t i = 0; i < n; ++i)
     read_element(r, et, v, "element " + std::to_string(i) + " of " + what);
   return v;
-}
-
-// Product of dims with every partial product inside int64_t; false on overflow.
-bool checked_numel(const std::vector<int64_t>& shape, uint64_t* out) {
-  constexpr uint64_t kMax = static_cast<uint64_t>(std::numeric_limits<int64_t>::max());
-  uint64_t n = 1;
-  for (int64_t d : shape) {
-    if (d < 0) return false;
-    if (d != 0 && n > kMax / static_cast<uint64_t>(d)) return false;
-    n *= static_cast<uint64_t>(d);
-  }
-  *out = n;
-  return true;
 }
 
 // Bytes of a tensor of `shape` (row-major) and `type`, overflow-checked; the error text (after

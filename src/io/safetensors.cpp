@@ -17,6 +17,7 @@
 #include <sstream>
 #include <utility>
 
+#include "util/checked_numel.h"
 #include "util/bf16.h"
 #include "util/error.h"
 #include "util/path_exists.h"
@@ -44,21 +45,6 @@ bool parse_dtype(const std::string& s, DType* out) {
     *out = DType::BF16;
   else
     return false;
-  return true;
-}
-
-// Product of the dims; nullopt-like false on overflow so a hostile header cannot wrap around
-// and pass the size check. Every partial product must fit int64_t, as TensorView::numel()
-// multiplies in that order ([2^32, 2^31, 0] has 0 elements but overflows on the way).
-bool checked_numel(const std::vector<int64_t>& shape, uint64_t* out) {
-  constexpr uint64_t kMax = static_cast<uint64_t>(std::numeric_limits<int64_t>::max());
-  uint64_t n = 1;
-  for (int64_t d : shape) {
-    if (d < 0) return false;
-    if (d != 0 && n > kMax / static_cast<uint64_t>(d)) return false;
-    n *= static_cast<uint64_t>(d);
-  }
-  *out = n;
   return true;
 }
 
