@@ -1,5 +1,9 @@
 #include "io/gguf_weights.h"
 
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <cstdint>
 #include <cstring>
 #include <vector>
 
@@ -47,6 +51,17 @@ std::vector<std::byte> dequantised(const GgufTensor& t, DType dtype) {
     }
   }
   return out;
+}
+
+// Drops the resident pages of a tensor of the read-only file mapping that was copied (whole
+// pages inside it only): reading it again would still be correct, the pages come back from
+// the file. A failure only means the memory stays resident.
+void drop_pages(const GgufTensor& t) {
+  const auto page = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));
+  const auto begin = reinterpret_cast<uintptr_t>(t.data), end = begin + t.nbytes;
+  const uintptr_t first = (begin + page - 1) / page * page, last = end / page * page;
+  if (t.data && last > first)
+    ::madvise(reinterpret_cast<void*>(first), last - first, MADV_DONTNEED);
 }
 
 }  // namespace
@@ -98,6 +113,7 @@ WeightStore gguf_weight_store(std::shared_ptr<const GgufFile> file, const ModelC
                             heads, true);
       bytes.swap(hf_order);
     }
+    drop_pages(t);  // the copy is what is read from now on
     holder->copies.push_back(std::move(bytes));
     v.data = holder->copies.back().data();  // a vector's buffer stays put when the outer one grows
     views.push_back(std::move(v));
