@@ -295,7 +295,9 @@ TEST_P(LongPositions, FarPositionsAndDefaultChunksMatchReference) {
     const double bound = bf16_kv ? 1e-2 * scale : 6e-5;
     EXPECT_LT(worst, bound);
     EXPECT_LT(worst_decode, bound);
-    if (bf16_kv) EXPECT_GT(worst, 0.0);  // the cache really is rounded
+    if (bf16_kv) {
+      EXPECT_GT(worst, 0.0);  // the cache really is rounded
+    }
   }
 }
 
