@@ -75,38 +75,52 @@ int main(int argc, char** argv) {
                           {h, inter}})
         ws.push_back(at::randn({n, k}).to(at::kBFloat16));
     const at::Tensor head = at::randn({vocab, h}).to(at::kBFloat16);
-    std::vector<float> x(inter, 0.5f), y(vocab);
     double bytes = head.nbytes();
-    for (const auto& w : ws) bytes += w.nbytes();
-    const auto target = [&](const at::Tensor& w) {
-      return dapx::GemvTarget{w.data_ptr(), dapx::GemvWeights::kBf16, w.size(0), x.data(),
-                              y.data() + 0};
-    };
-    const auto step = [&] {
-      for (int64_t l = 0; l < layers; ++l) {
-        const at::Tensor* lw = ws.data() + 7 * l;
-        dapx::GemvTarget qkv[] = {target(lw[0]), target(lw[1]), target(lw[2])};
-        qkv[1].y = y.data() + h;
-        qkv[2].y = y.data() + h + kvd;
-        dapx::gemv_batch(qkv, 3, h, 1);
-        const dapx::GemvTarget o = target(lw[3]);
-        dapx::gemv_batch(&o, 1, h, 1);
-        dapx::GemvTarget gu[] = {target(lw[4]), target(lw[5])};
-        gu[1].y = y.data() + inter;
-        dapx::gemv_batch(gu, 2, h, 1);
-        const dapx::GemvTarget down = target(lw[6]);
-        dapx::gemv_batch(&down, 1, inter, 1);
+    double macs = static_cast<double>(head.numel());
+    for (const auto& w : ws) {
+      bytes += w.nbytes();
+      macs += static_cast<double>(w.numel());
+    }
+    constexpr int kMaxRows = 16;
+    std::vector<float> x(kMaxRows * inter), y(kMaxRows * vocab);
+    for (size_t i = 0; i < x.size(); ++i) x[i] = 0.5f + 0.001f * static_cast<float>(i % 997);
+    // Batched decode (B rows per step) reads the same weights once: the step's time against
+    // the read bandwidth (its floor) and its multiply-adds, for both bf16 kinds.
+    std::printf("decode step, %.0f MB of weights; floor at %.1f GB/s: %.1f ms\n", bytes / 1e6, bw,
+                bytes / bw / 1e6);
+    std::printf("%-12s %5s %10s %10s %12s\n", "kind", "rows", "ms/step", "of floor", "GFLOP/s");
+    for (const auto kind : {dapx::GemvWeights::kBf16, dapx::GemvWeights::kBf16Pairs}) {
+      if (kind == dapx::GemvWeights::kBf16Pairs && !dapx::cpu_has_avx512_bf16()) continue;
+      for (const int rows : {1, 2, 4, 8, 16}) {
+        const auto target = [&](const at::Tensor& w, int64_t offset) {
+          return dapx::GemvTarget{w.data_ptr(), kind, w.size(0), x.data(), y.data() + offset};
+        };
+        const auto step = [&] {
+          for (int64_t l = 0; l < layers; ++l) {
+            const at::Tensor* lw = ws.data() + 7 * l;
+            const dapx::GemvTarget qkv[] = {target(lw[0], 0), target(lw[1], rows * h),
+                                            target(lw[2], rows * (h + kvd))};
+            dapx::gemv_batch(qkv, 3, h, rows);
+            const dapx::GemvTarget o = target(lw[3], 0);
+            dapx::gemv_batch(&o, 1, h, rows);
+            const dapx::GemvTarget gu[] = {target(lw[4], 0), target(lw[5], rows * inter)};
+            dapx::gemv_batch(gu, 2, h, rows);
+            const dapx::GemvTarget down = target(lw[6], 0);
+            dapx::gemv_batch(&down, 1, inter, rows);
+          }
+          const dapx::GemvTarget t = target(head, 0);
+          dapx::gemv_batch(&t, 1, h, rows);
+        };
+        step();
+        dapx::Stopwatch c;
+        const int reps = 10;
+        for (int i = 0; i < reps; ++i) step();
+        const double s = c.seconds() / reps;
+        std::printf("%-12s %5d %10.1f %9.0f%% %12.1f\n",
+                    kind == dapx::GemvWeights::kBf16 ? "bf16" : "bf16-pairs", rows, s * 1e3,
+                    100 * bytes / bw / 1e9 / s, 2 * macs * rows / s / 1e9);
       }
-      const dapx::GemvTarget t = target(head);
-      dapx::gemv_batch(&t, 1, h, 1);
-    };
-    step();
-    dapx::Stopwatch c;
-    const int reps = 10;
-    for (int i = 0; i < reps; ++i) step();
-    const double rate = bytes * reps / c.seconds() / 1e9;
-    std::printf("decode step (%.0f MB): %.1f GB/s, %.0f%% of bw\n", bytes / 1e6, rate,
-                100 * rate / bw);
+    }
   }
   return 0;
 }

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <memory>
 #include <vector>
 
 #include "model/cpu_features.h"
@@ -45,6 +46,78 @@ struct QuantizedInput {
   }
 };
 
+// The input of the pair-product kernels, made once per distinct x of a gemv_batch: x rounded
+// to bf16 (nearest even), and the same values as f32 split per 32-column chunk into its 16 odd
+// columns, then its 16 even ones (zero past k), for the FMA form of the kernel.
+struct PairsInput {
+  int64_t kp = 0;  // k rounded up to 32
+  // 64-byte aligned (each row too: kp is a multiple of 16 floats): a 512-bit load never
+  // straddles two cache lines, which halved the FMA form's speed.
+  uint16_t* bf16 = nullptr;  // [rows, kp]
+  float* split = nullptr;    // [rows, kp]
+  // `storage` is the caller's, reused from step to step: a fresh buffer of this size is a
+  // fresh mapping from the kernel, whose page faults cost as much as the products.
+  PairsInput(const float* x, int rows, int64_t k, std::vector<float>& storage)
+      : kp((k + 31) / 32 * 32) {
+    const size_t floats = static_cast<size_t>(rows * kp);  // split, then bf16 (half as many)
+    storage.resize(std::max(storage.size(), floats + floats / 2 + 32));
+    split = align64(storage.data());
+    bf16 = reinterpret_cast<uint16_t*>(split + floats);
+    for (int r = 0; r < rows; ++r) {
+      int64_t j = 0;
+#ifdef DAPX_X86
+      if (cpu_has_avx512_bf16())
+        j = round_split_avx512(x + r * k, k, bf16 + r * kp, split + r * kp);
+#endif
+      for (; j < kp; ++j) {
+        const uint16_t b = j < k ? f32_to_bf16(x[r * k + j]) : 0;
+        bf16[r * kp + j] = b;
+        const int64_t c = j / 32 * 32, l = (j % 32) / 2;
+        split[r * kp + c + (j % 2 ? l : 16 + l)] = bf16_to_f32(b);
+      }
+    }
+  }
+#ifdef DAPX_X86
+  // Whole 32-column chunks of one row (rounded as vdpbf16ps's inputs: nearest even, subnormals
+  // to zero); returns the columns done.
+  __attribute__((target("avx512bf16,avx512bw,avx512f,avx2,fma"))) static int64_t round_split_avx512(
+      const float* x, int64_t k, uint16_t* b, float* sp) {
+    const __m512i high = _mm512_set1_epi32(static_cast<int>(0xffff0000u));
+    int64_t j = 0;
+    for (; j + 32 <= k; j += 32) {
+      const __m512i v =
+          (__m512i)_mm512_cvtne2ps_pbh(_mm512_loadu_ps(x + j + 16), _mm512_loadu_ps(x + j));
+      _mm512_storeu_si512(b + j, v);
+      _mm512_store_ps(sp + j, _mm512_castsi512_ps(_mm512_and_si512(v, high)));
+      _mm512_store_ps(sp + j + 16, _mm512_castsi512_ps(_mm512_slli_epi32(v, 16)));
+    }
+    return j;
+  }
+#endif
+  template <typename T>
+  static T* align64(T* p) {
+    const auto a = reinterpret_cast<uintptr_t>(p);
+    return reinterpret_cast<T*>((a + 63) / 64 * 64);
+  }
+};
+// Up to this many x rows the pair instruction runs; more take its FMA form (same sums).
+constexpr int kMaxPairInstructionRows = 2;
+
+#ifdef DAPX_X86
+// Flush-to-zero and denormals-are-zero while in scope (vdpbf16ps's rounding environment), on
+// this thread; the caller's MXCSR comes back on exit.
+class FlushDenormals {
+ public:
+  FlushDenormals() : saved_(_mm_getcsr()) { _mm_setcsr(saved_ | 0x8040u); }
+  ~FlushDenormals() { _mm_setcsr(saved_); }
+  FlushDenormals(const FlushDenormals&) = delete;
+  FlushDenormals& operator=(const FlushDenormals&) = delete;
+
+ private:
+  unsigned saved_;
+};
+#endif
+
 void int8_rows_portable(const int8_t* w, const float* scales, int64_t i0, int64_t i1, int64_t n,
                         int64_t k, const float* x, int rows, float* y) {
   const int64_t blocks = int8_blocks(k);
@@ -75,6 +148,30 @@ void rows_portable(const W* w, int64_t i0, int64_t i1, int64_t n, int64_t k, con
       y[r * n + i] = acc;
     }
   }
+}
+
+// Pair products (kBf16Pairs) on bf16 weights and x already rounded to bf16: each (weight row,
+// x row) sum is one 16-lane accumulator over 32-column chunks, lane l adding column 2l + 1,
+// then 2l, of each chunk (vdpbf16ps's order), the lanes summed at the end; columns past k count
+// as zeros. The plain loop runs where the CPU has no AVX512-BF16 (and in tests); it adds in the
+// instruction's order and sums the lanes in the same tree, so the two agree bit for bit except
+// where subnormals occur (the instruction flushes them to zero).
+void pairs_rows_portable(const uint16_t* w, int64_t i0, int64_t i1, int64_t n, int64_t k,
+                         const PairsInput& in, int rows, float* y) {
+  for (int64_t i = i0; i < i1; ++i)
+    for (int r = 0; r < rows; ++r) {
+      const uint16_t* wr = w + i * k;
+      const uint16_t* xr = in.bf16 + r * in.kp;
+      float lane[16] = {};
+      for (int64_t c = 0; c < k; c += 32)
+        for (int l = 0; l < 16; ++l)
+          for (const int64_t j : {c + 2 * l + 1, c + 2 * l})
+            if (j < k) lane[l] += bf16_to_f32(wr[j]) * bf16_to_f32(xr[j]);
+      float s8[8], s4[4];  // the lanes summed in _mm512_reduce_add_ps's tree
+      for (int l = 0; l < 8; ++l) s8[l] = lane[l] + lane[l + 8];
+      for (int l = 0; l < 4; ++l) s4[l] = s8[l] + s8[l + 4];
+      y[r * n + i] = (s4[0] + s4[2]) + (s4[1] + s4[3]);
+    }
 }
 
 #ifdef DAPX_X86
@@ -372,6 +469,146 @@ __attribute__((target("avx512f,avx512bw,avx512vnni,avx2,fma"))) void int8_rows_v
   }
 }
 
+// kBf16Pairs with AVX512-BF16: one vdpbf16ps multiplies 32 bf16 weights by 32 bf16 inputs and
+// adds the pairs into 16 f32 lanes, with no widening of the weights: a quarter of the
+// instructions per weight of the widening loop, so B = 8 rows still stream W at the memory's
+// pace. WR weight rows x XR x rows per block; each (weight row, x row) pair has its own single
+// accumulator, so its sum never depends on the block it ran in or on the other rows.
+template <int WR, int XR>
+__attribute__((target("avx512bf16,avx512bw,avx512f,avx2,fma"))) inline void pairs_block(
+    const uint16_t* w, int64_t i, int64_t n, int64_t k, const uint16_t* xb, int64_t kp, float* y) {
+  __m512 a[WR][XR];
+  for (int p = 0; p < WR; ++p)
+    for (int r = 0; r < XR; ++r) a[p][r] = _mm512_setzero_ps();
+  const int64_t k32 = k / 32 * 32;
+  for (int64_t j = 0; j < k32; j += 32) {
+    __m512bh wv[WR];
+    for (int p = 0; p < WR; ++p) {
+      prefetch_ahead(w + (i + p) * k + j, 64);
+      wv[p] = (__m512bh)_mm512_loadu_si512(w + (i + p) * k + j);
+    }
+    for (int r = 0; r < XR; ++r) {
+      const __m512bh xv = (__m512bh)_mm512_loadu_si512(xb + r * kp + j);
+      for (int p = 0; p < WR; ++p) a[p][r] = _mm512_dpbf16_ps(a[p][r], wv[p], xv);
+    }
+  }
+  if (k32 < k) {  // the last chunk, zero-filled past k
+    const __mmask32 m = (1u << (k - k32)) - 1u;
+    __m512bh wv[WR];
+    for (int p = 0; p < WR; ++p)
+      wv[p] = (__m512bh)_mm512_maskz_loadu_epi16(m, w + (i + p) * k + k32);
+    for (int r = 0; r < XR; ++r) {
+      const __m512bh xv = (__m512bh)_mm512_maskz_loadu_epi16(m, xb + r * kp + k32);
+      for (int p = 0; p < WR; ++p) a[p][r] = _mm512_dpbf16_ps(a[p][r], wv[p], xv);
+    }
+  }
+  for (int p = 0; p < WR; ++p)
+    for (int r = 0; r < XR; ++r) y[r * n + i + p] = _mm512_reduce_add_ps(a[p][r]);
+}
+
+// The same sums with AVX-512 multiply-adds, for many x rows: vdpbf16ps issues every second
+// cycle where two FMA ports take two multiply-adds a cycle, so past a few rows the FMAs win.
+// A 32-column chunk of a bf16 weight row splits into its odd columns (the high halves of its
+// 32-bit words, masked) and its even columns (shifted up): one instruction per 16 weights.
+// The inputs come split the same way (PairsInput). A product of two bf16 values is exact in
+// f32, so fma(w, x, acc) rounds exactly as vdpbf16ps's "acc += w * x" does, odd column first;
+// with MXCSR's flush-to-zero and denormals-are-zero set, as the instruction has them, the sums
+// are bit for bit those of pairs_block (tested).
+template <int WR, int XR>
+__attribute__((target("avx512bw,avx512f,avx2,fma"))) inline void pairs_fma_chunk(
+    const __m512i* v, const float* xs, int64_t kp, int64_t j, __m512 (&a)[WR][XR]) {
+  const __m512i high = _mm512_set1_epi32(static_cast<int>(0xffff0000u));
+  __m512 odd[WR], even[WR];
+  for (int p = 0; p < WR; ++p) {
+    odd[p] = _mm512_castsi512_ps(_mm512_and_si512(v[p], high));
+    even[p] = _mm512_castsi512_ps(_mm512_slli_epi32(v[p], 16));
+  }
+  for (int r = 0; r < XR; ++r) {
+    const __m512 xo = _mm512_loadu_ps(xs + r * kp + j), xe = _mm512_loadu_ps(xs + r * kp + j + 16);
+    for (int p = 0; p < WR; ++p) {
+      a[p][r] = _mm512_fmadd_ps(odd[p], xo, a[p][r]);
+      a[p][r] = _mm512_fmadd_ps(even[p], xe, a[p][r]);
+    }
+  }
+}
+
+template <int WR, int XR>
+__attribute__((target("avx512bw,avx512f,avx2,fma"))) inline void pairs_fma_block(
+    const uint16_t* w, int64_t i, int64_t n, int64_t k, const float* xs, int64_t kp, float* y) {
+  __m512 a[WR][XR];
+  for (int p = 0; p < WR; ++p)
+    for (int r = 0; r < XR; ++r) a[p][r] = _mm512_setzero_ps();
+  const int64_t k32 = k / 32 * 32;
+  for (int64_t j = 0; j < k32; j += 32) {
+    __m512i v[WR];
+    for (int p = 0; p < WR; ++p) {
+      prefetch_ahead(w + (i + p) * k + j, 64);
+      v[p] = _mm512_loadu_si512(w + (i + p) * k + j);
+    }
+    pairs_fma_chunk<WR, XR>(v, xs, kp, j, a);
+  }
+  if (k32 < k) {
+    const __mmask32 m = (1u << (k - k32)) - 1u;
+    __m512i v[WR];
+    for (int p = 0; p < WR; ++p) v[p] = _mm512_maskz_loadu_epi16(m, w + (i + p) * k + k32);
+    pairs_fma_chunk<WR, XR>(v, xs, kp, k32, a);
+  }
+  for (int p = 0; p < WR; ++p)
+    for (int r = 0; r < XR; ++r) y[r * n + i + p] = _mm512_reduce_add_ps(a[p][r]);
+}
+
+// Weight rows [i0, i1) against XR x rows with the pair instruction: blocks of 4 weight rows,
+// then one row at a time.
+template <int XR>
+__attribute__((target("avx512bf16,avx512bw,avx512f,avx2,fma"))) void pairs_group(
+    const uint16_t* w, int64_t i0, int64_t i1, int64_t n, int64_t k, const PairsInput& in,
+    float* y) {
+  int64_t i = i0;
+  for (; i + 4 <= i1; i += 4) pairs_block<4, XR>(w, i, n, k, in.bf16, in.kp, y);
+  for (; i < i1; ++i) pairs_block<1, XR>(w, i, n, k, in.bf16, in.kp, y);
+}
+
+// WR weight rows against every x row in groups of 4 (the weight rows stay in L1 from one
+// group to the next; 4 x 4 accumulators load each x vector once for 4 weight rows, which keeps
+// the inputs of a wide matrix, read from L2, off the critical path).
+template <int WR>
+__attribute__((target("avx512bw,avx512f,avx2,fma"))) void pairs_fma_rows(
+    const uint16_t* w, int64_t i, int64_t n, int64_t k, const PairsInput& in, int rows, float* y) {
+  for (int r0 = 0; r0 < rows; r0 += 4) {
+    const float* xs = in.split + r0 * in.kp;
+    float* yg = y + r0 * n;
+    switch (std::min(4, rows - r0)) {
+      case 4:
+        pairs_fma_block<WR, 4>(w, i, n, k, xs, in.kp, yg);
+        break;
+      case 3:
+        pairs_fma_block<WR, 3>(w, i, n, k, xs, in.kp, yg);
+        break;
+      case 2:
+        pairs_fma_block<WR, 2>(w, i, n, k, xs, in.kp, yg);
+        break;
+      default:
+        pairs_fma_block<WR, 1>(w, i, n, k, xs, in.kp, yg);
+        break;
+    }
+  }
+}
+
+// Up to kMaxPairInstructionRows x rows the pair instruction is cheaper per weight (no split);
+// beyond, its FMA form is faster (the same sums).
+__attribute__((target("avx512bf16,avx512bw,avx512f,avx2,fma"))) void pairs_rows_avx512(
+    const uint16_t* w, int64_t i0, int64_t i1, int64_t n, int64_t k, const PairsInput& in, int rows,
+    float* y) {
+  if (rows <= kMaxPairInstructionRows) {
+    if (rows == 2) return pairs_group<2>(w, i0, i1, n, k, in, y);
+    return pairs_group<1>(w, i0, i1, n, k, in, y);
+  }
+  const FlushDenormals flush;
+  int64_t i = i0;
+  for (; i + 4 <= i1; i += 4) pairs_fma_rows<4>(w, i, n, k, in, rows, y);
+  for (; i < i1; ++i) pairs_fma_rows<1>(w, i, n, k, in, rows, y);
+}
+
 #else
 // Other CPUs (e.g. ARM hosts of a CUDA build) take the portable loop.
 template <typename W, typename Convert>
@@ -386,10 +623,18 @@ void int8_rows_avx2(const int8_t* w, const float* scales, int64_t i0, int64_t i1
 #endif
 
 // Output rows [i0, i1) of one target with the loops `kernels` names (cpu_kernels resolved).
-void target_rows(const GemvTarget& t, int64_t i0, int64_t i1, int64_t k, int rows,
-                 CpuKernels kernels) {
+void target_rows(const GemvTarget& t, const PairsInput* xb, int64_t i0, int64_t i1, int64_t k,
+                 int rows, CpuKernels kernels) {
   const bool avx2 = kernels != CpuKernels::kPortable;
   switch (t.kind) {
+    case GemvWeights::kBf16Pairs: {
+      const auto* w = static_cast<const uint16_t*>(t.w);
+#ifdef DAPX_X86
+      if (kernels == CpuKernels::kAvx512 && cpu_has_avx512_bf16())
+        return pairs_rows_avx512(w, i0, i1, t.n, k, *xb, rows, t.y);
+#endif
+      return pairs_rows_portable(w, i0, i1, t.n, k, *xb, rows, t.y);
+    }
     case GemvWeights::kBf16: {
       const auto* w = static_cast<const uint16_t*>(t.w);
 #ifdef DAPX_X86
@@ -440,6 +685,22 @@ void gemv_batch(const GemvTarget* targets, int count, int64_t k, int rows, CpuKe
   int64_t total = 0;
   for (int m = 0; m < count; ++m) total += targets[m].n;
   const CpuKernels kernels = cpu_kernels(want);
+  // The pair-product targets' inputs rounded to bf16, once per distinct x.
+  // (Buffers kept per calling thread: a step's hundred products reuse one.)
+  thread_local std::vector<std::vector<float>> storage;
+  std::vector<std::unique_ptr<PairsInput>> inputs;
+  std::vector<const PairsInput*> xb(count, nullptr);
+  for (int m = 0; m < count; ++m) {
+    if (targets[m].kind != GemvWeights::kBf16Pairs) continue;
+    for (int e = 0; e < m && !xb[m]; ++e)
+      if (xb[e] && targets[e].x == targets[m].x) xb[m] = xb[e];
+    if (xb[m]) continue;
+    if (storage.size() <= inputs.size()) storage.resize(inputs.size() + 1);
+    xb[m] = inputs
+                .emplace_back(
+                    std::make_unique<PairsInput>(targets[m].x, rows, k, storage[inputs.size()]))
+                .get();
+  }
 #pragma omp parallel if (total * k * rows >= kMinParallelWork)
   {
     int tid = 0, threads = 1;
@@ -452,7 +713,7 @@ void gemv_batch(const GemvTarget* targets, int count, int64_t k, int rows, CpuKe
     int64_t base = 0;
     for (int m = 0; m < count; ++m) {
       const int64_t lo = std::max(first, base), hi = std::min(last, base + targets[m].n);
-      if (lo < hi) target_rows(targets[m], lo - base, hi - base, k, rows, kernels);
+      if (lo < hi) target_rows(targets[m], xb[m], lo - base, hi - base, k, rows, kernels);
       base += targets[m].n;
     }
   }

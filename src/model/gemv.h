@@ -22,7 +22,12 @@ void gemv_int8(const int8_t* w, const float* scales, int64_t n, int64_t k, const
 // (the last block of a row may be shorter): W[i][j] = q[i][j] * scales[i * blocks + j / 64].
 // The int8 GEMV quantises x the same way (per row and block, scale max |x| / 127) and sums
 // integer products: the activations' rounding is part of an int8 decode step.
-enum class GemvWeights { kF32, kBf16, kInt8 };
+// kBf16Pairs: bf16 weights times x rounded to bf16 (nearest even), as pair products with f32
+// sums (AVX512-BF16's vdpbf16ps; the plain loops compute the same products). Chosen where the
+// prefill's GEMM already runs in bf16 (--gemm bf16, what auto picks on CPUs with fast bf16
+// products), so decode rounds its inputs as prefill does. It needs a quarter of the
+// instructions of widening each weight to f32, which keeps a batched decode step memory-bound.
+enum class GemvWeights { kF32, kBf16, kInt8, kBf16Pairs };
 constexpr int64_t kInt8Block = 64;
 inline int64_t int8_blocks(int64_t k) { return (k + kInt8Block - 1) / kInt8Block; }
 

@@ -91,8 +91,12 @@ GemvTarget Linear::gemv_target(const float* x, float* y) const {
   if (!weight_.is_cpu() || !weight_.is_contiguous() ||
       (t != at::kBFloat16 && t != at::kFloat && t != at::kChar))
     throw Error("Linear: the GEMV path needs contiguous bf16, f32 or int8 CPU weights");
+  // bf16 weights whose prefill GEMM runs in bf16 take pair products where the CPU has them:
+  // decode then rounds its inputs to bf16 as prefill does, at a quarter of the instructions.
   const GemvWeights kind = t == at::kChar       ? GemvWeights::kInt8
-                           : t == at::kBFloat16 ? GemvWeights::kBf16
+                           : t == at::kBFloat16 ? (gemm_ == at::kBFloat16 && cpu_has_avx512_bf16()
+                                                       ? GemvWeights::kBf16Pairs
+                                                       : GemvWeights::kBf16)
                                                 : GemvWeights::kF32;
   return {weight_.data_ptr(),
           kind,

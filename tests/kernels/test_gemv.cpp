@@ -159,7 +159,8 @@ TEST(Gemv, Int8MatchesDequantizedLoops) {
 
 // Batched decode's promise at the kernel: row r of a many-row product is the one-row product of
 // x[r] bit for bit (rows share widened weights, never sums), for every weight kind and kernel
-// level, up to 16 rows (groups of 4 and 2 plus their remainders).
+// level, up to 16 rows (groups of 4 and 2 plus their remainders). For bf16 pairs a row alone
+// runs the pair instruction and three or more rows its FMA form: this checks the two agree.
 TEST(Gemv, EachRowOfABatchEqualsItsRowAloneBitForBit) {
   const std::vector<CpuKernels> levels =
       test::kernel_levels({CpuKernels::kAvx512, CpuKernels::kAvx2, CpuKernels::kPortable});
@@ -174,8 +175,10 @@ TEST(Gemv, EachRowOfABatchEqualsItsRowAloneBitForBit) {
     for (int rows : {2, 3, 5, 8, 13, 16}) {
       const std::vector<float> x = random_vector(rows * k, rng);
       for (CpuKernels kernels : levels)
-        for (GemvWeights kind : {GemvWeights::kBf16, GemvWeights::kF32, GemvWeights::kInt8}) {
-          const void* w = kind == GemvWeights::kBf16  ? static_cast<const void*>(m.bf16.data())
+        for (GemvWeights kind :
+             {GemvWeights::kBf16, GemvWeights::kF32, GemvWeights::kInt8, GemvWeights::kBf16Pairs}) {
+          const bool bf16 = kind == GemvWeights::kBf16 || kind == GemvWeights::kBf16Pairs;
+          const void* w = bf16                        ? static_cast<const void*>(m.bf16.data())
                           : kind == GemvWeights::kF32 ? static_cast<const void*>(m.f32.data())
                                                       : static_cast<const void*>(q.data());
           std::vector<float> all(rows * n), one(n);
@@ -190,6 +193,45 @@ TEST(Gemv, EachRowOfABatchEqualsItsRowAloneBitForBit) {
                   << static_cast<int>(kind) << " kernels " << test::level_name(kernels);
           }
         }
+    }
+  }
+}
+
+// Pair products: bf16 weights times x rounded to bf16, summed in f32. Against a double sum of
+// the same rounded products (bound: f32 accumulation over k terms), and every level against the
+// plain loop bit for bit (it adds in the instruction's order; normal values only here).
+TEST(Gemv, Bf16PairsMatchRoundedProductsAndEveryLevelAgreesBitForBit) {
+  const std::vector<CpuKernels> levels =
+      test::kernel_levels({CpuKernels::kAvx512, CpuKernels::kAvx2, CpuKernels::kPortable});
+  std::mt19937 rng(23);
+  for (int64_t k : {1, 31, 32, 33, 100, 896, 4864}) {
+    const int64_t n = 21;
+    const Matrix m = random_matrix(n, k, rng);
+    for (int rows : {1, 2, 3, 8, 11}) {
+      const std::vector<float> x = random_vector(rows * k, rng);
+      std::vector<float> plain(rows * n);
+      const GemvTarget p{m.bf16.data(), GemvWeights::kBf16Pairs, n, x.data(), plain.data()};
+      gemv_batch(&p, 1, k, rows, CpuKernels::kPortable);
+      for (int r = 0; r < rows; ++r)
+        for (int64_t i = 0; i < n; ++i) {
+          double e = 0, mag = 0;
+          for (int64_t j = 0; j < k; ++j) {
+            const double t = static_cast<double>(bf16_to_float(m.bf16[i * k + j])) *
+                             bf16_to_float(float_to_bf16(x[r * k + j]));
+            e += t;
+            mag += std::abs(t);
+          }
+          ASSERT_NEAR(plain[r * n + i], e, 1e-6 * mag * std::sqrt(static_cast<double>(k)) + 1e-6)
+              << "k " << k << " rows " << rows << " row " << r << " output " << i;
+        }
+      for (CpuKernels kernels : levels) {
+        std::vector<float> y(rows * n, -1.f);
+        const GemvTarget t{m.bf16.data(), GemvWeights::kBf16Pairs, n, x.data(), y.data()};
+        gemv_batch(&t, 1, k, rows, kernels);
+        for (int64_t e = 0; e < rows * n; ++e)
+          ASSERT_EQ(y[e], plain[e]) << "k " << k << " rows " << rows << " element " << e
+                                    << " kernels " << test::level_name(kernels);
+      }
     }
   }
 }
