@@ -8,6 +8,7 @@
 #include <httplib.h>
 
 #include <algorithm>
+#include <functional>
 #include <filesystem>
 #include <iomanip>
 #include <iostream>
@@ -110,31 +111,35 @@ Sample stream_one(int port, const json& body) {
   return s;
 }
 
-// `dapx serve`'s server in this process on a free loopback port, listening on its own thread
-// until destroyed (also when a case throws).
-class LocalServer {
- public:
-  LocalServer(const LoadedModel& target, const LoadedModel* draft, server::ServerOptions o) {
-    o.host = "127.0.0.1";
-    o.port = 0;
-    server_ = std::make_unique<server::Server>(target, draft, o);
-    port_ = server_->bind();
-    listener_ = std::thread([this] { server_->listen(); });
+// `dapx serve`'s server in this process on a free loopback port. `load` (the clients) runs on
+// a thread of its own while this thread runs the server's engine: the thread that loaded the
+// model, so one thread of the process runs OpenMP regions (server.h, scheduler.h). The server
+// stops when `load` returns or throws (rethrown here).
+void with_local_server(const LoadedModel& target, const LoadedModel* draft, server::ServerOptions o,
+                       const std::function<void(const server::Server&, int port)>& load) {
+  o.host = "127.0.0.1";
+  o.port = 0;
+  server::Server srv(target, draft, o);
+  const int port = srv.bind();
+  std::exception_ptr error;
+  std::thread driver([&] {
+    try {
+      load(srv, port);
+    } catch (...) {
+      error = std::current_exception();
+    }
+    srv.stop();
+  });
+  try {
+    srv.listen();
+  } catch (...) {
+    srv.stop();
+    driver.join();
+    throw;
   }
-  ~LocalServer() {
-    server_->stop();
-    listener_.join();
-  }
-  LocalServer(const LocalServer&) = delete;
-  LocalServer& operator=(const LocalServer&) = delete;
-  int port() const { return port_; }
-  const server::Server& operator*() const { return *server_; }
-
- private:
-  std::unique_ptr<server::Server> server_;
-  int port_ = 0;
-  std::thread listener_;
-};
+  driver.join();
+  if (error) std::rethrow_exception(error);
+}
 
 // One (method, clients) case on a fresh server (its pool peak and step counters start at 0).
 json run_case(const LoadedModel& target, const LoadedModel* draft, const Flags& f,
@@ -146,30 +151,32 @@ json run_case(const LoadedModel& target, const LoadedModel* draft, const Flags& 
   o.kv_memory = kv_memory;
   o.max_queue = std::max(16, 2 * clients);
   o.max_tokens = f.max_tokens;
-  const LocalServer srv(target, draft, o);
-  const int port = srv.port();
   json body = {{"prompt", prompt}, {"max_tokens", f.max_tokens}, {"temperature", 0},
                {"stream", true},   {"ignore_eos", true},         {"dapx", {{"method", method}}}};
   add_method_params(body, f, method);
 
-  reset_peak_rss();
   std::vector<std::vector<Sample>> per_client(clients);
-  const Stopwatch wall;
-  std::vector<std::thread> threads;
-  for (int c = 0; c < clients; ++c)
-    threads.emplace_back([&, c] {
-      for (int r = 0; r < f.requests; ++r) {
-        // Every request's prompt is its own (a first line naming it), so no request finds
-        // another's blocks in the prefix cache: this mode measures batching, not reuse.
-        json mine = body;
-        mine["prompt"] = "Request " + std::to_string(c) + "-" + std::to_string(r) + ".\n" +
-                         body["prompt"].get<std::string>();
-        per_client[c].push_back(stream_one(port, mine));
-      }
-    });
-  for (auto& t : threads) t.join();
-  const double seconds = wall.seconds();
-  const SchedulerStats st = (*srv).engine_stats();
+  double seconds = 0;
+  SchedulerStats st;
+  with_local_server(target, draft, o, [&](const server::Server& srv, int port) {
+    reset_peak_rss();
+    const Stopwatch wall;
+    std::vector<std::thread> threads;
+    for (int c = 0; c < clients; ++c)
+      threads.emplace_back([&, c] {
+        for (int r = 0; r < f.requests; ++r) {
+          // Every request's prompt is its own (a first line naming it), so no request finds
+          // another's blocks in the prefix cache: this mode measures batching, not reuse.
+          json mine = body;
+          mine["prompt"] = "Request " + std::to_string(c) + "-" + std::to_string(r) + ".\n" +
+                           body["prompt"].get<std::string>();
+          per_client[c].push_back(stream_one(port, mine));
+        }
+      });
+    for (auto& t : threads) t.join();
+    seconds = wall.seconds();
+    st = srv.engine_stats();
+  });
 
   std::vector<double> ttft, tpot;
   int64_t tokens = 0, ok = 0;
@@ -221,27 +228,29 @@ json run_document(const LoadedModel& target, const LoadedModel* draft, const Fla
   server::ServerOptions o;
   o.method = method;
   o.max_tokens = f.max_tokens;
-  const LocalServer srv(target, draft, o);
-  const int port = srv.port();
   json questions = json::array();
-  for (int q = 0; q < f.questions; ++q) {
-    json body = {{"prompt", document + "\n\nQuestion " + std::to_string(q + 1) +
-                                ": what does the text say about the river, part " +
-                                std::to_string(7 * q + 3) + "?\nAnswer:"},
-                 {"max_tokens", f.max_tokens},
-                 {"temperature", 0},
-                 {"ignore_eos", true},
-                 {"stream", true},
-                 {"dapx", {{"method", method}}}};
-    add_method_params(body, f, method);
-    const Sample s = stream_one(port, body);
-    if (!s.ok) throw Error("question " + std::to_string(q + 1) + " failed: " + s.error);
-    questions.push_back({{"question", q + 1},
-                         {"ttft_s", s.ttft_s},
-                         {"total_s", s.total_s},
-                         {"tpot_s", s.tokens > 1 ? (s.total_s - s.ttft_s) / (s.tokens - 1) : 0.0}});
-  }
-  const PrefixCache::Stats pc = (*srv).prefix_cache_stats();
+  PrefixCache::Stats pc;
+  with_local_server(target, draft, o, [&](const server::Server& srv, int port) {
+    for (int q = 0; q < f.questions; ++q) {
+      json body = {{"prompt", document + "\n\nQuestion " + std::to_string(q + 1) +
+                                  ": what does the text say about the river, part " +
+                                  std::to_string(7 * q + 3) + "?\nAnswer:"},
+                   {"max_tokens", f.max_tokens},
+                   {"temperature", 0},
+                   {"ignore_eos", true},
+                   {"stream", true},
+                   {"dapx", {{"method", method}}}};
+      add_method_params(body, f, method);
+      const Sample s = stream_one(port, body);
+      if (!s.ok) throw Error("question " + std::to_string(q + 1) + " failed: " + s.error);
+      questions.push_back(
+          {{"question", q + 1},
+           {"ttft_s", s.ttft_s},
+           {"total_s", s.total_s},
+           {"tpot_s", s.tokens > 1 ? (s.total_s - s.ttft_s) / (s.tokens - 1) : 0.0}});
+    }
+    pc = srv.prefix_cache_stats();
+  });
   double later = 0;
   for (size_t q = 1; q < questions.size(); ++q) later += questions[q]["ttft_s"].get<double>();
   later /= std::max<double>(1.0, static_cast<double>(questions.size()) - 1);

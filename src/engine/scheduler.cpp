@@ -94,20 +94,18 @@ Scheduler::Scheduler(const LoadedModel& model, SchedulerOptions options)
   if (options_.kv_memory < 0) throw Error("--kv-memory must be positive");
   if (options_.prefill_tokens < 1) throw Error("--prefill-chunk must be >= 1");
   if (options_.kv_memory == 0) options_.kv_memory = default_kv_memory();
-  threads_ = at::get_num_threads();  // the caller's setting (--threads), for both threads
-  worker_ = std::thread([this] { prefill_worker(); });
-  thread_ = std::thread([this] { run(); });
+  threads_ = at::get_num_threads();  // the caller's setting (--threads), for the engine thread
+  if (options_.own_thread) thread_ = std::thread([this] { run(); });
 }
 
 Scheduler::~Scheduler() {
   stop();
   if (thread_.joinable()) thread_.join();
-  {
-    std::lock_guard<std::mutex> lock(baton_mu_);
-    worker_exit_ = true;
-  }
-  baton_cv_.notify_all();
-  if (worker_.joinable()) worker_.join();
+}
+
+void Scheduler::run_here() {
+  if (options_.own_thread) throw Error("run_here: this scheduler runs on a thread of its own");
+  run();
 }
 
 std::shared_ptr<Ticket> Scheduler::submit(std::unique_ptr<Method> method, std::vector<int> prompt,
@@ -220,32 +218,29 @@ void Scheduler::run() {
 
 void Scheduler::prefill_one(std::unique_ptr<Entry> e) {
   if (e->ticket->cancelled()) return end(std::move(e));
-  // The prefill runs on the worker thread; at its pace points it hands the engine back for a
-  // decode step of the running sequences (at most every prefill_slice_s), then goes on.
-  {
-    std::lock_guard<std::mutex> lock(baton_mu_);
-    job_ = e.get();
-    job_done_ = false;
-    job_error_ = nullptr;
-    decoders_waiting_ = !running_.empty();
-    turn_ = Turn::kWorker;
+  // The prefill runs here, on the engine thread. At its pace points (between layers and chunks)
+  // the running sequences take a decode step once it has run prefill_slice_s, then it goes on:
+  // streams keep flowing while a long prompt is admitted. Everything computes on this one
+  // thread: a second thread running OpenMP regions would make libgomp stop spinning between
+  // regions (it then manages more threads than CPUs), and every region of a decode step would
+  // pay a sleep and a wake-up (measured: a fifth of a step on 2 cores).
+  std::exception_ptr error;
+  try {
+    Stopwatch slice;
+    const TensorPeakScope tensors;  // this request's allocations
+    const PaceScope pace([&] {
+      if (running_.empty() || slice.seconds() < options_.prefill_slice_s) return;
+      const PaceScope quiet(nullptr);  // the step itself has no pace points to yield at
+      const TensorPeakScope step;      // nor are its tensors this request's
+      decode_step();
+      slice = Stopwatch();
+    });
+    e->seq->prefill();
+    e->tensor_peak = tensors.peak_bytes();
+  } catch (...) {
+    error = std::current_exception();
   }
-  baton_cv_.notify_all();
-  for (;;) {
-    {
-      std::unique_lock<std::mutex> lock(baton_mu_);
-      baton_cv_.wait(lock, [&] { return turn_ == Turn::kEngine; });
-      if (job_done_) break;
-    }
-    decode_step();  // the worker paused at a pace point: the streams take a step
-    {
-      std::lock_guard<std::mutex> lock(baton_mu_);
-      decoders_waiting_ = !running_.empty();
-      turn_ = Turn::kWorker;
-    }
-    baton_cv_.notify_all();
-  }
-  if (job_error_) return end(std::move(e), job_error_);
+  if (error) return end(std::move(e), error);
   {  // the plan was an estimate: the pool holds what the cache really holds from now on
     std::lock_guard<std::mutex> lock(mu_);
     const int64_t actual = e->seq->kv_allocated_bytes();
@@ -263,46 +258,6 @@ void Scheduler::prefill_one(std::unique_ptr<Entry> e) {
   e->running = true;
   running_.push_back(std::move(e));
   ++running_count_;
-}
-
-void Scheduler::prefill_worker() {
-  at::set_num_threads(threads_);  // a new thread starts with OpenMP's default
-  Stopwatch slice;
-  // At a pace point: when sequences wait to decode and this prefill has had its slice, hand
-  // the engine its turn and wait for ours.
-  const PaceScope pace([&] {
-    if (!decoders_waiting_ || slice.seconds() < options_.prefill_slice_s) return;
-    std::unique_lock<std::mutex> lock(baton_mu_);
-    turn_ = Turn::kEngine;
-    baton_cv_.notify_all();
-    baton_cv_.wait(lock, [&] { return turn_ == Turn::kWorker; });
-    slice = Stopwatch();
-  });
-  for (;;) {
-    Entry* e = nullptr;
-    {
-      std::unique_lock<std::mutex> lock(baton_mu_);
-      baton_cv_.wait(lock, [&] { return turn_ == Turn::kWorker || worker_exit_; });
-      if (worker_exit_) return;
-      e = job_;
-    }
-    slice = Stopwatch();
-    std::exception_ptr error;
-    try {
-      const TensorPeakScope tensors;  // this request's allocations, on this thread
-      e->seq->prefill();
-      e->tensor_peak = tensors.peak_bytes();
-    } catch (...) {
-      error = std::current_exception();
-    }
-    {
-      std::lock_guard<std::mutex> lock(baton_mu_);
-      job_error_ = error;
-      job_done_ = true;
-      turn_ = Turn::kEngine;
-    }
-    baton_cv_.notify_all();
-  }
 }
 
 void Scheduler::decode_step() {

@@ -7,9 +7,8 @@
 // cache plus its generated tokens; the prefill's transient peak while it prefills), so compressed
 // requests let more sequences in. A sequence's tokens never depend on its batch-mates.
 //
-// A long prefill does not stall the streams: it runs on a worker thread that hands the engine
-// back at its pace points (between layers and chunks) once it has run prefill_slice_s, for a
-// decode step of everyone running. Only one of the two threads computes at any time.
+// A long prefill does not stall the streams: at its pace points (between layers and chunks),
+// once it has run prefill_slice_s, everyone running takes a decode step, then it goes on.
 //
 // Requests are admitted in arrival order (a large request at the head waits for room and
 // the ones behind it wait too: no request starves). The scheduler's thread runs every
@@ -44,6 +43,11 @@ struct SchedulerOptions {
   // (it pauses at its next pace point, model/pace.h): streams keep flowing while a long
   // prompt is admitted.
   double prefill_slice_s = 0.25;
+  // The engine (every prefill and decode step) runs on a thread of the scheduler's own, or on
+  // the thread that calls run_here(). A server runs it on the thread that loaded the model:
+  // the process then has one thread running OpenMP regions, which is what keeps libgomp's
+  // threads spinning between the hundred short regions of a decode step instead of sleeping.
+  bool own_thread = true;
 };
 
 // A quarter of the machine's physical memory (at least 256 MiB).
@@ -118,6 +122,9 @@ class Scheduler {
   // Cancels every sequence (running and waiting; their finish_reason is "cancelled") and
   // stops the engine thread once they have ended. Idempotent.
   void stop();
+  // Runs the engine on the calling thread until stop() has ended every sequence (only when
+  // options.own_thread is false).
+  void run_here();
   SchedulerStats stats() const;
   const SchedulerOptions& options() const { return options_; }
 
@@ -127,7 +134,6 @@ class Scheduler {
   // Moves waiting entries to the prefill line while the pool and `parallel` allow.
   void admit_locked();
   void prefill_one(std::unique_ptr<Entry> e);
-  void prefill_worker();  // runs each prefill, handing the engine back at pace points
   void decode_step();
   void end(std::unique_ptr<Entry> e, std::exception_ptr error = nullptr);
 
@@ -144,20 +150,8 @@ class Scheduler {
   double step_seconds_ = 0;
   std::map<int, int64_t> batch_sizes_;
   bool stopping_ = false;
-  int threads_ = 1;  // LibTorch/OpenMP threads of the engine and worker threads
-
-  // The hand-off between the engine thread and the prefill worker: exactly one of them
-  // computes at any time, so batch-mates never change what the other computes.
-  enum class Turn { kEngine, kWorker };
-  std::mutex baton_mu_;
-  std::condition_variable baton_cv_;
-  Turn turn_ = Turn::kEngine;
-  Entry* job_ = nullptr;  // the prefill in progress (owned by the engine thread)
-  bool job_done_ = false, worker_exit_ = false;
-  std::exception_ptr job_error_;
-  std::atomic<bool> decoders_waiting_{false};
-
-  std::thread worker_, thread_;
+  int threads_ = 1;     // LibTorch/OpenMP threads of the engine thread
+  std::thread thread_;  // the engine's, when options_.own_thread
 };
 
 }  // namespace dapx

@@ -4,6 +4,7 @@
 #include <ctime>
 #include <iostream>
 #include <random>
+#include <thread>
 
 #include "engine/generator.h"
 #include "methods/catalogue.h"
@@ -102,6 +103,7 @@ Server::Server(const LoadedModel& target, const LoadedModel* draft, ServerOption
   so.kv_memory = options_.kv_memory;
   so.max_waiting = options_.max_queue;
   so.prefill_tokens = target_.transformer.options().prefill_chunk;  // --prefill-chunk
+  so.own_thread = false;  // listen() runs the engine on its thread
   scheduler_ = std::make_unique<Scheduler>(target_, so);
   const int64_t prefix_bytes =
       options_.prefix_cache < 0 ? default_kv_memory() / 2 : options_.prefix_cache;
@@ -209,7 +211,23 @@ int Server::bind() {
   return options_.port;
 }
 
-void Server::listen() { http_->listen(); }
+void Server::listen() {
+  // The engine runs on this thread (a command calls listen() on the thread that loaded the
+  // model, so one thread of the process runs OpenMP regions: scheduler.h), HTTP on another.
+  std::exception_ptr http_error;
+  std::thread http([&] {
+    try {
+      http_->listen();
+    } catch (...) {
+      http_error = std::current_exception();
+      scheduler_->stop();
+    }
+  });
+  scheduler_->run_here();  // until stop()
+  http_->stop();
+  http.join();
+  if (http_error) std::rethrow_exception(http_error);
+}
 
 void Server::stop() {
   stopping_ = true;

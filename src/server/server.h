@@ -53,6 +53,7 @@ class Server {
   // Binds the socket; returns the port (the chosen one when options.port is 0).
   int bind();
   // Serves until stop(); returns after the generations in flight are finished or cancelled.
+  // The engine runs on the calling thread (best the one that loaded the model), HTTP on others.
   void listen();
   // Stops accepting, cancels the generations in flight. Safe from any thread.
   void stop();
