@@ -68,7 +68,10 @@ std::unique_ptr<LoadedModel> LoadedModel::load(const std::filesystem::path& path
     check_vocab(tok, cfg, path.string());
     // Quantised tensors become the compute dtype's (f32 keeps every type exact).
     const DType dequant = opts.weight_dtype == at::kFloat ? DType::F32 : DType::BF16;
-    auto weights = std::make_shared<const WeightStore>(gguf_weight_store(file, cfg, dequant));
+    // With --weights int8, Q8_0 projections stay as they are (the int8 GEMV reads their
+    // blocks of 32); other types are dequantised and quantised again like an HF model's.
+    auto weights = std::make_shared<const WeightStore>(
+        gguf_weight_store(file, cfg, dequant, opts.int8_weights && opts.device.is_cpu()));
     Transformer transformer(cfg, weights, opts);
     return std::unique_ptr<LoadedModel>(new LoadedModel{path, cfg, std::move(tok),
                                                         chat_format_from_gguf(file->metadata()),
@@ -104,6 +107,15 @@ std::string kv_identity(const LoadedModel& m) {
       mix(t.data, edge);
       mix(t.data + t.nbytes - edge, edge);
     }
+  }
+  for (const auto& [name, q] : m.weights->int8_matrices()) {  // GGUF Q8_0 held as int8
+    mix(name.data(), name.size());
+    mix(q.shape.data(), q.shape.size() * sizeof(int64_t));
+    const auto rows = static_cast<size_t>(q.shape[0]), cols = static_cast<size_t>(q.shape[1]);
+    const size_t edge = std::min<size_t>(256, rows * cols);
+    mix(q.q, edge);
+    mix(q.q + rows * cols - edge, edge);
+    mix(q.scales, std::min<size_t>(64, rows) * sizeof(float));
   }
   const ComputeOptions& o = m.transformer.options();
   char hex[17];

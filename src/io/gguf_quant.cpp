@@ -276,6 +276,14 @@ void dequantize_row(GgmlType type, const std::byte* src, float* dst, int64_t n) 
     decode(src + static_cast<size_t>(i) * t.block_bytes, dst + i * t.block_size);
 }
 
+void split_row_q8_0(const std::byte* src, int64_t n, int8_t* q, float* scales) {
+  ggml_row_bytes(GgmlType::Q8_0, n);  // checks n against the block size
+  for (int64_t b = 0; b < n / 32; ++b, src += 34) {
+    scales[b] = half(src);
+    for (int j = 0; j < 32; ++j) q[32 * b + j] = static_cast<int8_t>(u8(src + 2 + j));
+  }
+}
+
 void quantize_row_q8_0(const float* src, std::byte* dst, int64_t n) {
   ggml_row_bytes(GgmlType::Q8_0, n);  // checks n against the block size
   for (int64_t b = 0; b < n / 32; ++b) {

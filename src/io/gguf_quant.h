@@ -101,6 +101,10 @@ size_t ggml_row_bytes(GgmlType type, int64_t row_length);
 // not dequantizable or `n` is not a multiple of its block size.
 void dequantize_row(GgmlType type, const std::byte* src, float* dst, int64_t n);
 
+// A Q8_0 row of n values (a multiple of 32) as it is: its int8 values q[n] and one f32 scale
+// per block of 32 (the stored f16, widened); value j = q[j] * scales[j / 32] exactly.
+void split_row_q8_0(const std::byte* src, int64_t n, int8_t* q, float* scales);
+
 // Q8_0 quantisation as ggml's reference quantiser does it: per block of 32, d = amax / 127 (stored
 // as f16), q = round-half-away(x / d) with the reciprocal of the unrounded d; d = 0 gives q = 0.
 // `n` must be a multiple of 32; writes ggml_row_bytes(Q8_0, n) bytes to `dst`.

@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <cstring>
+#include <map>
 #include <vector>
 
 #include "io/gguf_model.h"
@@ -66,14 +67,52 @@ void drop_pages(const GgufTensor& t) {
 
 }  // namespace
 
+namespace {
+
+// A Q8_0 matrix as int8 values and f32 block scales, rows in HF order (`heads` > 0: a llama q/k
+// projection).
+Int8Matrix split_q8_0(const GgufTensor& t, int64_t heads, Holder& holder) {
+  const int64_t rows = t.num_rows(), cols = t.row_length(), blocks = cols / 32;
+  const size_t row_bytes = ggml_row_bytes(GgmlType::Q8_0, cols);
+  std::vector<std::byte> hf_order;
+  const std::byte* src = t.data;
+  if (heads > 0) {
+    hf_order.resize(t.nbytes);
+    permute_llama_qk_rows(t.data, hf_order.data(), rows, row_bytes, heads, true);
+    src = hf_order.data();
+  }
+  std::vector<std::byte> q(static_cast<size_t>(rows * cols)),
+      scales(static_cast<size_t>(rows * blocks) * sizeof(float));
+  for (int64_t r = 0; r < rows; ++r)
+    split_row_q8_0(src + r * row_bytes, cols, reinterpret_cast<int8_t*>(q.data()) + r * cols,
+                   reinterpret_cast<float*>(scales.data()) + r * blocks);
+  Int8Matrix m;
+  m.shape = t.shape;
+  m.block = 32;
+  holder.copies.push_back(std::move(q));
+  m.q = reinterpret_cast<const int8_t*>(holder.copies.back().data());
+  holder.copies.push_back(std::move(scales));
+  m.scales = reinterpret_cast<const float*>(holder.copies.back().data());
+  return m;
+}
+
+bool is_projection(const std::string& hf_name) {
+  const std::string suffix = "_proj.weight";
+  return hf_name.size() > suffix.size() &&
+         hf_name.compare(hf_name.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+}  // namespace
+
 WeightStore gguf_weight_store(std::shared_ptr<const GgufFile> file, const ModelConfig& config,
-                              DType dequant_to) {
+                              DType dequant_to, bool q8_0_as_int8) {
   if (dequant_to != DType::F32 && dequant_to != DType::BF16)
     throw Error("GGUF weights dequantise to F32 or BF16, not " + dtype_name(dequant_to));
   auto holder = std::make_shared<Holder>();
   holder->file = file;
   std::vector<TensorView> views;
   std::set<std::string> mapped;
+  std::map<std::string, Int8Matrix> int8;
   const std::string where = "'" + file->path().string() + "'";
   for (const GgufTensor& t : file->tensors()) {
     if (t.name == "rope_freqs.weight") continue;  // llama3 RoPE scaling: read into the config
@@ -85,6 +124,22 @@ WeightStore gguf_weight_store(std::shared_ptr<const GgufFile> file, const ModelC
     const bool in_place = native_dtype(t.type, dtype);
     if (!in_place) dtype = dequant_to;
     const int64_t heads = gguf_qk_permutation_heads(config, t.name);
+    // The matrices the int8 GEMV reads: the projections and the LM head (a tied one is the
+    // embedding table, which the lookup also reads dequantised: both forms are kept).
+    const bool head = *hf == "lm_head.weight" ||
+                      (config.tie_word_embeddings && *hf == "model.embed_tokens.weight");
+    if (q8_0_as_int8 && t.type == GgmlType::Q8_0 && t.shape.size() == 2 &&
+        (is_projection(*hf) || head)) {
+      try {
+        int8.emplace(head ? "lm_head.weight" : *hf, split_q8_0(t, heads, *holder));
+      } catch (const Error& e) {
+        throw Error("tensor '" + t.name + "' in " + where + ": " + e.what());
+      }
+      if (*hf != "model.embed_tokens.weight") {
+        drop_pages(t);
+        continue;
+      }
+    }
     TensorView v;
     v.name = *hf;
     v.dtype = dtype;
@@ -119,7 +174,8 @@ WeightStore gguf_weight_store(std::shared_ptr<const GgufFile> file, const ModelC
     views.push_back(std::move(v));
   }
   return WeightStore::from_views(file->path(), std::move(views), std::move(mapped),
-                                 std::shared_ptr<const void>(holder, holder.get()));
+                                 std::shared_ptr<const void>(holder, holder.get()),
+                                 std::move(int8));
 }
 
 }  // namespace dapx

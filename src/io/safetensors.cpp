@@ -17,8 +17,8 @@
 #include <sstream>
 #include <utility>
 
-#include "util/checked_numel.h"
 #include "util/bf16.h"
+#include "util/checked_numel.h"
 #include "util/error.h"
 #include "util/path_exists.h"
 
@@ -418,20 +418,32 @@ WeightStore WeightStore::open(const std::filesystem::path& model_dir) {
 
 WeightStore WeightStore::from_views(std::filesystem::path source, std::vector<TensorView> views,
                                     std::set<std::string> mapped,
-                                    std::shared_ptr<const void> holder) {
+                                    std::shared_ptr<const void> holder,
+                                    std::map<std::string, Int8Matrix> int8) {
   WeightStore ws;
   ws.dir_ = std::move(source);
   ws.holder_ = std::move(holder);
+  ws.int8_ = std::move(int8);
   for (TensorView& v : views) {
     if (!mapped.count(v.name)) ws.unmapped_.insert(v.name);
     ws.views_.push_back(std::make_unique<TensorView>(std::move(v)));
     if (!ws.index_.emplace(ws.views_.back()->name, ws.views_.back().get()).second)
       throw Error("duplicate tensor '" + ws.views_.back()->name + "' in " + quoted(ws.dir_));
   }
+  for (const auto& [name, m] : ws.int8_)
+    if (ws.index_.count(name))
+      throw Error("tensor '" + name + "' in " + quoted(ws.dir_) + " is held twice");
   return ws;
 }
 
-bool WeightStore::has(const std::string& name) const { return index_.count(name) != 0; }
+const Int8Matrix* WeightStore::int8_matrix(const std::string& name) const {
+  const auto it = int8_.find(name);
+  return it == int8_.end() ? nullptr : &it->second;
+}
+
+bool WeightStore::has(const std::string& name) const {
+  return index_.count(name) != 0 || int8_.count(name) != 0;
+}
 
 const TensorView& WeightStore::get(const std::string& name) const {
   auto it = index_.find(name);
@@ -470,6 +482,10 @@ void WeightStore::release(const std::string& name) const {
 size_t WeightStore::total_bytes() const {
   size_t n = 0;
   for (const auto& kv : index_) n += kv.second->nbytes;
+  for (const auto& [name, m] : int8_) {
+    const int64_t rows = m.shape[0], cols = m.shape[1];
+    n += static_cast<size_t>(rows * cols + rows * ((cols + m.block - 1) / m.block) * 4);
+  }
   return n;
 }
 

@@ -59,20 +59,34 @@ std::map<std::string, TensorView> parse_safetensors(const std::byte* data, size_
 
 // All weights of a model directory: model.safetensors, or the shards listed by
 // model.safetensors.index.json ("weight_map").
+// A matrix held as int8 with one f32 scale per row and block of `block` columns: a GGUF Q8_0
+// tensor loaded for --weights int8 keeps its own quantisation (W = q * scale exactly).
+struct Int8Matrix {
+  std::vector<int64_t> shape;     // [rows, cols]
+  const int8_t* q = nullptr;      // [rows, cols]
+  const float* scales = nullptr;  // [rows, ceil(cols / block)]
+  int64_t block = 0;
+};
+
 class WeightStore {
  public:
   static WeightStore open(const std::filesystem::path& model_dir);
   // A store over tensors held elsewhere (a GGUF file's, some converted at load): `holder` keeps
   // every view's bytes alive; views named in `mapped` point into a read-only file mapping (so
   // release() may drop their pages), the others into memory of their own (release() keeps it).
+  // `int8`: matrices held as int8 instead of a view (their names are not in names()).
   static WeightStore from_views(std::filesystem::path source, std::vector<TensorView> views,
-                                std::set<std::string> mapped, std::shared_ptr<const void> holder);
+                                std::set<std::string> mapped, std::shared_ptr<const void> holder,
+                                std::map<std::string, Int8Matrix> int8 = {});
   bool has(const std::string& name) const;
   // Throws dapx::Error "missing tensor 'NAME' in DIR" when absent.
   const TensorView& get(const std::string& name) const;
   // get() plus a shape check: "tensor 'NAME' has shape [a, b], expected [c, d]".
   const TensorView& get(const std::string& name, const std::vector<int64_t>& expected_shape) const;
   std::vector<std::string> names() const;
+  // The int8 form of matrix `name`, or null when it has a view instead.
+  const Int8Matrix* int8_matrix(const std::string& name) const;
+  const std::map<std::string, Int8Matrix>& int8_matrices() const { return int8_; }
   size_t total_bytes() const;
   // Drops the resident pages of tensor `name` from memory (madvise DONTNEED on the whole pages
   // it covers): for a tensor that was copied (converted or quantised) and is no longer read
@@ -87,6 +101,7 @@ class WeightStore {
   std::vector<std::unique_ptr<TensorView>> views_;
   std::set<std::string> unmapped_;
   std::shared_ptr<const void> holder_;
+  std::map<std::string, Int8Matrix> int8_;
 };
 
 // A tensor to write: bytes already in the target dtype, row-major.

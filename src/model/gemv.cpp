@@ -118,19 +118,24 @@ class FlushDenormals {
 };
 #endif
 
-void int8_rows_portable(const int8_t* w, const float* scales, int64_t i0, int64_t i1, int64_t n,
-                        int64_t k, const float* x, int rows, float* y) {
-  const int64_t blocks = int8_blocks(k);
+// Weight scales cover `wb` columns (kInt8Block, or 32 for a GGUF Q8_0 matrix); x's cover
+// kInt8Block. A 64-column block of x meets one or two weight blocks, each summed on its own and
+// scaled by both scales.
+void int8_rows_portable(const int8_t* w, const float* scales, int64_t wb, int64_t i0, int64_t i1,
+                        int64_t n, int64_t k, const float* x, int rows, float* y) {
+  const int64_t blocks = int8_blocks(k), wblocks = (k + wb - 1) / wb;
   const QuantizedInput in(x, rows, k);
   for (int64_t i = i0; i < i1; ++i)
     for (int r = 0; r < rows; ++r) {
       float acc = 0.f;
-      for (int64_t b = 0; b < blocks; ++b) {
-        int32_t dot = 0;
-        for (int64_t j = b * kInt8Block; j < std::min(k, (b + 1) * kInt8Block); ++j)
-          dot += int32_t{w[i * k + j]} * in.q[r * k + j];
-        acc += static_cast<float>(dot) * (scales[i * blocks + b] * in.scale[r * blocks + b]);
-      }
+      for (int64_t b = 0; b < blocks; ++b)
+        for (int64_t j0 = b * kInt8Block; j0 < std::min(k, (b + 1) * kInt8Block); j0 += wb) {
+          int32_t dot = 0;
+          for (int64_t j = j0; j < std::min(k, j0 + wb); ++j)
+            dot += int32_t{w[i * k + j]} * in.q[r * k + j];
+          acc +=
+              static_cast<float>(dot) * (scales[i * wblocks + j0 / wb] * in.scale[r * blocks + b]);
+        }
       y[r * n + i] = acc;
     }
 }
@@ -398,21 +403,22 @@ __attribute__((target("avx512f,avx2,fma"))) void rows_avx512(const W* w, int64_t
 // As int8_rows_portable: 32 weights per step with maddubs (|w| as unsigned times x with w's
 // sign: pairs of products, at most 2 * 127 * 127, fit int16) then madd into int32 lanes.
 __attribute__((target("avx2,fma"))) void int8_rows_avx2(const int8_t* w, const float* scales,
-                                                        int64_t i0, int64_t i1, int64_t n,
-                                                        int64_t k, const float* x, int rows,
-                                                        float* y) {
-  const int64_t blocks = int8_blocks(k);
+                                                        int64_t wb, int64_t i0, int64_t i1,
+                                                        int64_t n, int64_t k, const float* x,
+                                                        int rows, float* y) {
+  const int64_t blocks = int8_blocks(k), wblocks = (k + wb - 1) / wb;
   const QuantizedInput in(x, rows, k);
   const __m256i ones = _mm256_set1_epi16(1);
   for (int64_t i = i0; i < i1; ++i) {
     const int8_t* wr = w + i * k;
+    const float* ws = scales + i * wblocks;
     for (int r = 0; r < rows; ++r) {
       const int8_t* xr = in.q.data() + r * k;
       __m256 acc = _mm256_setzero_ps();
       float tail = 0.f;
       for (int64_t b = 0; b < blocks; ++b) {
         const int64_t j0 = b * kInt8Block, j1 = std::min(k, j0 + kInt8Block);
-        const float scale = scales[i * blocks + b] * in.scale[r * blocks + b];
+        const float xs = in.scale[r * blocks + b];
         __m256i dot = _mm256_setzero_si256();
         int64_t j = j0;
         for (; j + 32 <= j1; j += 32) {
@@ -422,11 +428,16 @@ __attribute__((target("avx2,fma"))) void int8_rows_avx2(const int8_t* w, const f
           const __m256i pairs =
               _mm256_maddubs_epi16(_mm256_sign_epi8(wv, wv), _mm256_sign_epi8(xv, wv));
           dot = _mm256_add_epi32(dot, _mm256_madd_epi16(pairs, ones));
+          if (wb == 32) {  // each 32 columns are a weight block of their own
+            acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot), _mm256_set1_ps(ws[j / 32] * xs), acc);
+            dot = _mm256_setzero_si256();
+          }
         }
-        acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot), _mm256_set1_ps(scale), acc);
-        int32_t rest = 0;
-        for (; j < j1; ++j) rest += int32_t{wr[j]} * xr[j];
-        tail += static_cast<float>(rest) * scale;
+        if (wb != 32)
+          acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot), _mm256_set1_ps(ws[b] * xs), acc);
+        int32_t rest = 0;  // fewer than 32 columns: within one weight block
+        for (int64_t t = j; t < j1; ++t) rest += int32_t{wr[t]} * xr[t];
+        if (j < j1) tail += static_cast<float>(rest) * (ws[j / wb] * xs);
       }
       y[r * n + i] = hsum8(acc) + tail;
     }
@@ -437,14 +448,15 @@ __attribute__((target("avx2,fma"))) void int8_rows_avx2(const int8_t* w, const f
 // u8 x s8 products per lane in one instruction (|w| times x carrying w's sign, as above). The
 // AVX2 loop needs three instructions for that and made int8 decode compute-bound on a Xeon.
 __attribute__((target("avx512f,avx512bw,avx512vnni,avx2,fma"))) void int8_rows_vnni(
-    const int8_t* w, const float* scales, int64_t i0, int64_t i1, int64_t n, int64_t k,
+    const int8_t* w, const float* scales, int64_t wb, int64_t i0, int64_t i1, int64_t n, int64_t k,
     const float* x, int rows, float* y) {
   static_assert(kInt8Block == 64, "one block per 512-bit register");
-  const int64_t blocks = int8_blocks(k), whole = k / kInt8Block;
+  const int64_t blocks = int8_blocks(k), whole = k / kInt8Block, wblocks = (k + wb - 1) / wb;
   const QuantizedInput in(x, rows, k);
   const __m512i zero = _mm512_setzero_si512();
   for (int64_t i = i0; i < i1; ++i) {
     const int8_t* wr = w + i * k;
+    const float* ws = scales + i * wblocks;
     for (int r = 0; r < rows; ++r) {
       const int8_t* xr = in.q.data() + r * k;
       __m512 acc = _mm512_setzero_ps();
@@ -454,15 +466,23 @@ __attribute__((target("avx512f,avx512bw,avx512vnni,avx2,fma"))) void int8_rows_v
         const __m512i xv = _mm512_loadu_si512(xr + b * kInt8Block);
         const __m512i xs = _mm512_mask_sub_epi8(xv, _mm512_movepi8_mask(wv), zero, xv);
         const __m512i dot = _mm512_dpbusd_epi32(zero, _mm512_abs_epi8(wv), xs);
-        const float scale = scales[i * blocks + b] * in.scale[r * blocks + b];
-        acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), _mm512_set1_ps(scale), acc);
+        const float xscale = in.scale[r * blocks + b];
+        // Lanes 0-7 sum columns 0-31 of the block, lanes 8-15 columns 32-63: with 32-column
+        // weight blocks each half takes its own weight scale.
+        const __m512 scale = wb == 32
+                                 ? _mm512_mask_blend_ps(0xff00, _mm512_set1_ps(ws[2 * b] * xscale),
+                                                        _mm512_set1_ps(ws[2 * b + 1] * xscale))
+                                 : _mm512_set1_ps(ws[b] * xscale);
+        acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), scale, acc);
       }
       float tail = 0.f;
-      if (whole < blocks) {  // the last, shorter block
-        int32_t rest = 0;
-        for (int64_t j = whole * kInt8Block; j < k; ++j) rest += int32_t{wr[j]} * xr[j];
-        tail =
-            static_cast<float>(rest) * (scales[i * blocks + whole] * in.scale[r * blocks + whole]);
+      if (whole < blocks) {  // the last, shorter block: one or two weight blocks
+        const float xscale = in.scale[r * blocks + whole];
+        for (int64_t j0 = whole * kInt8Block; j0 < k; j0 += wb) {
+          int32_t rest = 0;
+          for (int64_t j = j0; j < std::min(k, j0 + wb); ++j) rest += int32_t{wr[j]} * xr[j];
+          tail += static_cast<float>(rest) * (ws[j0 / wb] * xscale);
+        }
       }
       y[r * n + i] = _mm512_reduce_add_ps(acc) + tail;
     }
@@ -616,9 +636,9 @@ void rows_avx2(const W* w, int64_t i0, int64_t i1, int64_t n, int64_t k, const f
                float* y, Convert convert) {
   rows_portable(w, i0, i1, n, k, x, rows, y, convert);
 }
-void int8_rows_avx2(const int8_t* w, const float* scales, int64_t i0, int64_t i1, int64_t n,
-                    int64_t k, const float* x, int rows, float* y) {
-  int8_rows_portable(w, scales, i0, i1, n, k, x, rows, y);
+void int8_rows_avx2(const int8_t* w, const float* scales, int64_t wb, int64_t i0, int64_t i1,
+                    int64_t n, int64_t k, const float* x, int rows, float* y) {
+  int8_rows_portable(w, scales, wb, i0, i1, n, k, x, rows, y);
 }
 #endif
 
@@ -663,12 +683,12 @@ void target_rows(const GemvTarget& t, const PairsInput* xb, int64_t i0, int64_t 
       const auto* w = static_cast<const int8_t*>(t.w);
 #ifdef DAPX_X86
       if (kernels == CpuKernels::kAvx512 && cpu_has_avx512_vnni())
-        return int8_rows_vnni(w, t.scales, i0, i1, t.n, k, t.x, rows, t.y);
+        return int8_rows_vnni(w, t.scales, t.block, i0, i1, t.n, k, t.x, rows, t.y);
 #endif
       if (avx2)
-        int8_rows_avx2(w, t.scales, i0, i1, t.n, k, t.x, rows, t.y);
+        int8_rows_avx2(w, t.scales, t.block, i0, i1, t.n, k, t.x, rows, t.y);
       else
-        int8_rows_portable(w, t.scales, i0, i1, t.n, k, t.x, rows, t.y);
+        int8_rows_portable(w, t.scales, t.block, i0, i1, t.n, k, t.x, rows, t.y);
       return;
     }
   }

@@ -38,7 +38,11 @@ struct GemvTarget {
   int64_t n;
   const float* x;
   float* y;
-  const float* scales = nullptr;  // int8: [n, int8_blocks(k)]
+  const float* scales = nullptr;  // int8: [n, ceil(k / block)]
+  // int8: the columns each weight scale covers, kInt8Block or 32 (a GGUF Q8_0 matrix kept as
+  // it is; x is still quantised per kInt8Block, so a 64-column block of x meets two weight
+  // blocks).
+  int64_t block = kInt8Block;
 };
 // Several products of the same width k in one parallel region: the output rows of all of them
 // are split evenly over the threads, so small matrices (K and V next to Q, gate next to up,

@@ -70,6 +70,27 @@ Linear::Linear(at::Tensor weight, at::Tensor bias, const LinearFormat& format)
   }
 }
 
+Linear::Linear(Int8Weights weights, at::Tensor bias, const LinearFormat& format)
+    : weight_(std::move(weights.q)),
+      bias_(std::move(bias)),
+      scales_(std::move(weights.scales)),
+      block_(weights.block),
+      gemm_(format.gemm) {
+  if (gemm_ != at::kFloat && gemm_ != at::kBFloat16)
+    throw Error("Linear: the GEMM dtype must be f32 or bf16");
+  if (block_ != 32 && block_ != kInt8Block)
+    throw Error("int8 weights: blocks of 32 or " + std::to_string(kInt8Block) + " columns, not " +
+                std::to_string(block_));
+  if (!weight_.is_cpu() || weight_.scalar_type() != at::kChar || weight_.dim() != 2 ||
+      !weight_.is_contiguous())
+    throw Error("int8 weights: q must be a contiguous 2-D int8 CPU tensor");
+  const int64_t blocks = (in_features() + block_ - 1) / block_;
+  if (!scales_.is_cpu() || scales_.scalar_type() != at::kFloat || !scales_.is_contiguous() ||
+      scales_.dim() != 2 || scales_.size(0) != out_features() || scales_.size(1) != blocks)
+    throw Error("int8 weights: the scales must be f32 [" + std::to_string(out_features()) + ", " +
+                std::to_string(blocks) + "]");
+}
+
 int64_t Linear::bytes() const {
   int64_t b = weight_.numel() * static_cast<int64_t>(weight_.element_size());
   if (scales_.defined()) b += scales_.numel() * static_cast<int64_t>(sizeof(float));
@@ -103,7 +124,8 @@ GemvTarget Linear::gemv_target(const float* x, float* y) const {
           out_features(),
           x,
           y,
-          scales_.defined() ? scales_.data_ptr<float>() : nullptr};
+          scales_.defined() ? scales_.data_ptr<float>() : nullptr,
+          block_};
 }
 
 void Linear::add_bias(float* y, int rows) const {
@@ -120,7 +142,7 @@ void Linear::convert_rows(int64_t o0, at::Tensor& dst) const {
     dst.copy_(weight_.narrow(0, o0, n));  // vectorised and parallel in ATen
     return;
   }
-  const int64_t blocks = int8_blocks(in);
+  const int64_t block = block_, blocks = (in + block - 1) / block;
   const int8_t* q = weight_.data_ptr<int8_t>() + o0 * in;
   const float* sc = scales_.data_ptr<float>() + o0 * blocks;
   const bool bf16 = dst.scalar_type() == at::kBFloat16;
@@ -129,7 +151,7 @@ void Linear::convert_rows(int64_t o0, at::Tensor& dst) const {
 #pragma omp parallel for schedule(static)
   for (int64_t i = 0; i < n; ++i)
     for (int64_t j = 0; j < in; ++j) {
-      const float v = static_cast<float>(q[i * in + j]) * sc[i * blocks + j / kInt8Block];
+      const float v = static_cast<float>(q[i * in + j]) * sc[i * blocks + j / block];
       if (bf16)
         h[i * in + j] = f32_to_bf16(v);
       else

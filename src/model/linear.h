@@ -19,9 +19,18 @@ struct LinearFormat {
   at::ScalarType gemm = at::kFloat;
 };
 
+// Weights already quantised to int8 (a GGUF Q8_0 matrix): q [out, in] int8, scales [out,
+// ceil(in / block)] f32, block 32 or kInt8Block; W = q * scale exactly.
+struct Int8Weights {
+  at::Tensor q, scales;
+  int64_t block = kInt8Block;
+};
+
 class Linear {
  public:
   Linear() = default;
+  // Held as they are (CPU only); format.gemm is the prefill GEMM's dtype.
+  Linear(Int8Weights weights, at::Tensor bias, const LinearFormat& format);
   // weight [out, in], bias [out] or undefined.
   Linear(at::Tensor weight, at::Tensor bias, const LinearFormat& format = {});
   // x: [rows, in] f32 (or already in input_dtype()) -> [rows, out] in `out` (f32 or bf16). A
@@ -56,7 +65,8 @@ class Linear {
   void convert_rows(int64_t o0, at::Tensor& dst) const;
 
   at::Tensor weight_, bias_;
-  at::Tensor scales_;  // f32 [out, int8_blocks(in)] when the weight is int8
+  at::Tensor scales_;  // f32 [out, ceil(in / block_)] when the weight is int8
+  int64_t block_ = kInt8Block;
   at::ScalarType gemm_ = at::kFloat;
 };
 

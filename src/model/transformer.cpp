@@ -49,11 +49,14 @@ Transformer::Transformer(const ModelConfig& cfg, std::shared_ptr<const WeightSto
   final_norm_ = load("model.norm.weight", {h}, false);
   // Tied: the head shares the embedding's tensor, unless int8 quantises a copy of it (the
   // embedding lookup keeps the original).
-  if (cfg.tie_word_embeddings)
+  if (store_->int8_matrix("lm_head.weight"))  // a GGUF Q8_0 head (tied or not), as it is
+    lm_head_ = load_linear("lm_head", cfg.vocab_size, h, false);
+  else if (cfg.tie_word_embeddings)
     lm_head_ = Linear(embed_tokens_, {}, format_);
   else
     lm_head_ = Linear(load("lm_head.weight", {cfg.vocab_size, h}, true), {}, format_);
-  if (!cfg.tie_word_embeddings && lm_head_.int8()) store_->release("lm_head.weight");
+  if (!cfg.tie_word_embeddings && lm_head_.int8() && !store_->int8_matrix("lm_head.weight"))
+    store_->release("lm_head.weight");
   weight_bytes_ = embed_tokens_.numel() * embed_tokens_.element_size() +
                   (cfg.tie_word_embeddings && !format_.int8 ? 0 : lm_head_.bytes());
   for (int l = 0; l < cfg.num_layers; ++l) {
@@ -102,6 +105,21 @@ at::Tensor Transformer::load(const std::string& name, const std::vector<int64_t>
 }
 
 Linear Transformer::load_linear(const std::string& prefix, int64_t out, int64_t in, bool bias) {
+  if (const Int8Matrix* m = store_->int8_matrix(prefix + ".weight")) {  // GGUF Q8_0, as it is
+    if (m->shape != std::vector<int64_t>{out, in})
+      throw Error("tensor '" + prefix + ".weight' has shape [" + std::to_string(m->shape[0]) +
+                  ", " + std::to_string(m->shape[1]) + "], expected [" + std::to_string(out) +
+                  ", " + std::to_string(in) + "]");
+    const int64_t blocks = (in + m->block - 1) / m->block;
+    const auto blob = [](const void* p, std::vector<int64_t> shape, at::ScalarType t) {
+      return at::from_blob(const_cast<void*>(p), shape, at::TensorOptions().dtype(t));
+    };
+    Int8Weights q{blob(m->q, {out, in}, at::kChar), blob(m->scales, {out, blocks}, at::kFloat),
+                  m->block};
+    params_.emplace_back(prefix + ".weight", q.q);
+    return Linear(std::move(q), bias ? load(prefix + ".bias", {out}, false) : at::Tensor(),
+                  format_);
+  }
   Linear lin(load(prefix + ".weight", {out, in}, true),
              bias ? load(prefix + ".bias", {out}, false) : at::Tensor(), format_);
   if (lin.int8()) store_->release(prefix + ".weight");  // quantised: the mapping is not read

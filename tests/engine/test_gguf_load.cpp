@@ -99,6 +99,40 @@ TEST_P(GgufLoad, ConvertedModelIsTheSameModel) {
   }
 }
 
+// --weights int8 on a Q8_0 file keeps the file's own quantisation: every projection is held as
+// its int8 values and f32 scales per block of 32 (no second rounding into dapx's 64-column
+// blocks), so a prefill whose GEMM runs in f32 gives bit for bit the logits of the same file
+// dequantised to f32; a decode step differs from it only by the int8 rounding of its input.
+TEST_P(GgufLoad, Q8_0RunsOnTheInt8PathAsItIs) {
+  const Arch arch = GetParam();
+  test::TempDir tmp;
+  const std::filesystem::path dir = testing::tiny_model(arch, DType::BF16, 7);
+  convert(dir, tmp / "q8.gguf", GgmlType::Q8_0);
+  const auto exact = load(tmp / "q8.gguf");
+  ComputeOptions o;
+  o.weight_dtype = at::kFloat;
+  o.int8_weights = true;
+  o.gemm = GemmChoice::kF32;
+  o.prefill_chunk = 16;
+  const auto q8 = LoadedModel::load(tmp / "q8.gguf", o);
+  // the seven projections of every layer and the LM head
+  EXPECT_EQ(q8->weights->int8_matrices().size(), size_t{7} * q8->config.num_layers + 1);
+  EXPECT_NE(q8->weights->int8_matrix("lm_head.weight"), nullptr);
+  for (const auto& [name, m] : q8->weights->int8_matrices()) EXPECT_EQ(m.block, 32) << name;
+  EXPECT_TRUE(exact->weights->int8_matrices().empty());  // without --weights int8: dequantised
+  // whole chunks of 16 rows: every product a GEMM (a GEMV, at most 8 rows, quantises x)
+  const std::vector<int> prompt = prompt_of(64, exact->config.vocab_size);
+  const at::Tensor want = logits(*exact, prompt);
+  EXPECT_TRUE(at::equal(logits(*q8, prompt), want));
+  KVCache a = exact->transformer.make_cache(), b = q8->transformer.make_cache();
+  exact->transformer.forward(prompt, 0, a);
+  q8->transformer.forward(prompt, 0, b);
+  const at::Tensor da = exact->transformer.decode(5, 64, a), db = q8->transformer.decode(5, 64, b);
+  const double diff = (da - db).abs().max().item<double>();
+  EXPECT_GT(diff, 0.0);  // the decode input is quantised to int8
+  EXPECT_LE(diff, 0.1 * da.std().item<double>());
+}
+
 // Greedy generation and the kept positions of every method equal the HF model's on the BF16
 // file (target and draft both converted).
 TEST_P(GgufLoad, EveryMethodSelectsTheSameOnTheBf16File) {

@@ -108,53 +108,58 @@ TEST(Gemv, MatchesNaiveLoopsForBf16AndF32) {
 // same way: against the dequantised product in double (with the input quantised as the kernel
 // does, and within the quantisation's bound of the exact input), for widths below one block,
 // at and across block edges, with vector tails.
+// Weight scales per 64 columns (dapx's own int8) and per 32 (a GGUF Q8_0 matrix kept as it is,
+// two weight blocks to each block of x).
 TEST(Gemv, Int8MatchesDequantizedLoops) {
   const std::vector<CpuKernels> levels = test::kernel_levels(
       {CpuKernels::kAvx512, CpuKernels::kAvx2, CpuKernels::kPortable}, test::Avx512Needs::kVnni);
   std::mt19937 rng(11);
   std::uniform_int_distribution<int> qd(-127, 127);
   std::uniform_real_distribution<float> sd(0.001f, 0.05f);
-  for (int64_t n : {1, 5, 33})
-    for (int64_t k : {1, 7, 8, 61, 64, 65, 200, 256})
-      for (int rows : {1, 3, kMaxGemvRows}) {
-        const int64_t blocks = int8_blocks(k);
-        std::vector<int8_t> q(n * k);
-        std::vector<float> scales(n * blocks);
-        for (auto& v : q) v = static_cast<int8_t>(qd(rng));
-        for (auto& v : scales) v = sd(rng);
-        const std::vector<float> x = random_vector(rows * k, rng);
-        for (CpuKernels kernels : levels) {
-          std::vector<float> y(rows * n, -1.f);
-          const GemvTarget t{q.data(), GemvWeights::kInt8, n, x.data(), y.data(), scales.data()};
-          gemv_batch(&t, 1, k, rows, kernels);
-          for (int r = 0; r < rows; ++r) {
-            // the input as the kernel uses it: int8 per block of 64, scale max |x| / 127
-            std::vector<double> xq(k), half_step(blocks);
-            for (int64_t b = 0; b < blocks; ++b) {
-              const int64_t j0 = b * kInt8Block, j1 = std::min(k, j0 + kInt8Block);
-              float amax = 0.f;
-              for (int64_t j = j0; j < j1; ++j) amax = std::max(amax, std::abs(x[r * k + j]));
-              const float sx = amax / 127.f, inv = 1.f / sx;
-              half_step[b] = sx / 2.0;
-              for (int64_t j = j0; j < j1; ++j) xq[j] = std::round(x[r * k + j] * inv) * double(sx);
-            }
-            for (int64_t i = 0; i < n; ++i) {
-              double e = 0, exact = 0, bound = 1e-4;
-              for (int64_t j = 0; j < k; ++j) {
-                const double wj = double(q[i * k + j]) * scales[i * blocks + j / kInt8Block];
-                e += wj * xq[j];
-                exact += wj * x[r * k + j];
-                bound += std::abs(wj) * half_step[j / kInt8Block];
+  for (int64_t wb : {kInt8Block, int64_t{32}})
+    for (int64_t n : {1, 5, 33})
+      for (int64_t k : {1, 7, 8, 31, 32, 33, 61, 64, 65, 96, 200, 256})
+        for (int rows : {1, 3, kMaxGemvRows}) {
+          const int64_t blocks = int8_blocks(k), wblocks = (k + wb - 1) / wb;
+          std::vector<int8_t> q(n * k);
+          std::vector<float> scales(n * wblocks);
+          for (auto& v : q) v = static_cast<int8_t>(qd(rng));
+          for (auto& v : scales) v = sd(rng);
+          const std::vector<float> x = random_vector(rows * k, rng);
+          for (CpuKernels kernels : levels) {
+            std::vector<float> y(rows * n, -1.f);
+            const GemvTarget t{q.data(), GemvWeights::kInt8, n, x.data(),
+                               y.data(), scales.data(),      wb};
+            gemv_batch(&t, 1, k, rows, kernels);
+            for (int r = 0; r < rows; ++r) {
+              // the input as the kernel uses it: int8 per block of 64, scale max |x| / 127
+              std::vector<double> xq(k), half_step(blocks);
+              for (int64_t b = 0; b < blocks; ++b) {
+                const int64_t j0 = b * kInt8Block, j1 = std::min(k, j0 + kInt8Block);
+                float amax = 0.f;
+                for (int64_t j = j0; j < j1; ++j) amax = std::max(amax, std::abs(x[r * k + j]));
+                const float sx = amax / 127.f, inv = 1.f / sx;
+                half_step[b] = sx / 2.0;
+                for (int64_t j = j0; j < j1; ++j)
+                  xq[j] = std::round(x[r * k + j] * inv) * double(sx);
               }
-              ASSERT_NEAR(y[r * n + i], e, 1e-4 * (1 + std::sqrt(double(k))))
-                  << "n " << n << " k " << k << " rows " << rows << " kernels "
-                  << test::level_name(kernels);
-              // quantising x moves each x[j] by at most half a step of its block
-              EXPECT_NEAR(y[r * n + i], exact, bound);
+              for (int64_t i = 0; i < n; ++i) {
+                double e = 0, exact = 0, bound = 1e-4;
+                for (int64_t j = 0; j < k; ++j) {
+                  const double wj = double(q[i * k + j]) * scales[i * wblocks + j / wb];
+                  e += wj * xq[j];
+                  exact += wj * x[r * k + j];
+                  bound += std::abs(wj) * half_step[j / kInt8Block];
+                }
+                ASSERT_NEAR(y[r * n + i], e, 1e-4 * (1 + std::sqrt(double(k))))
+                    << "block " << wb << " n " << n << " k " << k << " rows " << rows << " kernels "
+                    << test::level_name(kernels);
+                // quantising x moves each x[j] by at most half a step of its block
+                EXPECT_NEAR(y[r * n + i], exact, bound);
+              }
             }
           }
         }
-      }
 }
 
 // Batched decode's promise at the kernel: row r of a many-row product is the one-row product of
