@@ -68,8 +68,9 @@ std::unique_ptr<LoadedModel> LoadedModel::load(const std::filesystem::path& path
     check_vocab(tok, cfg, path.string());
     // Quantised tensors become the compute dtype's (f32 keeps every type exact).
     const DType dequant = opts.weight_dtype == at::kFloat ? DType::F32 : DType::BF16;
-    // With --weights int8, Q8_0 projections stay as they are (the int8 GEMV reads their
-    // blocks of 32); other types are dequantised and quantised again like an HF model's.
+    // With --weights int8 the quantised projections and head become int8 at once (Q8_0 as it
+    // is, its blocks of 32; other types quantised again like an HF model's), without a
+    // dequantised copy.
     auto weights = std::make_shared<const WeightStore>(
         gguf_weight_store(file, cfg, dequant, opts.int8_weights && opts.device.is_cpu()));
     Transformer transformer(cfg, weights, opts);

@@ -11,6 +11,7 @@
 #include "io/gguf_model.h"
 #include "util/bf16.h"
 #include "util/error.h"
+#include "util/int8_rows.h"
 
 namespace dapx {
 namespace {
@@ -69,6 +70,10 @@ void drop_pages(const GgufTensor& t) {
 
 namespace {
 
+// dapx's own int8 rows: one scale per 64 columns (model/gemv.h's kInt8Block; io does not
+// include the model layer).
+constexpr int64_t kInt8Cols = 64;
+
 // A Q8_0 matrix as int8 values and f32 block scales, rows in HF order (`heads` > 0: a llama q/k
 // projection).
 Int8Matrix split_q8_0(const GgufTensor& t, int64_t heads, Holder& holder) {
@@ -96,6 +101,41 @@ Int8Matrix split_q8_0(const GgufTensor& t, int64_t heads, Holder& holder) {
   return m;
 }
 
+// Another quantised type for --weights int8: each row dequantised (and rounded to `dtype`, as
+// the view would hold it), then quantised to dapx's int8 rows, without keeping the dequantised
+// matrix (Linear would quantise the same values the same way, but the copy would stay).
+Int8Matrix requantised(const GgufTensor& t, int64_t heads, DType dtype, Holder& holder) {
+  const int64_t rows = t.num_rows(), cols = t.row_length(),
+                blocks = (cols + kInt8Cols - 1) / kInt8Cols;
+  const size_t row_bytes = ggml_row_bytes(t.type, cols);
+  std::vector<std::byte> hf_order;
+  const std::byte* src = t.data;
+  if (heads > 0) {
+    hf_order.resize(t.nbytes);
+    permute_llama_qk_rows(t.data, hf_order.data(), rows, row_bytes, heads, true);
+    src = hf_order.data();
+  }
+  std::vector<std::byte> q(static_cast<size_t>(rows * cols)),
+      scales(static_cast<size_t>(rows * blocks) * sizeof(float));
+  std::vector<float> row(static_cast<size_t>(cols));
+  for (int64_t r = 0; r < rows; ++r) {
+    dequantize_row(t.type, src + r * row_bytes, row.data(), cols);
+    if (dtype == DType::BF16)
+      for (float& v : row) v = bf16_to_f32(f32_to_bf16(v));
+    quantize_int8_rows(row.data(), 1, cols, kInt8Cols,
+                       reinterpret_cast<int8_t*>(q.data()) + r * cols,
+                       reinterpret_cast<float*>(scales.data()) + r * blocks);
+  }
+  Int8Matrix m;
+  m.shape = t.shape;
+  m.block = kInt8Cols;
+  holder.copies.push_back(std::move(q));
+  m.q = reinterpret_cast<const int8_t*>(holder.copies.back().data());
+  holder.copies.push_back(std::move(scales));
+  m.scales = reinterpret_cast<const float*>(holder.copies.back().data());
+  return m;
+}
+
 bool is_projection(const std::string& hf_name) {
   const std::string suffix = "_proj.weight";
   return hf_name.size() > suffix.size() &&
@@ -105,7 +145,7 @@ bool is_projection(const std::string& hf_name) {
 }  // namespace
 
 WeightStore gguf_weight_store(std::shared_ptr<const GgufFile> file, const ModelConfig& config,
-                              DType dequant_to, bool q8_0_as_int8) {
+                              DType dequant_to, bool int8_weights) {
   if (dequant_to != DType::F32 && dequant_to != DType::BF16)
     throw Error("GGUF weights dequantise to F32 or BF16, not " + dtype_name(dequant_to));
   auto holder = std::make_shared<Holder>();
@@ -128,10 +168,11 @@ WeightStore gguf_weight_store(std::shared_ptr<const GgufFile> file, const ModelC
     // embedding table, which the lookup also reads dequantised: both forms are kept).
     const bool head = *hf == "lm_head.weight" ||
                       (config.tie_word_embeddings && *hf == "model.embed_tokens.weight");
-    if (q8_0_as_int8 && t.type == GgmlType::Q8_0 && t.shape.size() == 2 &&
-        (is_projection(*hf) || head)) {
+    if (int8_weights && !in_place && t.shape.size() == 2 && (is_projection(*hf) || head)) {
       try {
-        int8.emplace(head ? "lm_head.weight" : *hf, split_q8_0(t, heads, *holder));
+        int8.emplace(head ? "lm_head.weight" : *hf,
+                     t.type == GgmlType::Q8_0 ? split_q8_0(t, heads, *holder)
+                                              : requantised(t, heads, dequant_to, *holder));
       } catch (const Error& e) {
         throw Error("tensor '" + t.name + "' in " + where + ": " + e.what());
       }

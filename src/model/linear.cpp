@@ -7,6 +7,7 @@
 
 #include "util/bf16.h"
 #include "util/error.h"
+#include "util/int8_rows.h"
 
 namespace dapx {
 namespace {
@@ -18,22 +19,12 @@ namespace {
 // which bounds the buffer.
 constexpr int64_t kTileElements = int64_t{1} << 23;
 
-// Rows of an f32 matrix w [rows, in] into int8 q and their scales: symmetric per row and block
-// of kInt8Block columns, scale = max |w| / 127 (1 for an all-zero block), q = round(w / scale).
 void quantize_rows(const at::Tensor& w, int8_t* dst, float* sc) {
   const int64_t out = w.size(0), in = w.size(1), blocks = int8_blocks(in);
   const float* src = w.data_ptr<float>();
 #pragma omp parallel for schedule(static)
   for (int64_t i = 0; i < out; ++i)
-    for (int64_t b = 0; b < blocks; ++b) {
-      const int64_t j0 = b * kInt8Block, j1 = std::min(in, j0 + kInt8Block);
-      float amax = 0.f;
-      for (int64_t j = j0; j < j1; ++j) amax = std::max(amax, std::abs(src[i * in + j]));
-      const float scale = amax > 0.f ? amax / 127.f : 1.f;
-      sc[i * blocks + b] = scale;
-      for (int64_t j = j0; j < j1; ++j)
-        dst[i * in + j] = static_cast<int8_t>(std::lrint(src[i * in + j] / scale));
-    }
+    quantize_int8_rows(src + i * in, 1, in, kInt8Block, dst + i * in, sc + i * blocks);
 }
 
 // Converted to f32 a chunk of rows at a time, so quantising a large matrix (an LM head) does

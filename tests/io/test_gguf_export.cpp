@@ -15,6 +15,7 @@
 #include "temp_dir.h"
 #include "util/bf16.h"
 #include "util/error.h"
+#include "util/int8_rows.h"
 
 namespace dapx {
 namespace {
@@ -189,6 +190,53 @@ TEST(GgufWeights, UnknownTensorIsNamed) {
     EXPECT_NE(std::string(e.what()).find("tensor 'blk.0.mystery.weight'"), std::string::npos)
         << e.what();
   }
+}
+
+// --weights int8 from a GGUF file: the matrices the int8 GEMV reads come as int8 at once. Q8_0
+// keeps its own values and scales per 32 columns; Q4_K rows are what Linear would make of the
+// dequantised bf16 matrix (dapx's int8 rows, scales per 64 columns), byte for byte, without that
+// matrix being held. For the llama arrangement too (q/k rows back in HF order).
+TEST(GgufWeights, Int8MatricesAreTheFilesOwnOrLinearsQuantisation) {
+  for (const Arch arch : {Arch::Qwen2, Arch::Llama})
+    for (const GgmlType type : {GgmlType::Q8_0, GgmlType::Q4_K}) {
+      SCOPED_TRACE(ggml_type_name(type));
+      test::TempDir dir;
+      const ModelConfig cfg = tiny_config(arch, true);
+      write_random_model(dir / "hf", cfg, 5, DType::BF16, "{}", "raw");
+      write_gguf_model(WeightStore::open(dir / "hf"), cfg, "tiny", {}, dir / "m.gguf", type);
+      std::shared_ptr<const GgufFile> file = GgufFile::open(dir / "m.gguf");
+      const ModelConfig back = gguf_model_config(*file);
+      // Q8_0 against its exact (f32) values; Q4_K against the bf16 matrix Linear would get
+      const WeightStore plain =
+          gguf_weight_store(file, back, type == GgmlType::Q8_0 ? DType::F32 : DType::BF16, false);
+      const WeightStore int8 = gguf_weight_store(file, back, DType::BF16, true);
+      EXPECT_TRUE(plain.int8_matrices().empty());
+      int checked = 0;
+      for (const auto& [name, m] : int8.int8_matrices()) {
+        SCOPED_TRACE(name);
+        if (name != "lm_head.weight") EXPECT_THROW(int8.get(name), Error);  // no copy held
+        const TensorView& v = plain.get(
+            name == "lm_head.weight" && !plain.has(name) ? "model.embed_tokens.weight" : name);
+        const int64_t rows = m.shape[0], cols = m.shape[1];
+        ASSERT_EQ(m.block, type == GgmlType::Q8_0 ? 32 : 64);
+        const int64_t blocks = (cols + m.block - 1) / m.block;
+        std::vector<float> w(static_cast<size_t>(rows * cols));
+        for (int64_t i = 0; i < rows * cols; ++i) w[i] = at(v, i);
+        if (type == GgmlType::Q8_0) {  // the values the file holds, exactly
+          for (int64_t i = 0; i < rows * cols; ++i)
+            ASSERT_EQ(float(m.q[i]) * m.scales[(i / cols) * blocks + (i % cols) / 32], w[i]) << i;
+        } else {  // what Linear makes of the dequantised bf16 matrix
+          std::vector<int8_t> q(w.size());
+          std::vector<float> sc(static_cast<size_t>(rows * blocks));
+          quantize_int8_rows(w.data(), rows, cols, 64, q.data(), sc.data());
+          ASSERT_EQ(std::memcmp(q.data(), m.q, q.size()), 0);
+          ASSERT_EQ(std::memcmp(sc.data(), m.scales, sc.size() * sizeof(float)), 0);
+        }
+        ++checked;
+      }
+      // the seven projections of each layer and the LM head (here the tied embedding)
+      EXPECT_EQ(checked, 7 * cfg.num_layers + 1);
+    }
 }
 
 }  // namespace
