@@ -14,7 +14,7 @@ namespace {
 
 struct GenerateFlags {
   std::string model, prompt, prompt_file, system, chat_format = "auto", method = "full";
-  std::string dump_selection, draft, prefix_cache_dir;
+  std::string dump_selection, draft, prefix_cache_dir, prefix_cache_dir_bytes;
   MethodFlags method_flags;
   bool chat = false, json = false, quiet = false, show_compressed = false;
   GenerationParams gen;
@@ -79,6 +79,11 @@ std::string gemm_used(const LoadedModel& m, const ComputeOptions& opts, const Ru
 }
 
 void run(const GenerateFlags& f) {
+  const int64_t dir_bytes =  // -1: PrefixDisk's default
+      f.prefix_cache_dir_bytes.empty() ? -1
+      : f.prefix_cache_dir_bytes == "0"
+          ? 0
+          : parse_bytes(f.prefix_cache_dir_bytes, "--prefix-cache-dir-bytes");
   const ComputeOptions opts = apply_runtime_flags(f.runtime);
   const auto [model, draft] = load_target_and_draft(f.model, f.draft, opts);
   const std::vector<int> prompt = build_prompt(f, *model);
@@ -102,6 +107,9 @@ void run(const GenerateFlags& f) {
       attach_prefix_disk(*draft_cache, *draft, f.prefix_cache_dir);
       gen.draft_prefix_cache = draft_cache.get();
     }
+    if (dir_bytes >= 0)  // both bound the whole folder
+      for (PrefixCache* c : {cache.get(), draft_cache.get()})
+        if (c) c->set_disk_max_bytes(dir_bytes);
   }
   GenerationResult r = generate(*model, *method, prompt, gen, [&](const std::string& s) {
     if (stream) std::cout << s << std::flush;
@@ -170,6 +178,10 @@ void register_generate(CLI::App& app) {
                   "Read the prompt's cached blocks (full K/V of prefill chunks) from this folder "
                   "and write the new ones: a second run on the same document prefills only what "
                   "follows it (files are named for the model; bad ones are logged and recomputed)");
+  cmd->add_option("--prefix-cache-dir-bytes", f->prefix_cache_dir_bytes,
+                  "Bound of --prefix-cache-dir's block files, e.g. 20G (default: half of the "
+                  "disk's free space at start, counting the folder's blocks as free; 0: "
+                  "unbounded): after a write, the least recently used files are deleted");
   cmd->add_option("--dump-selection", f->dump_selection,
                   "Write the kept original positions per layer and KV head as JSON to this file");
   cmd->add_option("--max-new-tokens,-n", f->gen.max_new_tokens, "Tokens to generate at most")

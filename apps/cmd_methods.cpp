@@ -18,7 +18,8 @@ void register_methods(CLI::App& app) {
     }
     for (const MethodSpec& m : method_catalogue()) {
       std::cout << m.name << "  [" << family_name(m.family) << (m.needs_draft ? ", draft" : "")
-                << "]  " << m.description << "\n";
+                << (m.reuses_prefix_cache ? "" : ", no prefix cache") << "]  " << m.description
+                << "\n";
       for (const ParamSpec& p : m.params) {
         const std::string def = p.default_value.is_null()     ? "unset"
                                 : p.default_value.is_string() ? p.default_value.get<std::string>()

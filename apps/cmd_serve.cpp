@@ -14,7 +14,7 @@ namespace dapx::cli {
 namespace {
 
 struct ServeFlags {
-  std::string model, draft, api_key_file, kv_memory, prefix_cache;
+  std::string model, draft, api_key_file, kv_memory, prefix_cache, prefix_cache_dir_bytes;
   server::ServerOptions opts;
   MethodFlags method_flags;
   RuntimeFlags runtime;
@@ -45,8 +45,16 @@ void run(ServeFlags& f) {
     f.opts.prefix_cache = 0;
   else if (!f.prefix_cache.empty())
     f.opts.prefix_cache = parse_bytes(f.prefix_cache, "--prefix-cache");
+  if (!f.prefix_cache_dir_bytes.empty())
+    f.opts.prefix_cache_dir_bytes =
+        f.prefix_cache_dir_bytes == "0"
+            ? 0
+            : parse_bytes(f.prefix_cache_dir_bytes, "--prefix-cache-dir-bytes");
   server::Server srv(*target, draft.get(), f.opts);
   const int port = srv.bind();
+  const int64_t dir_max = srv.prefix_cache_stats().disk_max_bytes;
+  const std::string dir_bound =
+      dir_max > 0 ? "up to " + std::to_string(dir_max >> 20) + " MiB" : "unbounded";
   std::thread waiter([&] {
     int sig = 0;
     sigwait(&signals, &sig);
@@ -61,6 +69,8 @@ void run(ServeFlags& f) {
             << " sequences per decode step, KV pool "
             << srv.scheduler_options().kv_memory / (1 << 20) << " MiB, prefix cache "
             << srv.prefix_cache_stats().max_bytes / (1 << 20) << " MiB"
+            << (f.opts.prefix_cache_dir.empty() ? ""
+                                                : " + " + f.opts.prefix_cache_dir + " " + dir_bound)
             << ", max_tokens default 16, at most " << f.opts.max_tokens << ")\n"
             << std::flush;
   srv.listen();
@@ -106,6 +116,10 @@ void register_serve(CLI::App& app) {
                   "Also keep the prefix cache's blocks in this folder (one safetensors file per "
                   "block, named for the model): a restarted server, or dapx generate with the "
                   "same folder, reuses them; bad or foreign files are logged and recomputed");
+  cmd->add_option("--prefix-cache-dir-bytes", f->prefix_cache_dir_bytes,
+                  "Bound of --prefix-cache-dir's block files, e.g. 20G (default: half of the "
+                  "disk's free space at start, counting the folder's blocks as free; 0: "
+                  "unbounded): after a write, the least recently used files are deleted");
   cmd->add_option("--max-body-bytes", f->opts.max_body_bytes,
                   "Largest request body (default 8 MiB)")
       ->check(CLI::Range(size_t{1024}, size_t{1} << 30).description("an integer in [1024, 2^30]"));

@@ -32,6 +32,11 @@ void PrefixCache::attach_disk(std::unique_ptr<PrefixDisk> disk, int64_t layers, 
   disk_dtype_ = dtype;
 }
 
+void PrefixCache::set_disk_max_bytes(int64_t bytes) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (disk_) disk_->set_max_bytes(bytes);
+}
+
 // FNV-1a over every token up to each block's end: block b's key names the whole prefix.
 std::vector<PrefixCache::Key> PrefixCache::keys_of(const std::vector<int>& tokens,
                                                    int64_t blocks) const {
@@ -79,6 +84,7 @@ PrefixCache::Hit PrefixCache::lookup(const std::vector<int>& tokens, int64_t max
       break;  // a hash collision: never serve another prompt's KV
     hit.blocks.push_back(it->second.block);
     lru_.splice(lru_.begin(), lru_, it->second.at);
+    if (disk_) disk_->touch(keys[b]);  // used: its file is evicted from the folder later
   }
   ++(hit.blocks.empty() ? stats_.misses : stats_.hits);
   stats_.hit_tokens += hit.tokens();
@@ -168,6 +174,8 @@ PrefixCache::Stats PrefixCache::stats() const {
     s.disk_reads = d.reads;
     s.disk_writes = d.writes;
     s.disk_dropped = d.dropped;
+    s.disk_evicted = d.evicted;
+    s.disk_max_bytes = d.max_bytes;
   }
   return s;
 }

@@ -46,8 +46,10 @@ class PrefixCache {
   struct Stats {
     int64_t hits = 0, misses = 0, hit_tokens = 0, bytes = 0, blocks = 0, evictions = 0;
     int64_t max_bytes = 0, block_tokens = 0;
-    // With a disk: blocks read from and written to it, and bad files dropped.
-    int64_t disk_reads = 0, disk_writes = 0, disk_dropped = 0;
+    // With a disk: blocks read from and written to it, bad files dropped, files evicted for
+    // the folder's bound (disk_max_bytes; 0: unbounded).
+    int64_t disk_reads = 0, disk_writes = 0, disk_dropped = 0, disk_evicted = 0;
+    int64_t disk_max_bytes = 0;
   };
 
   PrefixCache(int64_t max_bytes, int64_t block_tokens);
@@ -56,6 +58,9 @@ class PrefixCache {
   // read back holds `layers` layers of [kv_heads, block_tokens, head_dim] in `dtype`.
   void attach_disk(std::unique_ptr<PrefixDisk> disk, int64_t layers, int64_t kv_heads,
                    int64_t head_dim, at::ScalarType dtype);
+  // The disk folder's bound in bytes (PrefixDisk::set_max_bytes; 0: unbounded); no-op without
+  // a disk.
+  void set_disk_max_bytes(int64_t bytes);
 
   int64_t block_tokens() const { return block_tokens_; }
   // The longest run of cached whole blocks that starts `tokens`, at most `max_tokens` tokens.

@@ -1,7 +1,9 @@
 #include "kv/prefix_disk.h"
 
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstring>
 #include <iostream>
@@ -54,6 +56,72 @@ PrefixDisk::PrefixDisk(std::filesystem::path dir, std::string identity)
   if (ec || !std::filesystem::is_directory(dir_))
     throw Error("--prefix-cache-dir '" + dir_.string() + "': cannot create the folder" +
                 (ec ? ": " + ec.message() : ""));
+  stats_.max_bytes = default_max_bytes();
+}
+
+int64_t PrefixDisk::default_max_bytes() const {
+  std::error_code ec;
+  const std::filesystem::space_info s = std::filesystem::space(dir_, ec);
+  if (ec || s.available == static_cast<std::uintmax_t>(-1)) return int64_t{4} << 30;
+  // at least 1 byte: 0 would mean unbounded on a full disk
+  return std::max<int64_t>(1, (static_cast<int64_t>(s.available) + scan(false)) / 2);
+}
+
+void PrefixDisk::set_max_bytes(int64_t bytes) {
+  if (bytes < 0) throw Error("--prefix-cache-dir-bytes must be >= 0 bytes");
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stats_.max_bytes = bytes;
+  }
+  scan(true);
+}
+
+bool PrefixDisk::is_block_file(const std::string& name) {
+  // file_of(): 16 hex digits (the identity's hash), '-', 16 hex digits (the key), the extension
+  static const std::string ext = ".safetensors";
+  if (name.size() != 33 + ext.size() || name[16] != '-' || name.compare(33, ext.size(), ext) != 0)
+    return false;
+  for (size_t i = 0; i < 33; ++i)
+    if (i != 16 && !((name[i] >= '0' && name[i] <= '9') || (name[i] >= 'a' && name[i] <= 'f')))
+      return false;
+  return true;
+}
+
+int64_t PrefixDisk::scan(bool evict) const {
+  struct File {
+    std::pair<int64_t, int64_t> used;  // mtime: seconds, nanoseconds
+    std::filesystem::path path;
+    int64_t bytes;
+  };
+  std::vector<File> files;
+  int64_t total = 0;
+  // One scan per write: a few thousand names cost far less than writing a block. Under the
+  // lock, so that two writers do not both evict for the same excess.
+  std::lock_guard<std::mutex> lock(mu_);
+  std::error_code ec;
+  for (std::filesystem::directory_iterator it(dir_, ec), end; !ec && it != end; it.increment(ec)) {
+    if (!is_block_file(it->path().filename().string())) continue;
+    struct stat st;  // one call for size and mtime; a file deleted meanwhile is skipped
+    if (::stat(it->path().c_str(), &st) != 0) continue;
+    files.push_back({{st.st_mtim.tv_sec, st.st_mtim.tv_nsec}, it->path(), st.st_size});
+    total += st.st_size;
+  }
+  if (!evict || stats_.max_bytes <= 0 || total <= stats_.max_bytes) return total;
+  std::sort(files.begin(), files.end(), [](const File& a, const File& b) {
+    return a.used != b.used ? a.used < b.used : a.path < b.path;
+  });
+  for (const File& f : files) {
+    if (total <= stats_.max_bytes) break;
+    std::error_code rm_ec;
+    if (std::filesystem::remove(f.path, rm_ec)) ++stats_.evicted;
+    total -= f.bytes;
+  }
+  return total;
+}
+
+void PrefixDisk::touch(uint64_t key) const {
+  std::error_code ec;  // a file evicted meanwhile stays gone (its block is in RAM)
+  std::filesystem::last_write_time(file_of(key), std::filesystem::file_time_type::clock::now(), ec);
 }
 
 std::filesystem::path PrefixDisk::file_of(uint64_t key) const {
@@ -93,6 +161,7 @@ void PrefixDisk::write(uint64_t key, const PrefixBlock& block) const {
   try {
     write_safetensors(tmp, tensors, meta);
     std::filesystem::rename(tmp, file);
+    touch(key);  // the same fine clock as a hit's touch (the kernel's own stamps are coarser)
   } catch (const std::exception& e) {
     std::error_code ec;
     std::filesystem::remove(tmp, ec);
@@ -100,8 +169,11 @@ void PrefixDisk::write(uint64_t key, const PrefixBlock& block) const {
                      " (the block stays in RAM only)\n";
     return;
   }
-  std::lock_guard<std::mutex> lock(mu_);
-  ++stats_.writes;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    ++stats_.writes;
+  }
+  scan(true);
 }
 
 std::shared_ptr<PrefixBlock> PrefixDisk::read(uint64_t key, const int* tokens, int64_t n,
@@ -150,6 +222,7 @@ std::shared_ptr<PrefixBlock> PrefixDisk::read(uint64_t key, const int* tokens, i
       (kind == 'k' ? block->k : block->v).push_back(x);
       block->bytes += static_cast<int64_t>(t->nbytes);
     }
+  touch(key);
   std::lock_guard<std::mutex> lock(mu_);
   ++stats_.reads;
   return block;

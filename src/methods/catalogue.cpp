@@ -172,7 +172,8 @@ std::vector<MethodSpec> build() {
        {kv_budget_param(), integer("sinks", 4, 0, kTokens, "first prompt tokens always kept")},
        make_streaming},
       {"h2o", Family::KV, false, "H2O: keys by the attention every prompt query gives them",
-       h2o_params, observation_method<HeavyHitterPress>(Observe::All, h2o, false, false)},
+       h2o_params, observation_method<HeavyHitterPress>(Observe::All, h2o, false, false),
+       /*reuses_prefix_cache=*/false},
       {"snapkv", Family::KV, false, "SnapKV: keys by the attention of the last prompt tokens",
        observation_params(),
        observation_method<ObservationPress>(Observe::Window, snap, false, false)},
@@ -287,6 +288,7 @@ nlohmann::json catalogue_json() {
     out.push_back({{"name", m.name},
                    {"family", family_name(m.family)},
                    {"needs_draft", m.needs_draft},
+                   {"reuses_prefix_cache", m.reuses_prefix_cache},
                    {"description", m.description},
                    {"params", params}});
   }

@@ -28,6 +28,10 @@ struct MethodSpec {
   std::string description;
   std::vector<ParamSpec> params;
   std::function<std::unique_ptr<Method>(const MethodArgs&)> make;
+  // Whether the prefix cache (kv/prefix_cache.h) can serve part of a prompt it compresses;
+  // false for H2O, whose scores need every prompt query's attention (a cached block keeps K/V,
+  // not queries); a prompt within its budget is not compressed and reuses the cache as full.
+  bool reuses_prefix_cache = true;
 
   const ParamSpec* param(const std::string& name) const;  // null when not declared
   // The parameter a user's "budget" means for comparisons across methods (eval grid, bench):
@@ -45,8 +49,9 @@ std::unique_ptr<Method> make_method(const std::string& name,
                                     const nlohmann::json& params = nlohmann::json::object(),
                                     const MethodOptions& options = {});
 
-// The catalogue as JSON: [{name, family, needs_draft, description, params: [{name, type,
-// default, min, max | choices, help}]}] (dapx methods --json, the server's /v1/models).
+// The catalogue as JSON: [{name, family, needs_draft, reuses_prefix_cache, description,
+// params: [{name, type, default, min, max | choices, help}]}] (dapx methods --json, the
+// server's /v1/models).
 nlohmann::json catalogue_json();
 
 }  // namespace dapx

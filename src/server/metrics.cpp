@@ -125,11 +125,12 @@ std::string engine_text(const EngineGauges& g) {
       << "# TYPE dapx_prefix_cache_evictions_total counter\ndapx_prefix_cache_evictions_total "
       << g.prefix_evictions << "\n"
       << "# HELP dapx_prefix_cache_disk_blocks_total Prefix cache blocks read from and written to "
-         "--prefix-cache-dir, and bad files dropped.\n"
+         "--prefix-cache-dir, bad files dropped, and files evicted for --prefix-cache-dir-bytes.\n"
       << "# TYPE dapx_prefix_cache_disk_blocks_total counter\n"
       << "dapx_prefix_cache_disk_blocks_total{op=\"read\"} " << g.prefix_disk_reads << "\n"
       << "dapx_prefix_cache_disk_blocks_total{op=\"write\"} " << g.prefix_disk_writes << "\n"
-      << "dapx_prefix_cache_disk_blocks_total{op=\"dropped\"} " << g.prefix_disk_dropped << "\n";
+      << "dapx_prefix_cache_disk_blocks_total{op=\"dropped\"} " << g.prefix_disk_dropped << "\n"
+      << "dapx_prefix_cache_disk_blocks_total{op=\"evicted\"} " << g.prefix_disk_evicted << "\n";
   return out.str();
 }
 

@@ -41,7 +41,8 @@ struct EngineGauges {
   std::map<int, long long> batch_sizes;  // decode steps by batch size
   long long prefix_hits = 0, prefix_misses = 0, prefix_hit_tokens = 0, prefix_bytes = 0,
             prefix_limit = 0, prefix_blocks = 0, prefix_evictions = 0;
-  long long prefix_disk_reads = 0, prefix_disk_writes = 0, prefix_disk_dropped = 0;
+  long long prefix_disk_reads = 0, prefix_disk_writes = 0, prefix_disk_dropped = 0,
+            prefix_disk_evicted = 0;
 };
 // Prometheus lines: dapx_running_sequences, dapx_waiting_requests, dapx_kv_pool_bytes{state},
 // dapx_decode_steps_total, dapx_decode_step_seconds_total, dapx_decode_batch_size_steps.

@@ -125,6 +125,9 @@ Server::Server(const LoadedModel& target, const LoadedModel* draft, ServerOption
       attach_prefix_disk(*prefix_cache_, target_, options_.prefix_cache_dir);
       if (draft_prefix_cache_)
         attach_prefix_disk(*draft_prefix_cache_, *draft_, options_.prefix_cache_dir);
+      if (options_.prefix_cache_dir_bytes >= 0)  // both bound the whole folder
+        for (PrefixCache* c : {prefix_cache_.get(), draft_prefix_cache_.get()})
+          if (c) c->set_disk_max_bytes(options_.prefix_cache_dir_bytes);
     }
   }
   http_->set_error_writer([](int status, const std::string& message, const std::string& param,
@@ -161,6 +164,8 @@ Server::Server(const LoadedModel& target, const LoadedModel* draft, ServerOption
     g.prefix_disk_reads = pc.disk_reads;
     g.prefix_disk_writes = pc.disk_writes;
     g.prefix_disk_dropped = pc.disk_dropped;
+    g.prefix_disk_evicted =  // the folder's files, whichever model's cache evicted them
+        pc.disk_evicted + (draft_prefix_cache_ ? draft_prefix_cache_->stats().disk_evicted : 0);
     res.set_content(metrics_.text() + engine_text(g), "text/plain; version=0.0.4");
   });
   http_->route("GET", "/v1/models", [this](const HttpRequest& req, HttpResponse& res) {
@@ -349,6 +354,12 @@ void Server::handle_completion(const HttpRequest& req, HttpResponse& res, bool c
           "", "queue_full", "server_error");
     }
     metrics_.set_queue_depth(admitted_.load());
+    // Said once per request: otherwise its cached_tokens of 0 looks like a cache miss.
+    if (prefix_cache_ && !method_spec(p.method).reuses_prefix_cache)
+      std::cerr << "[dapx serve] " + p.id + ": method " + p.method +
+                       " does not reuse the prefix cache for a prompt it compresses (it needs "
+                       "every prompt query's attention)\n"
+                << std::flush;
   } catch (const ApiError& e) {
     send_error(res, e);
     log(e.status(), p.method, nullptr);

@@ -39,6 +39,9 @@ struct ServerOptions {
   // A folder that keeps the prefix cache's blocks across restarts (--prefix-cache-dir); empty:
   // RAM only.
   std::string prefix_cache_dir;
+  // Bound of that folder's block files (--prefix-cache-dir-bytes); -1: half of the disk's free
+  // space (plus the folder's blocks) at start; 0: unbounded.
+  int64_t prefix_cache_dir_bytes = -1;
 };
 
 class Server {

@@ -1,9 +1,11 @@
 // The prefix cache on disk (--prefix-cache-dir): blocks written by one cache are read back by a
 // new one (a restarted process) and give exactly the cold answer and selection; a block file
 // that is truncated, corrupt or of another model is reported, deleted, recomputed and written
-// again, never served.
+// again, never served. The folder's block files stay under --prefix-cache-dir-bytes, least
+// recently used out first, and no other file in it is touched.
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -179,6 +181,95 @@ TEST_F(PrefixDiskTest, BadBlockFilesAreDroppedRecomputedAndRewritten) {
     EXPECT_GT(again.disk_reads, 0);
     EXPECT_EQ(again.disk_dropped, 0);
   }
+}
+
+// The folder's bound (--prefix-cache-dir-bytes), on small blocks written directly: 4 tokens
+// (4 digits each, so every file has the same size), one layer of [1, 4, 8] f32 K/V.
+PrefixBlock small_block(uint64_t key) {
+  PrefixBlock b;
+  for (int i = 0; i < 4; ++i) b.tokens.push_back(1000 + static_cast<int>(key) * 4 + i);
+  b.k.push_back(at::full({1, 4, 8}, static_cast<float>(key)));
+  b.v.push_back(at::full({1, 4, 8}, -static_cast<float>(key)));
+  b.bytes = 2 * 32 * 4;
+  return b;
+}
+
+std::filesystem::path block_file(const std::filesystem::path& dir, const std::string& identity,
+                                 uint64_t key) {
+  return dir / (hex(fnv(reinterpret_cast<const unsigned char*>(identity.data()), identity.size())) +
+                "-" + hex(key) + ".safetensors");
+}
+
+// The block files in `dir` (every model's): their count and bytes.
+std::pair<int, int64_t> block_files(const std::filesystem::path& dir) {
+  std::pair<int, int64_t> out{0, 0};
+  for (const auto& e : std::filesystem::directory_iterator(dir))
+    if (PrefixDisk::is_block_file(e.path().filename().string())) {
+      ++out.first;
+      out.second += static_cast<int64_t>(e.file_size());
+    }
+  return out;
+}
+
+TEST(PrefixDiskBound, KeepsTheFolderUnderItAndLeavesOtherFilesAlone) {
+  test::TempDir dir;
+  // Not block files (of the writer's pattern): never counted, never deleted.
+  const std::vector<std::string> others = {"notes.txt", "weights.safetensors",
+                                           "0123456789abcdef-0123456789abcdef.safetensors.tmp42",
+                                           "0123456789ABCDEF-0123456789abcdef.safetensors"};
+  for (const std::string& name : others)
+    std::ofstream(dir / name, std::ios::binary) << std::string(8192, 'x');
+  PrefixDisk other(dir.path(), "model b");  // another model's block, in the same folder
+  other.write(99, small_block(99));
+  PrefixDisk disk(dir.path(), "model a");
+  EXPECT_GT(disk.stats().max_bytes, 0);  // the default: bounded
+  const int64_t size = block_files(dir.path()).second;
+  const int64_t bound = 3 * size + size / 2;  // room for 3 blocks
+  disk.set_max_bytes(bound);
+  for (uint64_t key = 1; key <= 20; ++key) {
+    disk.write(key, small_block(key));
+    EXPECT_LE(block_files(dir.path()).second, bound) << key;
+  }
+  EXPECT_EQ(block_files(dir.path()).first, 3);
+  EXPECT_EQ(disk.stats().writes, 20);
+  EXPECT_EQ(disk.stats().evicted, 18);  // the other model's block went first
+  EXPECT_FALSE(std::filesystem::exists(block_file(dir.path(), "model b", 99)));
+  for (uint64_t key = 18; key <= 20; ++key)
+    EXPECT_TRUE(std::filesystem::exists(block_file(dir.path(), "model a", key))) << key;
+  for (const std::string& name : others) {
+    EXPECT_TRUE(std::filesystem::exists(dir / name)) << name;
+    EXPECT_EQ(std::filesystem::file_size(dir / name), 8192u) << name;
+  }
+  disk.set_max_bytes(0);  // unbounded
+  for (uint64_t key = 21; key <= 25; ++key) disk.write(key, small_block(key));
+  EXPECT_EQ(block_files(dir.path()).first, 8);
+  EXPECT_EQ(disk.stats().evicted, 18);
+}
+
+TEST(PrefixDiskBound, TheLeastRecentlyUsedFileGoesFirst) {
+  test::TempDir dir;
+  PrefixDisk disk(dir.path(), "model a");
+  for (uint64_t key = 1; key <= 3; ++key) disk.write(key, small_block(key));
+  const int64_t size = block_files(dir.path()).second / 3;
+  disk.set_max_bytes(3 * size + size / 2);
+  ASSERT_EQ(block_files(dir.path()).first, 3);
+  // Written in order 1, 2, 3 (set apart by minutes: no reliance on the clock's resolution).
+  const auto now = std::filesystem::file_time_type::clock::now();
+  for (uint64_t key = 1; key <= 3; ++key)
+    std::filesystem::last_write_time(block_file(dir.path(), "model a", key),
+                                     now - std::chrono::minutes(10 - static_cast<int>(key)));
+  const PrefixBlock one = small_block(1);  // a disk hit makes block 1 the most recently used
+  ASSERT_NE(disk.read(1, one.tokens.data(), 4, 1, {1, 4, 8}, at::kFloat), nullptr);
+  disk.write(4, small_block(4));
+  EXPECT_TRUE(std::filesystem::exists(block_file(dir.path(), "model a", 1)));
+  EXPECT_FALSE(std::filesystem::exists(block_file(dir.path(), "model a", 2)));
+  EXPECT_TRUE(std::filesystem::exists(block_file(dir.path(), "model a", 3)));
+  EXPECT_TRUE(std::filesystem::exists(block_file(dir.path(), "model a", 4)));
+  disk.touch(3);  // a RAM hit on block 3: now block 1 is the oldest
+  disk.write(5, small_block(5));
+  EXPECT_FALSE(std::filesystem::exists(block_file(dir.path(), "model a", 1)));
+  EXPECT_TRUE(std::filesystem::exists(block_file(dir.path(), "model a", 3)));
+  EXPECT_EQ(disk.stats().evicted, 2);
 }
 
 }  // namespace
