@@ -141,12 +141,15 @@ void Linear::convert_rows(int64_t o0, at::Tensor& dst) const {
   auto* h = bf16 ? reinterpret_cast<uint16_t*>(dst.data_ptr()) : nullptr;
 #pragma omp parallel for schedule(static)
   for (int64_t i = 0; i < n; ++i)
-    for (int64_t j = 0; j < in; ++j) {
-      const float v = static_cast<float>(q[i * in + j]) * sc[i * blocks + j / block];
-      if (bf16)
-        h[i * in + j] = f32_to_bf16(v);
-      else
-        f[i * in + j] = v;
+    for (int64_t b = 0; b < blocks; ++b) {  // a scale per block (no division per element)
+      const float scale = sc[i * blocks + b];
+      for (int64_t j = b * block; j < std::min(in, (b + 1) * block); ++j) {
+        const float v = static_cast<float>(q[i * in + j]) * scale;
+        if (bf16)
+          h[i * in + j] = f32_to_bf16(v);
+        else
+          f[i * in + j] = v;
+      }
     }
 }
 
