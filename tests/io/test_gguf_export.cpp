@@ -214,7 +214,9 @@ TEST(GgufWeights, Int8MatricesAreTheFilesOwnOrLinearsQuantisation) {
       int checked = 0;
       for (const auto& [name, m] : int8.int8_matrices()) {
         SCOPED_TRACE(name);
-        if (name != "lm_head.weight") EXPECT_THROW(int8.get(name), Error);  // no copy held
+        if (name != "lm_head.weight") {
+          EXPECT_THROW(int8.get(name), Error);  // no dequantised copy held
+        }
         const TensorView& v = plain.get(
             name == "lm_head.weight" && !plain.has(name) ? "model.embed_tokens.weight" : name);
         const int64_t rows = m.shape[0], cols = m.shape[1];
