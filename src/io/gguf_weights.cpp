@@ -74,39 +74,13 @@ namespace {
 // include the model layer).
 constexpr int64_t kInt8Cols = 64;
 
-// A Q8_0 matrix as int8 values and f32 block scales, rows in HF order (`heads` > 0: a llama q/k
-// projection).
-Int8Matrix split_q8_0(const GgufTensor& t, int64_t heads, Holder& holder) {
-  const int64_t rows = t.num_rows(), cols = t.row_length(), blocks = cols / 32;
-  const size_t row_bytes = ggml_row_bytes(GgmlType::Q8_0, cols);
-  std::vector<std::byte> hf_order;
-  const std::byte* src = t.data;
-  if (heads > 0) {
-    hf_order.resize(t.nbytes);
-    permute_llama_qk_rows(t.data, hf_order.data(), rows, row_bytes, heads, true);
-    src = hf_order.data();
-  }
-  std::vector<std::byte> q(static_cast<size_t>(rows * cols)),
-      scales(static_cast<size_t>(rows * blocks) * sizeof(float));
-  for (int64_t r = 0; r < rows; ++r)
-    split_row_q8_0(src + r * row_bytes, cols, reinterpret_cast<int8_t*>(q.data()) + r * cols,
-                   reinterpret_cast<float*>(scales.data()) + r * blocks);
-  Int8Matrix m;
-  m.shape = t.shape;
-  m.block = 32;
-  holder.copies.push_back(std::move(q));
-  m.q = reinterpret_cast<const int8_t*>(holder.copies.back().data());
-  holder.copies.push_back(std::move(scales));
-  m.scales = reinterpret_cast<const float*>(holder.copies.back().data());
-  return m;
-}
-
-// Another quantised type for --weights int8: each row dequantised (and rounded to `dtype`, as
-// the view would hold it), then quantised to dapx's int8 rows, without keeping the dequantised
-// matrix (Linear would quantise the same values the same way, but the copy would stay).
-Int8Matrix requantised(const GgufTensor& t, int64_t heads, DType dtype, Holder& holder) {
-  const int64_t rows = t.num_rows(), cols = t.row_length(),
-                blocks = (cols + kInt8Cols - 1) / kInt8Cols;
+// A quantised matrix as int8 values and f32 scales per `block` columns, rows in HF order
+// (`heads` > 0: a llama q/k projection), made a row at a time by `row_to_int8(src row, q, scales)`
+// and held by `holder`.
+template <typename RowToInt8>
+Int8Matrix int8_matrix(const GgufTensor& t, int64_t heads, int64_t block, Holder& holder,
+                       RowToInt8 row_to_int8) {
+  const int64_t rows = t.num_rows(), cols = t.row_length(), blocks = (cols + block - 1) / block;
   const size_t row_bytes = ggml_row_bytes(t.type, cols);
   std::vector<std::byte> hf_order;
   const std::byte* src = t.data;
@@ -117,23 +91,36 @@ Int8Matrix requantised(const GgufTensor& t, int64_t heads, DType dtype, Holder& 
   }
   std::vector<std::byte> q(static_cast<size_t>(rows * cols)),
       scales(static_cast<size_t>(rows * blocks) * sizeof(float));
-  std::vector<float> row(static_cast<size_t>(cols));
-  for (int64_t r = 0; r < rows; ++r) {
-    dequantize_row(t.type, src + r * row_bytes, row.data(), cols);
-    if (dtype == DType::BF16)
-      for (float& v : row) v = bf16_to_f32(f32_to_bf16(v));
-    quantize_int8_rows(row.data(), 1, cols, kInt8Cols,
-                       reinterpret_cast<int8_t*>(q.data()) + r * cols,
-                       reinterpret_cast<float*>(scales.data()) + r * blocks);
-  }
+  for (int64_t r = 0; r < rows; ++r)
+    row_to_int8(src + r * row_bytes, reinterpret_cast<int8_t*>(q.data()) + r * cols,
+                reinterpret_cast<float*>(scales.data()) + r * blocks);
   Int8Matrix m;
   m.shape = t.shape;
-  m.block = kInt8Cols;
+  m.block = block;
   holder.copies.push_back(std::move(q));
   m.q = reinterpret_cast<const int8_t*>(holder.copies.back().data());
   holder.copies.push_back(std::move(scales));
   m.scales = reinterpret_cast<const float*>(holder.copies.back().data());
   return m;
+}
+
+// Q8_0 as it is: its int8 values and its scales per 32 columns. Another type: each row
+// dequantised (and rounded to `dtype`, as the view would hold it), then quantised to dapx's
+// int8 rows, without keeping the dequantised matrix (Linear would quantise the same values the
+// same way, but the copy would stay).
+Int8Matrix int8_form(const GgufTensor& t, int64_t heads, DType dtype, Holder& holder) {
+  const int64_t cols = t.row_length();
+  if (t.type == GgmlType::Q8_0)
+    return int8_matrix(t, heads, 32, holder, [&](const std::byte* src, int8_t* q, float* sc) {
+      split_row_q8_0(src, cols, q, sc);
+    });
+  std::vector<float> row(static_cast<size_t>(cols));
+  return int8_matrix(t, heads, kInt8Cols, holder, [&](const std::byte* src, int8_t* q, float* sc) {
+    dequantize_row(t.type, src, row.data(), cols);
+    if (dtype == DType::BF16)
+      for (float& v : row) v = bf16_to_f32(f32_to_bf16(v));
+    quantize_int8_rows(row.data(), 1, cols, kInt8Cols, q, sc);
+  });
 }
 
 bool is_projection(const std::string& hf_name) {
@@ -170,9 +157,7 @@ WeightStore gguf_weight_store(std::shared_ptr<const GgufFile> file, const ModelC
                       (config.tie_word_embeddings && *hf == "model.embed_tokens.weight");
     if (int8_weights && !in_place && t.shape.size() == 2 && (is_projection(*hf) || head)) {
       try {
-        int8.emplace(head ? "lm_head.weight" : *hf,
-                     t.type == GgmlType::Q8_0 ? split_q8_0(t, heads, *holder)
-                                              : requantised(t, heads, dequant_to, *holder));
+        int8.emplace(head ? "lm_head.weight" : *hf, int8_form(t, heads, dequant_to, *holder));
       } catch (const Error& e) {
         throw Error("tensor '" + t.name + "' in " + where + ": " + e.what());
       }
