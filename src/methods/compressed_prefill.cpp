@@ -15,18 +15,29 @@ RotaryTables rows_of(const RotaryTables& all, int64_t c0, int64_t len) {
   return {all.cos.narrow(0, c0, len), all.sin.narrow(0, c0, len)};
 }
 
+// The first row whose layer outputs a dense prefill needs: the first observation row (its
+// queries), or the last row (its logits).
+int64_t first_needed_row(const CompressionPlan& plan, int64_t n_all) {
+  return plan.obs_positions.empty() ? n_all - 1 : std::min(plan.obs_positions.front(), n_all - 1);
+}
+
 // One layer, dense: every row through the layer in chunks, then the press picks.
-// Rows before `from` are already in `full` (from the prefix cache).
+// Rows before `cached` are already in `full` (from the prefix cache); the chunks resume at the
+// one holding the first needed row (CachedRows: only that row on is attended).
 at::Tensor dense_layer(const Transformer& t, int l, at::Tensor& x, const CompressionPlan& plan,
-                       KVPress& press, const RotaryTables& rope, LayerKV& full, int64_t from) {
+                       KVPress& press, const RotaryTables& rope, LayerKV& full, int64_t cached) {
   const int64_t n_all = x.size(0), chunk = t.options().prefill_chunk;
+  const int64_t needed = std::min(cached, first_needed_row(plan, n_all));
   QueryCapture capture;
   capture.positions = plan.obs_positions;
-  for (int64_t c0 = from; c0 < n_all; c0 += chunk) {
+  for (int64_t c0 = needed / chunk * chunk; c0 < n_all; c0 += chunk) {
     const int64_t len = std::min(chunk, n_all - c0);
     const RotaryTables r = rows_of(rope, c0, len);
+    const CachedRows rows{std::clamp<int64_t>(cached - c0, 0, len),
+                          std::clamp<int64_t>(needed - c0, 0, len)};
     pace_point();
-    x.narrow(0, c0, len).copy_(t.layer_forward(l, x.narrow(0, c0, len), c0, full, &capture, &r));
+    x.narrow(0, c0, len)
+        .copy_(t.layer_forward(l, x.narrow(0, c0, len), c0, full, &capture, &r, rows));
   }
   const at::Tensor keys = full.keys();
   const at::Tensor obs = capture.per_layer.empty() ? at::Tensor() : capture.per_layer[l];
@@ -88,13 +99,13 @@ PrefillResult compressed_prefill(const Transformer& t, const CompressionPlan& pl
   const RotaryTables rope = t.rotary(0, n_all);
   PrefillResult out{t.make_cache(), {}, plan.prompt_len, nlohmann::json::object()};
   // The prefix cache (dense only: a sparse prefill's K/V past layer 0 are not the dense ones):
-  // cached blocks before the first observation row stand in for their rows in every layer.
+  // cached blocks stand in for their rows' K/V in every layer. Observation rows inside them are
+  // computed again (their queries are not cached), in the chunk a cold prefill computes them in.
   PrefixCache::Hit hit;
   std::unique_ptr<PrefixCache::Pending> pending;
-  if (!sparse && prefix_cache_applies(t, plan.prefix_cache)) {
-    const int64_t first_obs =
-        plan.obs_positions.empty() ? plan.prompt_len : plan.obs_positions.front();
-    hit = plan.prefix_cache->lookup(plan.tokens, std::min(first_obs, plan.prompt_len - 1));
+  // (Not when the first row already observes: H2O recomputes every row.)
+  if (!sparse && prefix_cache_applies(t, plan.prefix_cache) && first_needed_row(plan, n_all) > 0) {
+    hit = plan.prefix_cache->lookup(plan.tokens, plan.prompt_len - 1);
     pending = plan.prefix_cache->begin(plan.tokens, plan.prompt_len, hit.tokens());
   }
   const int64_t reused = hit.tokens();

@@ -27,9 +27,15 @@ Lookahead greedy_lookahead(const Transformer& model, const std::vector<int>& pro
   int64_t first_observed = n - 1;  // the last prompt row is always computed (its logits)
   if (observer)
     for (int64_t r : observed_prompt_rows) first_observed = std::min(first_observed, r);
-  const int64_t reused = append_prefix_hit(model, prefix_cache, prompt, first_observed, cache);
-  at::Tensor logits = model.forward(std::vector<int>(prompt.begin() + reused, prompt.end()), reused,
-                                    cache, observer ? &capture : nullptr);
+  // Observed rows inside the cached blocks are computed again (their queries are not cached),
+  // from the start of the chunk that holds the first one, as a cold prefill computes them.
+  const int64_t reused =
+      first_observed > 0 ? append_prefix_hit(model, prefix_cache, prompt, n - 1, cache) : 0;
+  const int64_t needed = std::min(reused, first_observed);
+  const int64_t from = needed / model.options().prefill_chunk * model.options().prefill_chunk;
+  at::Tensor logits =
+      model.forward(std::vector<int>(prompt.begin() + from, prompt.end()), from, cache,
+                    observer ? &capture : nullptr, false, {reused - from, needed - from});
   if (prefix_cache_applies(model, prefix_cache)) prefix_cache->store(prompt, n, cache);
   out.prefix_cached_tokens = reused;
   if (observer) observer(cache, capture);

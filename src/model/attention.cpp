@@ -182,6 +182,18 @@ at::Tensor causal_attention(const at::Tensor& q, const at::Tensor& k, const at::
   return out;
 }
 
+at::Tensor attention_at(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                        const at::Tensor& key_mask, int64_t pos0, bool bf16_products) {
+  if (q.dim() != 3 || k.dim() != 3 || pos0 < 0 || pos0 + q.size(1) > k.size(1))
+    throw Error("attention: queries at positions past the cache's keys");
+  if (raw_kernels_apply(q, k, v))
+    return prefill_attention(q, k, v, key_mask, pos0, 0, {}, bf16_products);
+  const int64_t len = pos0 + q.size(1);
+  return causal_attention(q, k.narrow(1, 0, len), v.narrow(1, 0, len),
+                          key_mask.defined() ? key_mask.narrow(1, 0, len) : key_mask,
+                          bf16_products);
+}
+
 at::Tensor blocked_attention(const at::Tensor& q, const at::Tensor& cache_k,
                              const at::Tensor& cache_v, int64_t max_score_floats,
                              const at::Tensor& key_mask) {

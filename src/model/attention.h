@@ -24,6 +24,12 @@ constexpr int64_t kScoreBufferFloats = int64_t{4} << 20;
 at::Tensor causal_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                             const at::Tensor& key_mask = {}, bool bf16_products = false);
 
+// As causal_attention for queries at positions pos0..pos0+t-1 of a cache that may hold later
+// keys too (hidden from them): a prefill chunk resumed inside cached prefix blocks. On the raw
+// CPU kernels always the prefill kernel, so each row gets the bits it gets in its whole chunk.
+at::Tensor attention_at(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                        const at::Tensor& key_mask, int64_t pos0, bool bf16_products = false);
+
 // On a GPU with LibTorch >= 2: LibTorch's fused scaled_dot_product_attention (flash or
 // memory-efficient kernels: no score matrix), same arguments and result as causal_attention,
 // differentiable. Applies where the queries are on CUDA and no key mask hides slots.

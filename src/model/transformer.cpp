@@ -273,13 +273,28 @@ void capture_queries(QueryCapture& capture, int l, int num_layers, const at::Ten
 }
 
 at::Tensor Transformer::layer_forward(int l, const at::Tensor& x, int64_t pos0, LayerKV& kv,
-                                      QueryCapture* capture, const RotaryTables* rope) const {
-  const RotaryTables own = rope ? RotaryTables{} : rope_.tables(pos0, x.size(0), x.device());
+                                      QueryCapture* capture, const RotaryTables* rope,
+                                      CachedRows cached) const {
+  const int64_t t = x.size(0);
+  if (cached.cached < 0 || cached.cached > t || cached.unneeded < 0 ||
+      cached.unneeded > cached.cached)
+    throw Error("layer_forward: cached rows out of the chunk");
+  const RotaryTables own = rope ? RotaryTables{} : rope_.tables(pos0, t, x.device());
   const AttentionInputs in = layer_qkv(l, x, rope ? *rope : own);
-  kv.append(in.k, in.v, pos0);
   if (capture) capture_queries(*capture, l, cfg_.num_layers, in.q, pos0);
-  const at::Tensor attn =
-      causal_attention(in.q, kv.keys(), kv.values(), kv.key_mask(), bf16_attention());
+  if (cached.cached == 0) {
+    kv.append(in.k, in.v, pos0);
+    return layer_output(
+        l, x, causal_attention(in.q, kv.keys(), kv.values(), kv.key_mask(), bf16_attention()));
+  }
+  const int64_t fresh = t - cached.cached, u = cached.unneeded;
+  if (fresh > 0)
+    kv.append(in.k.narrow(1, cached.cached, fresh), in.v.narrow(1, cached.cached, fresh),
+              pos0 + cached.cached);
+  at::Tensor attn = at::zeros_like(in.q);  // unneeded rows: no attention, finite outputs
+  attn.narrow(1, u, t - u)
+      .copy_(attention_at(in.q.narrow(1, u, t - u), kv.keys(), kv.values(), kv.key_mask(), pos0 + u,
+                          bf16_attention()));
   return layer_output(l, x, attn);
 }
 
@@ -305,11 +320,11 @@ at::Tensor Transformer::sequence_logits(const std::vector<int>& tokens,
 }
 
 at::Tensor Transformer::forward(const std::vector<int>& tokens, int64_t pos0, KVCache& cache,
-                                QueryCapture* capture, bool all_logits) const {
+                                QueryCapture* capture, bool all_logits, CachedRows cached) const {
   if (tokens.empty()) throw Error("forward: no tokens");
   const int64_t n = static_cast<int64_t>(tokens.size());
   pace_point();
-  if (n == 1 && opts_.device.is_cpu()) {
+  if (n == 1 && opts_.device.is_cpu() && cached.cached == 0) {
     const at::Tensor logits = decode(tokens[0], pos0, cache, capture);
     return all_logits ? logits.unsqueeze(0) : logits;
   }
@@ -318,9 +333,11 @@ at::Tensor Transformer::forward(const std::vector<int>& tokens, int64_t pos0, KV
     const int64_t c1 = std::min(n, c0 + opts_.prefill_chunk);
     at::Tensor x = embed(std::vector<int>(tokens.begin() + c0, tokens.begin() + c1));
     const RotaryTables rope = rope_.tables(pos0 + c0, c1 - c0, x.device());
+    const CachedRows rows{std::clamp<int64_t>(cached.cached - c0, 0, c1 - c0),
+                          std::clamp<int64_t>(cached.unneeded - c0, 0, c1 - c0)};
     for (int l = 0; l < cfg_.num_layers; ++l) {
       if (l > 0 || c0 > 0) pace_point();
-      x = layer_forward(l, x, pos0 + c0, cache.layer(l), capture, &rope);
+      x = layer_forward(l, x, pos0 + c0, cache.layer(l), capture, &rope, rows);
     }
     if (all_logits)
       outs.push_back(logits(x));

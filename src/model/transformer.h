@@ -51,6 +51,16 @@ struct QueryCapture {
   std::vector<int64_t> filled;        // rows of per_layer[l] written so far
 };
 
+// A prefill chunk that starts inside cached prefix blocks (compressed_prefill resumes at the
+// chunk of its first observation row, which a cold prefill computes in that same chunk): the
+// first `cached` rows' K/V are in the cache already (not appended again; the cache may hold
+// later cached rows too) and the outputs of the first `unneeded` rows (<= cached) are not used,
+// so their attention is skipped. Their GEMM rows still run: every needed row is computed in a
+// chunk of the cold prefill's rows, so its numbers are the cold prefill's bit for bit.
+struct CachedRows {
+  int64_t cached = 0, unneeded = 0;
+};
+
 // Post-RoPE queries [heads, t, d], keys and values [kv_heads, t, d] of t tokens in one layer.
 struct AttentionInputs {
   at::Tensor q, k, v;
@@ -100,10 +110,11 @@ class Transformer {
   at::Tensor embed(const std::vector<int>& tokens) const;
   // Layer l on hidden states x [t, hidden] of the tokens at positions pos0..pos0+t-1: appends
   // their K/V to `kv`, attends over it, returns the new hidden states.
-  // `rope` (optional) are the tables of these positions, shared across layers.
+  // `rope` (optional) are the tables of these positions, shared across layers. `cached`: the
+  // chunk starts inside prefix-cache blocks already in `kv` (see CachedRows).
   at::Tensor layer_forward(int l, const at::Tensor& x, int64_t pos0, LayerKV& kv,
-                           QueryCapture* capture = nullptr,
-                           const RotaryTables* rope = nullptr) const;
+                           QueryCapture* capture = nullptr, const RotaryTables* rope = nullptr,
+                           CachedRows cached = {}) const;
   // The two halves of layer_forward, for callers that change the attention in between
   // (sparse prefill): norm + QKV + RoPE, then output projection + residual + MLP.
   AttentionInputs layer_qkv(int l, const at::Tensor& x, const RotaryTables& rope) const;
@@ -121,9 +132,12 @@ class Transformer {
   // Token-major forward of tokens at pos0.. through all layers, in chunks of
   // options().prefill_chunk rows. Returns logits of the last token ([vocab]), or of every
   // token ([t, vocab]) when all_logits.
-  // A single token on CPU takes the decode step (raw loops, same results).
+  // A single token on CPU takes the decode step (raw loops, same results). `cached`: the first
+  // rows of `tokens` are prefix-cache rows already in `cache` (CachedRows; pos0 then starts a
+  // chunk of the cold prefill).
   at::Tensor forward(const std::vector<int>& tokens, int64_t pos0, KVCache& cache,
-                     QueryCapture* capture = nullptr, bool all_logits = false) const;
+                     QueryCapture* capture = nullptr, bool all_logits = false,
+                     CachedRows cached = {}) const;
   // One token at position pos through all layers on CPU (see transformer_decode.cpp):
   // logits [vocab].
   at::Tensor decode(int token, int64_t pos, KVCache& cache, QueryCapture* capture = nullptr) const;
