@@ -8,8 +8,10 @@
 #include <httplib.h>
 
 #include <algorithm>
-#include <functional>
+#include <atomic>
+#include <chrono>
 #include <filesystem>
+#include <functional>
 #include <iomanip>
 #include <iostream>
 #include <memory>
@@ -40,6 +42,7 @@ struct Flags {
   std::vector<std::string> methods = {"full"};
   int prompt_tokens = 32, max_tokens = 64, requests = 2, parallel = 16;
   int questions = 0;   // > 0: the document mode (one document, this many questions in turn)
+  int capacity = 0;    // > 0: the capacity mode (this many requests about one document at once)
   int64_t budget = 0;  // 0: each method's default
   RuntimeFlags runtime;
 };
@@ -103,7 +106,7 @@ Sample stream_one(int port, const json& body) {
   if (!r) {
     s.error = "no answer (" + httplib::to_string(r.error()) + ")";
   } else if (r->status != 200) {
-    s.error = "HTTP " + std::to_string(r->status) + ": " + r->body;
+    s.error = "HTTP " + std::to_string(r->status) + ": " + r->body + buffer;  // (streamed to us)
   } else if (s.error.empty()) {
     s.ok = s.tokens > 0;
     if (s.ttft_s == 0) s.ttft_s = s.total_s;
@@ -116,7 +119,7 @@ Sample stream_one(int port, const json& body) {
 // model, so one thread of the process runs OpenMP regions (server.h, scheduler.h). The server
 // stops when `load` returns or throws (rethrown here).
 void with_local_server(const LoadedModel& target, const LoadedModel* draft, server::ServerOptions o,
-                       const std::function<void(const server::Server&, int port)>& load) {
+                       const std::function<void(server::Server&, int port)>& load) {
   o.host = "127.0.0.1";
   o.port = 0;
   server::Server srv(target, draft, o);
@@ -158,7 +161,7 @@ json run_case(const LoadedModel& target, const LoadedModel* draft, const Flags& 
   std::vector<std::vector<Sample>> per_client(clients);
   double seconds = 0;
   SchedulerStats st;
-  with_local_server(target, draft, o, [&](const server::Server& srv, int port) {
+  with_local_server(target, draft, o, [&](server::Server& srv, int port) {
     reset_peak_rss();
     const Stopwatch wall;
     std::vector<std::thread> threads;
@@ -220,6 +223,103 @@ json run_case(const LoadedModel& target, const LoadedModel* draft, const Flags& 
       {"peak_rss_bytes", peak_rss_bytes()}};
 }
 
+// Question q (from 0) about `document`, streamed, greedy, exactly --max-tokens new tokens.
+json question_body(const Flags& f, const std::string& method, const std::string& document, int q) {
+  json body = {{"prompt", document + "\n\nQuestion " + std::to_string(q + 1) +
+                              ": what does the text say about the river, part " +
+                              std::to_string(7 * q + 3) + "?\nAnswer:"},
+               {"max_tokens", f.max_tokens},
+               {"temperature", 0},
+               {"ignore_eos", true},
+               {"stream", true},
+               {"dapx", {{"method", method}}}};
+  add_method_params(body, f, method);
+  return body;
+}
+
+// The capacity mode: how many concurrent requests about one document of --prompt-tokens tokens
+// the KV pool admits, measured by the server's own admission. A first question fills the prefix
+// cache (so the others prefill only their question and compress their own copy); then
+// `capacity` requests, each its own question, are sent at once to a server that prefills every
+// request the pool admits before its next decode step (none ends early). Once every request
+// is running or waiting and the pool refuses the next one, the running ones are counted.
+json run_capacity(const LoadedModel& target, const LoadedModel* draft, const Flags& f,
+                  const std::string& method, const std::string& document, int64_t kv_memory) {
+  server::ServerOptions o;
+  o.method = method;
+  o.max_tokens = f.max_tokens;
+  o.kv_memory = kv_memory;
+  o.parallel = f.capacity;
+  o.max_queue = f.capacity + 1;
+  o.http.max_active = f.capacity + 16;
+  o.http.max_connections = std::max(o.http.max_connections, f.capacity + 16);
+  o.admit_before_decode = true;
+  SchedulerStats st;
+  std::pair<int64_t, int64_t> held{0,
+                                   0};  // running sequences and their pool bytes, seen at the peak
+  double first_s = 0, admit_s = 0;
+  int64_t rss = 0;
+  with_local_server(target, draft, o, [&](server::Server& srv, int port) {
+    const Sample first = stream_one(port, question_body(f, method, document, 0));
+    if (!first.ok) throw Error("the first question failed: " + first.error);
+    first_s = first.total_s;
+    std::vector<std::thread> clients;  // answers do not matter: the server stops them
+    std::atomic<int> ended{0};
+    for (int r = 0; r < f.capacity; ++r)
+      clients.emplace_back([&, r] {
+        stream_one(port, question_body(f, method, document, r + 1));
+        ++ended;
+      });
+    const Stopwatch clock;
+    for (;;) {  // until the pool refuses a request while none prefills, or every request ended
+      std::this_thread::sleep_for(std::chrono::milliseconds(200));
+      st = srv.engine_stats();
+      if (st.running > 0 && st.running == st.running_peak)  // what the most running hold
+        held = {st.running, st.pool_used};
+      if (st.running + st.waiting == f.capacity && st.pool_full) break;
+      if (ended == f.capacity) break;
+      if (clock.seconds() > 7200) throw Error("the pool did not fill within two hours");
+    }
+    admit_s = clock.seconds();
+    rss = peak_rss_bytes();
+    srv.stop();  // cancels every request: the clients' streams end
+    for (auto& c : clients) c.join();
+  });
+  return {{"method", method},
+          {"prompt_tokens", f.prompt_tokens},
+          {"max_tokens", f.max_tokens},
+          {"sent", f.capacity},
+          {"admitted", st.running_peak},
+          {"pool_refused", st.pool_waits > 0},
+          {"pool_limit_bytes", st.pool_limit},
+          {"pool_used_bytes", held.second},
+          {"pool_peak_bytes", st.pool_peak},
+          {"bytes_per_request", held.first > 0 ? held.second / held.first : 0},
+          {"first_question_s", first_s},
+          {"admission_s", admit_s},
+          {"peak_rss_bytes", rss}};
+}
+
+std::string capacity_table(const json& rows) {
+  std::ostringstream out;
+  out << std::fixed << std::setprecision(1);
+  out << "method       admitted  vs first  KV per request (MiB)  pool used / limit (MiB)  "
+         "admission (s)\n";
+  const double base = rows.empty() ? 0 : rows.front()["admitted"].get<double>();
+  for (const json& r : rows) {
+    const double admitted = r["admitted"].get<double>();
+    out << std::left << std::setw(13) << r["method"].get<std::string>() << std::right
+        << std::setw(8) << r["admitted"].get<int>() << (r["pool_refused"].get<bool>() ? " " : "+")
+        << std::setw(8) << (base > 0 ? admitted / base : 0.0) << "x" << std::setw(22)
+        << std::setprecision(2) << r["bytes_per_request"].get<double>() / (1 << 20) << std::setw(16)
+        << std::setprecision(1) << r["pool_used_bytes"].get<double>() / (1 << 20) << " / "
+        << r["pool_limit_bytes"].get<double>() / (1 << 20) << std::setw(14)
+        << r["admission_s"].get<double>() << "\n";
+  }
+  out << "(+: the pool never refused a request: it holds at least that many; send more)\n";
+  return out.str();
+}
+
 // The document mode: one client asks `questions` different questions about one document of
 // --prompt-tokens tokens, one after another, on a fresh server per method (the prefix cache
 // starts empty): question 1 prefills the whole document, the next ones only what follows it.
@@ -230,18 +330,9 @@ json run_document(const LoadedModel& target, const LoadedModel* draft, const Fla
   o.max_tokens = f.max_tokens;
   json questions = json::array();
   PrefixCache::Stats pc;
-  with_local_server(target, draft, o, [&](const server::Server& srv, int port) {
+  with_local_server(target, draft, o, [&](server::Server& srv, int port) {
     for (int q = 0; q < f.questions; ++q) {
-      json body = {{"prompt", document + "\n\nQuestion " + std::to_string(q + 1) +
-                                  ": what does the text say about the river, part " +
-                                  std::to_string(7 * q + 3) + "?\nAnswer:"},
-                   {"max_tokens", f.max_tokens},
-                   {"temperature", 0},
-                   {"ignore_eos", true},
-                   {"stream", true},
-                   {"dapx", {{"method", method}}}};
-      add_method_params(body, f, method);
-      const Sample s = stream_one(port, body);
+      const Sample s = stream_one(port, question_body(f, method, document, q));
       if (!s.ok) throw Error("question " + std::to_string(q + 1) + " failed: " + s.error);
       questions.push_back(
           {{"question", q + 1},
@@ -395,6 +486,7 @@ std::string command_line(const Flags& f) {
   if (f.budget > 0) c += " --budget " + std::to_string(f.budget);
   if (!f.kv_memory.empty()) c += " --kv-memory " + f.kv_memory;
   if (f.questions > 0) c += " --questions " + std::to_string(f.questions);
+  if (f.capacity > 0) c += " --capacity " + std::to_string(f.capacity);
   if (!f.params.empty()) c += " --params '" + f.params + "'";
   return c + " --threads " + std::to_string(f.runtime.threads) + " --dtype " + f.runtime.dtype +
          " --kv-dtype " + f.runtime.kv_dtype + " --weights " + f.runtime.weights;
@@ -434,6 +526,27 @@ void run(const Flags& f, const std::string& command) {
   const fs::path prompt_file = bench::write_prompt_file(
       target->tokenizer, read_file(default_data_dir() + "/corpus_en.txt"), f.prompt_tokens, dir);
   const std::string prompt = read_file(prompt_file.string());
+  if (f.capacity > 0) {  // the capacity mode
+    if (kv_memory == 0) throw Error("--capacity needs --kv-memory (the pool to fill)");
+    json rows = json::array();
+    for (const std::string& m : f.methods) {
+      std::cerr << "[bench-serve] " << m << ": " << f.capacity << " requests about one "
+                << f.prompt_tokens << "-token document into a " << f.kv_memory << " pool\n";
+      rows.push_back(run_capacity(*target, draft.get(), f, m, prompt, kv_memory));
+    }
+    const std::string text = capacity_table(rows);
+    std::cout << text;
+    json record = {{"command", command},
+                   {"machine", bench::cpu_info()},
+                   {"model", f.model},
+                   {"draft", f.draft},
+                   {"rows", rows}};
+    record.update(git_state());
+    bench::write_text(dir / "capacity.json", record.dump(2) + "\n");
+    bench::write_text(dir / "capacity.txt", command + "\n\n" + text);
+    std::cerr << "[bench-serve] wrote " << dir.string() << "/capacity.{json,txt}\n";
+    return;
+  }
   if (f.questions > 0) {  // the document mode
     json rows = json::array();
     for (const std::string& m : f.methods) {
@@ -523,6 +636,11 @@ void register_bench_serve(CLI::App& app) {
                   "Document mode: one client asks this many questions in turn about one document "
                   "of --prompt-tokens tokens (the prefix cache at work); 0: the load mode")
       ->check(CLI::Range(0, 1000));
+  cmd->add_option("--capacity", f->capacity,
+                  "Capacity mode: send this many requests about one document of --prompt-tokens "
+                  "tokens at once and count how many the KV pool (--kv-memory) admits "
+                  "together; 0: off")
+      ->check(CLI::Range(0, 4096));
   cmd->add_option("--out", f->out, "Results folder (default bench/results/serve-DATE-TIME)");
   add_runtime_flags(*cmd, f->runtime);
   cmd->callback([f] { run(*f, command_line(*f)); });

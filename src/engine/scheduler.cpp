@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <limits>
 
 #include "engine/sequence.h"
 #include "engine/tensor_memory.h"
@@ -17,6 +18,12 @@ int64_t default_kv_memory() {
   const long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
   const int64_t physical = pages > 0 && page > 0 ? int64_t{pages} * page : int64_t{4} << 30;
   return std::max<int64_t>(physical / 4, int64_t{256} << 20);
+}
+
+SchedulerOptions SchedulerOptions::admit_before_decode(SchedulerOptions o) {
+  o.prefill_tokens = std::numeric_limits<int64_t>::max();
+  o.prefill_slice_s = std::numeric_limits<double>::infinity();
+  return o;
 }
 
 bool Ticket::next_text(std::string& piece) {
@@ -84,6 +91,7 @@ struct Scheduler::Entry {
   KVReservation kv;
   int64_t reserved = 0;     // bytes this entry holds in the pool now
   bool running = false;     // counted in running_count_
+  bool waited = false;      // counted in pool_waits_
   int64_t tensor_peak = 0;  // the prefill's CPU tensor high-water mark (cache included)
 };
 
@@ -154,6 +162,8 @@ SchedulerStats Scheduler::stats() const {
   std::lock_guard<std::mutex> lock(mu_);
   SchedulerStats s;
   s.running = running_count_;
+  s.running_peak = running_peak_;
+  s.pool_waits = pool_waits_;
   s.waiting = static_cast<int>(waiting_.size() + admitted_.size());
   s.pool_used = pool_used_;
   s.pool_limit = options_.kv_memory;
@@ -161,6 +171,8 @@ SchedulerStats Scheduler::stats() const {
   s.steps = steps_;
   s.step_seconds = step_seconds_;
   s.batch_sizes = batch_sizes_;
+  s.pool_full = admitted_.empty() && !waiting_.empty() &&
+                pool_used_ + waiting_.front()->kv.peak_bytes > options_.kv_memory;
   return s;
 }
 
@@ -169,7 +181,11 @@ void Scheduler::admit_locked() {
   if (!admitted_.empty() || waiting_.empty()) return;
   if (running_count_ >= options_.parallel) return;
   Entry& e = *waiting_.front();
-  if (pool_used_ + e.kv.peak_bytes > options_.kv_memory) return;
+  if (pool_used_ + e.kv.peak_bytes > options_.kv_memory) {
+    if (!e.waited) ++pool_waits_;
+    e.waited = true;
+    return;
+  }
   e.reserved = e.kv.peak_bytes;
   pool_used_ += e.reserved;
   pool_peak_ = std::max(pool_peak_, pool_used_);
@@ -257,7 +273,7 @@ void Scheduler::prefill_one(std::unique_ptr<Entry> e) {
   std::lock_guard<std::mutex> lock(mu_);
   e->running = true;
   running_.push_back(std::move(e));
-  ++running_count_;
+  running_peak_ = std::max(running_peak_, ++running_count_);
 }
 
 void Scheduler::decode_step() {

@@ -48,6 +48,10 @@ struct SchedulerOptions {
   // the process then has one thread running OpenMP regions, which is what keeps libgomp's
   // threads spinning between the hundred short regions of a decode step instead of sleeping.
   bool own_thread = true;
+  // Every request the pool admits is prefilled before the next decode step (prefill_tokens
+  // and prefill_slice_s unbounded): a benchmark's setting (`dapx bench-serve --capacity`), so
+  // that no request ends before the pool has admitted all it can.
+  static SchedulerOptions admit_before_decode(SchedulerOptions o);
 };
 
 // A quarter of the machine's physical memory (at least 256 MiB).
@@ -99,10 +103,15 @@ class Ticket {
 
 struct SchedulerStats {
   int running = 0, waiting = 0;
+  int running_peak = 0;  // most sequences running at once
   int64_t pool_used = 0, pool_limit = 0, pool_peak = 0;
   int64_t steps = 0;
   double step_seconds = 0;             // all decode steps together
   std::map<int, int64_t> batch_sizes;  // decode steps by batch size
+  // The request at the head of the line waits for KV memory (none is being admitted and its
+  // prefill peak does not fit what the running ones leave).
+  bool pool_full = false;
+  int64_t pool_waits = 0;  // requests that waited at the head of the line for KV memory
 };
 
 class Scheduler {
@@ -144,8 +153,8 @@ class Scheduler {
   std::deque<std::unique_ptr<Entry>> waiting_;   // submitted, not yet admitted
   std::deque<std::unique_ptr<Entry>> admitted_;  // pool reserved, prefill pending
   std::vector<std::unique_ptr<Entry>> running_;  // prefilled, decoding (engine thread only)
-  int running_count_ = 0;
-  int64_t pool_used_ = 0, pool_peak_ = 0;
+  int running_count_ = 0, running_peak_ = 0;
+  int64_t pool_used_ = 0, pool_peak_ = 0, pool_waits_ = 0;
   int64_t steps_ = 0;
   double step_seconds_ = 0;
   std::map<int, int64_t> batch_sizes_;

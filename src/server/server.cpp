@@ -104,6 +104,7 @@ Server::Server(const LoadedModel& target, const LoadedModel* draft, ServerOption
   so.max_waiting = options_.max_queue;
   so.prefill_tokens = target_.transformer.options().prefill_chunk;  // --prefill-chunk
   so.own_thread = false;  // listen() runs the engine on its thread
+  if (options_.admit_before_decode) so = SchedulerOptions::admit_before_decode(so);
   scheduler_ = std::make_unique<Scheduler>(target_, so);
   const int64_t prefix_bytes =
       options_.prefix_cache < 0 ? default_kv_memory() / 2 : options_.prefix_cache;

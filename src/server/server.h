@@ -42,6 +42,9 @@ struct ServerOptions {
   // Bound of that folder's block files (--prefix-cache-dir-bytes); -1: half of the disk's free
   // space (plus the folder's blocks) at start; 0: unbounded.
   int64_t prefix_cache_dir_bytes = -1;
+  // The scheduler prefills every request the pool admits before the next decode step
+  // (SchedulerOptions::admit_before_decode): `dapx bench-serve --capacity` only.
+  bool admit_before_decode = false;
 };
 
 class Server {

@@ -9,6 +9,7 @@
 #include <memory>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "engine/scheduler.h"
@@ -250,6 +251,37 @@ TEST_F(SchedulerTest, ThePoolAdmitsByTheBytesARequestWillHold) {
   EXPECT_EQ(st.pool_used, 0);
   for (const auto& [size, steps] : st.batch_sizes)
     EXPECT_LE(size, 3) << "more sequences ran than the pool holds";
+}
+
+// The capacity measurement's setting (dapx bench-serve --capacity): every request the pool
+// admits is prefilled before the first decode step, so the most running at once is what the
+// pool holds, and the request it refused is counted.
+TEST_F(SchedulerTest, AdmittingBeforeDecodingFillsThePoolFirst) {
+  const int n = 300, max_new = 10;
+  const nlohmann::json snap = {{"budget", 40}};
+  const KVReservation full = plan("full", {}, n, max_new), small = plan("snapkv", snap, n, max_new);
+  const int64_t limit = full.peak_bytes;  // two compressed ones and a third's prefill peak
+  ASSERT_LE(2 * small.bytes + small.peak_bytes, limit);
+  ASSERT_GT(3 * small.bytes + small.peak_bytes, limit);
+  SchedulerOptions so;
+  so.kv_memory = limit;
+  so.own_thread = false;  // every request waits before the engine starts: no race with it
+  Scheduler sched(*target_, SchedulerOptions::admit_before_decode(so));
+  std::vector<std::shared_ptr<Ticket>> tickets;
+  for (int i = 0; i < 5; ++i)
+    tickets.push_back(sched.submit(method("snapkv", snap),
+                                   prompt_of(n, target_->config.vocab_size, 3 + i), greedy(max_new),
+                                   small));
+  std::thread engine([&] { sched.run_here(); });
+  for (int i = 0; i < 5; ++i)
+    EXPECT_EQ(ended(*tickets[i], "request " + std::to_string(i)).stats.generated_tokens, max_new);
+  sched.stop();
+  engine.join();
+  const SchedulerStats st = sched.stats();
+  EXPECT_EQ(st.running_peak, 3);
+  EXPECT_GE(st.pool_waits, 1);
+  EXPECT_FALSE(st.pool_full);  // nobody waits now
+  EXPECT_LE(st.pool_peak, limit);
 }
 
 TEST_F(SchedulerTest, AFullWaitingLineIsRefusedAndStopEndsEverySequence) {
