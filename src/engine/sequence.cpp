@@ -18,7 +18,11 @@ void check_prompt(const ModelConfig& cfg, const std::vector<int>& prompt, int ma
                 std::to_string(max_new_tokens) +
                 " new tokens that exceeds the model's context of " +
                 std::to_string(cfg.max_position_embeddings) +
-                " (max_position_embeddings): shorten the prompt or lower --max-new-tokens");
+                (cfg.sliding_window == cfg.max_position_embeddings
+                     ? " (its sliding_window: dapx attends fully causally, which is the model's "
+                       "attention only within the window)"
+                     : " (max_position_embeddings)") +
+                ": shorten the prompt or lower --max-new-tokens");
 }
 
 }  // namespace

@@ -245,6 +245,11 @@ ModelConfig ModelConfig::from_json(const nlohmann::json& j, const std::string& s
   c.rope_theta = f.positive_double_or("rope_theta", 10000.0);
   c.max_position_embeddings =
       f.positive_int_or("max_position_embeddings", c.max_position_embeddings);
+  if (const json* w = f.find("sliding_window");
+      w && !w->is_null() && f.bool_or("use_sliding_window", true)) {
+    c.sliding_window = f.positive_int("sliding_window");
+    c.max_position_embeddings = std::min(c.max_position_embeddings, c.sliding_window);
+  }
   c.tie_word_embeddings = f.bool_or("tie_word_embeddings", false);
   // Qwen2 always has q/k/v biases (its config has no switch); the others say so explicitly.
   c.qkv_bias = c.arch == Arch::Qwen2 ? true : f.bool_or("attention_bias", false);
@@ -310,6 +315,7 @@ nlohmann::json ModelConfig::to_json() const {
   j["rms_norm_eps"] = rms_norm_eps;
   j["rope_theta"] = rope_theta;
   j["max_position_embeddings"] = max_position_embeddings;
+  if (sliding_window > 0) j["sliding_window"] = sliding_window;
   j["tie_word_embeddings"] = tie_word_embeddings;
   if (arch != Arch::Qwen2) j["attention_bias"] = qkv_bias;  // Qwen2: bias is implied
   if (rope_scaling) {
@@ -346,8 +352,8 @@ bool operator==(const ModelConfig& a, const ModelConfig& b) {
          a.num_heads == b.num_heads && a.num_kv_heads == b.num_kv_heads &&
          a.head_dim == b.head_dim && a.rms_norm_eps == b.rms_norm_eps &&
          a.rope_theta == b.rope_theta && a.max_position_embeddings == b.max_position_embeddings &&
-         a.tie_word_embeddings == b.tie_word_embeddings && a.qkv_bias == b.qkv_bias &&
-         a.qk_norm == b.qk_norm && a.rope_scaling == b.rope_scaling &&
+         a.sliding_window == b.sliding_window && a.tie_word_embeddings == b.tie_word_embeddings &&
+         a.qkv_bias == b.qkv_bias && a.qk_norm == b.qk_norm && a.rope_scaling == b.rope_scaling &&
          a.bos_token_id == b.bos_token_id && a.eos_token_ids == b.eos_token_ids &&
          a.torch_dtype == b.torch_dtype;
 }

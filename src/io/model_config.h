@@ -38,7 +38,12 @@ struct ModelConfig {
   int head_dim = 0;      // explicit head_dim, else hidden_size / num_heads
   double rms_norm_eps = 1e-6;
   double rope_theta = 10000.0;
-  int max_position_embeddings = 2048;
+  int max_position_embeddings = 2048;  // the context dapx computes exactly (see sliding_window)
+  // Sliding-window attention (Mistral v0.1: 4096; 0: none, or Qwen2's use_sliding_window false).
+  // dapx attends fully causally, which equals the window's attention while every position is
+  // inside the window, so a window shorter than max_position_embeddings limits the context to it
+  // (max_position_embeddings is lowered) instead of giving other logits than the model's.
+  int sliding_window = 0;
   bool tie_word_embeddings = false;
   bool qkv_bias = false;  // Qwen2: bias on q/k/v projections
   bool qk_norm = false;   // Qwen3: per-head RMSNorm on q and k

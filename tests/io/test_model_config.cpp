@@ -122,6 +122,26 @@ TEST(ModelConfig, Mistral) {
   EXPECT_FALSE(c.tie_word_embeddings);
   EXPECT_EQ(c.bos_token_id, 1);
   EXPECT_EQ(c.eos_token_ids, std::vector<int>{2});
+  // Its 4096-token sliding window is not implemented: the context is the window, where full
+  // causal attention is the model's own; the window is written back.
+  EXPECT_EQ(c.sliding_window, 4096);
+  EXPECT_EQ(c.max_position_embeddings, 4096);
+  EXPECT_EQ(ModelConfig::from_json(c.to_json()), c);
+}
+
+TEST(ModelConfig, ASlidingWindowOnlyLimitsTheContextWhereItApplies) {
+  json j = json::parse(kMistral7B);
+  j["sliding_window"] = nullptr;  // Mistral v0.2 on
+  EXPECT_EQ(ModelConfig::from_json(j).max_position_embeddings, 32768);
+  j["sliding_window"] = 4096;
+  j["use_sliding_window"] = false;  // Qwen2's switch
+  EXPECT_EQ(ModelConfig::from_json(j).max_position_embeddings, 32768);
+  EXPECT_EQ(ModelConfig::from_json(j).sliding_window, 0);
+  j["use_sliding_window"] = true;
+  j["sliding_window"] = 65536;  // longer than the context: no limit
+  EXPECT_EQ(ModelConfig::from_json(j).max_position_embeddings, 32768);
+  j["sliding_window"] = -1;
+  EXPECT_THROW(ModelConfig::from_json(j), Error);
 }
 
 TEST(ModelConfig, Defaults) {

@@ -42,6 +42,15 @@ TEST(Engine, EmptyPromptAndOverlongPromptAreClearErrors) {
             std::string::npos);
 }
 
+TEST(Engine, APromptPastASlidingWindowNamesTheWindow) {
+  auto m = tiny(Arch::Mistral);
+  m->config.sliding_window = m->config.max_position_embeddings = 48;  // as from_json sets them
+  FullKV full;
+  const std::string msg =
+      error_of([&] { generate(*m, full, std::vector<int>(48, 1), GenerationParams{}); });
+  EXPECT_NE(msg.find("context of 48 (its sliding_window"), std::string::npos) << msg;
+}
+
 TEST(Engine, StopStringCutsTheTextAndEndsGeneration) {
   auto m = tiny();
   FullKV full;
