@@ -526,15 +526,24 @@ void run(const Flags& f, const std::string& command) {
   const fs::path prompt_file = bench::write_prompt_file(
       target->tokenizer, read_file(default_data_dir() + "/corpus_en.txt"), f.prompt_tokens, dir);
   const std::string prompt = read_file(prompt_file.string());
-  if (f.capacity > 0) {  // the capacity mode
-    if (kv_memory == 0) throw Error("--capacity needs --kv-memory (the pool to fill)");
+  if (f.capacity > 0 && kv_memory == 0)
+    throw Error("--capacity needs --kv-memory (the pool to fill)");
+  if (f.capacity > 0 || f.questions > 0) {  // the capacity or the document mode
+    const std::string name = f.capacity > 0 ? "capacity" : "document";
     json rows = json::array();
     for (const std::string& m : f.methods) {
-      std::cerr << "[bench-serve] " << m << ": " << f.capacity << " requests about one "
-                << f.prompt_tokens << "-token document into a " << f.kv_memory << " pool\n";
-      rows.push_back(run_capacity(*target, draft.get(), f, m, prompt, kv_memory));
+      std::cerr << "[bench-serve] " << m << ": ";
+      if (f.capacity > 0) {
+        std::cerr << f.capacity << " requests about one " << f.prompt_tokens
+                  << "-token document into a " << f.kv_memory << " pool\n";
+        rows.push_back(run_capacity(*target, draft.get(), f, m, prompt, kv_memory));
+      } else {
+        std::cerr << f.questions << " questions about one " << f.prompt_tokens
+                  << "-token document\n";
+        rows.push_back(run_document(*target, draft.get(), f, m, prompt));
+      }
     }
-    const std::string text = capacity_table(rows);
+    const std::string text = f.capacity > 0 ? capacity_table(rows) : document_table(rows);
     std::cout << text;
     json record = {{"command", command},
                    {"machine", bench::cpu_info()},
@@ -542,29 +551,9 @@ void run(const Flags& f, const std::string& command) {
                    {"draft", f.draft},
                    {"rows", rows}};
     record.update(git_state());
-    bench::write_text(dir / "capacity.json", record.dump(2) + "\n");
-    bench::write_text(dir / "capacity.txt", command + "\n\n" + text);
-    std::cerr << "[bench-serve] wrote " << dir.string() << "/capacity.{json,txt}\n";
-    return;
-  }
-  if (f.questions > 0) {  // the document mode
-    json rows = json::array();
-    for (const std::string& m : f.methods) {
-      std::cerr << "[bench-serve] " << m << ": " << f.questions << " questions about one "
-                << f.prompt_tokens << "-token document\n";
-      rows.push_back(run_document(*target, draft.get(), f, m, prompt));
-    }
-    const std::string text = document_table(rows);
-    std::cout << text;
-    json record = {{"command", command},
-                   {"machine", bench::cpu_info()},
-                   {"model", f.model},
-                   {"draft", f.draft},
-                   {"rows", rows}};
-    record.update(git_state());
-    bench::write_text(dir / "document.json", record.dump(2) + "\n");
-    bench::write_text(dir / "document.txt", command + "\n\n" + text);
-    std::cerr << "[bench-serve] wrote " << dir.string() << "/document.{json,txt}\n";
+    bench::write_text(dir / (name + ".json"), record.dump(2) + "\n");
+    bench::write_text(dir / (name + ".txt"), command + "\n\n" + text);
+    std::cerr << "[bench-serve] wrote " << dir.string() << "/" << name << ".{json,txt}\n";
     return;
   }
   std::cerr << "[bench-serve] measuring the machine's limits...\n";
