@@ -76,9 +76,10 @@ void add_method_params(json& body, const Flags& f, const std::string& method) {
 }
 
 // A streamed completion: the first text event is the first token's arrival.
-Sample stream_one(int port, const json& body) {
+// `read_timeout_s`: the longest silence between two pieces of the answer.
+Sample stream_one(int port, const json& body, int read_timeout_s = 600) {
   httplib::Client c("127.0.0.1", port);
-  c.set_read_timeout(600, 0);
+  c.set_read_timeout(read_timeout_s, 0);
   Sample s;
   std::string buffer;
   const Stopwatch clock;
@@ -243,6 +244,8 @@ json question_body(const Flags& f, const std::string& method, const std::string&
 // `capacity` requests, each its own question, are sent at once to a server that prefills every
 // request the pool admits before its next decode step (none ends early). Once every request
 // is running or waiting and the pool refuses the next one, the running ones are counted.
+constexpr int kAdmissionLimitS = 7200;
+
 json run_capacity(const LoadedModel& target, const LoadedModel* draft, const Flags& f,
                   const std::string& method, const std::string& document, int64_t kv_memory) {
   server::ServerOptions o;
@@ -267,7 +270,9 @@ json run_capacity(const LoadedModel& target, const LoadedModel* draft, const Fla
     std::atomic<int> ended{0};
     for (int r = 0; r < f.capacity; ++r)
       clients.emplace_back([&, r] {
-        stream_one(port, question_body(f, method, document, r + 1));
+        // Admitted requests hear nothing between their first token and the end of admission
+        // (no decode step runs): they wait as long as admission may take.
+        stream_one(port, question_body(f, method, document, r + 1), kAdmissionLimitS);
         ++ended;
       });
     const Stopwatch clock;
@@ -278,7 +283,8 @@ json run_capacity(const LoadedModel& target, const LoadedModel* draft, const Fla
         held = {st.running, st.pool_used};
       if (st.running + st.waiting == f.capacity && st.pool_full) break;
       if (ended == f.capacity) break;
-      if (clock.seconds() > 7200) throw Error("the pool did not fill within two hours");
+      if (clock.seconds() > kAdmissionLimitS)
+        throw Error("the pool did not fill within " + std::to_string(kAdmissionLimitS) + " s");
     }
     admit_s = clock.seconds();
     rss = peak_rss_bytes();
